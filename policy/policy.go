@@ -1,0 +1,125 @@
+// Package policy holds the transaction model that the proxy fills in as an
+// SMTP session goes on, the engine that decides what happens at each stage,
+// and the Verdict it returns.
+//
+// The proxy never decides anything itself: it records what it saw on the
+// Transaction and asks the Engine. Checks and rules (later) only add facts
+// and matches; the shape of Decide stays the same.
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Stage is the point of an SMTP transaction at which a decision is taken.
+// Early stages reject early: a connect-stage refusal costs no DNS walk and no
+// message transfer.
+type Stage int
+
+// The stages, in the order a session reaches them.
+const (
+	StageConnect Stage = iota + 1
+	StageHelo
+	StageMail
+	StageRcpt
+	StageData
+)
+
+var stageNames = map[Stage]string{
+	StageConnect: "connect",
+	StageHelo:    "helo",
+	StageMail:    "mail",
+	StageRcpt:    "rcpt",
+	StageData:    "data",
+}
+
+// String returns the name used in rules files and logs.
+func (s Stage) String() string {
+	if n, ok := stageNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("stage(%d)", int(s))
+}
+
+// TLSInfo describes the client's TLS session, when STARTTLS was used.
+type TLSInfo struct {
+	Version     string `json:"version"`
+	CipherSuite string `json:"cipher"`
+	ServerName  string `json:"server_name,omitempty"`
+}
+
+// Client is what we know about the peer of a session. Addr is the address
+// every check and log uses: the one carried by the PROXY protocol when a load
+// balancer stands in front of us, else the TCP peer.
+type Client struct {
+	Addr netip.AddrPort
+	PTR  string
+	HELO string
+	// ESMTP is true when the client greeted with EHLO rather than HELO.
+	ESMTP bool
+	TLS   *TLSInfo
+}
+
+// Protocol holds what the proxy saw on the wire that is not how a conforming
+// SMTP client talks. RFC 5321 §2.3.8 allows only CRLF as a line ending; the
+// other variants are what SMTP smuggling is made of.
+type Protocol struct {
+	// BareLF is set when a line of the message ended in LF without CR.
+	BareLF bool
+	// BareCR is set when the message held a CR not followed by LF.
+	BareCR bool
+	// NUL is set when the message held a NUL byte.
+	NUL bool
+	// BadTerminator is set when a line holding a lone dot ended in anything
+	// but CRLF (<LF>.<LF>, <CR><LF>.<LF>, <LF>.<CR><LF>, …): a sequence that
+	// some other server could take for the end of the message.
+	BadTerminator bool
+	// LongLine is set when a text line exceeded RFC 5321 §4.5.3.1.6's 1000
+	// octets, CRLF included.
+	LongLine bool
+}
+
+// Ambiguous reports whether the message holds anything another server might
+// read differently from us. Such a message is never forwarded as it came.
+func (p Protocol) Ambiguous() bool {
+	return p.BareLF || p.BareCR || p.NUL || p.BadTerminator
+}
+
+// Transaction is one MAIL transaction, with the session facts it inherits.
+// The proxy fills it in as commands arrive; the engine reads it.
+type Transaction struct {
+	// Session is the id of the SMTP session, quoted in every reply we send
+	// so that an admin can find the log line from a bounce.
+	Session string
+	// ID is the transaction id, Session plus a sequence number.
+	ID     string
+	Start  time.Time
+	Client Client
+	// MailFrom is the reverse path without angle brackets ("" for <>).
+	MailFrom string
+	// Rcpts are the recipients accepted so far.
+	Rcpts []string
+	// Rcpt is the recipient being decided at StageRcpt; it joins Rcpts only
+	// when the verdict accepts it.
+	Rcpt string
+	// Size is the size of the message content in octets, after the proxy
+	// made its line endings canonical.
+	Size int64
+	// SMTPUTF8 and Body8Bit record the MAIL parameters the client gave.
+	SMTPUTF8 bool
+	Body8Bit bool
+	Protocol Protocol
+}
+
+// Domain returns the lower-cased domain part of an address, or "" when the
+// address has none.
+func Domain(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(addr[i+1:])
+}

@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"errors"
+	"strings"
+)
+
+// maxPath is RFC 5321 §4.5.3.1.3's limit on a reverse or forward path,
+// angle brackets included.
+const maxPath = 256
+
+var errBadPath = errors.New("bad address syntax")
+
+// parsePath parses an RFC 5321 §4.1.2 Reverse-path or Forward-path at the
+// start of s, "<>" included, and returns the mailbox without brackets and
+// the rest of s (the ESMTP parameters). A source route (<@a,@b:user@c>) is
+// accepted and dropped, as §4.1.1.3 asks of servers.
+func parsePath(s string) (addr, rest string, err error) {
+	s = strings.TrimLeft(s, " ")
+	if !strings.HasPrefix(s, "<") {
+		return "", "", errBadPath
+	}
+	end := closingBracket(s)
+	if end < 0 || end+1 > maxPath {
+		return "", "", errBadPath
+	}
+	addr, rest = s[1:end], s[end+1:]
+	if rest != "" && rest[0] != ' ' {
+		return "", "", errBadPath
+	}
+	if strings.HasPrefix(addr, "@") {
+		i := strings.IndexByte(addr, ':')
+		if i < 0 {
+			return "", "", errBadPath
+		}
+		addr = addr[i+1:]
+	}
+	if addr != "" && !validMailbox(addr) {
+		return "", "", errBadPath
+	}
+	return addr, strings.TrimLeft(rest, " "), nil
+}
+
+// closingBracket finds the '>' that ends the path, skipping quoted strings
+// in the local part.
+func closingBracket(s string) int {
+	quoted := false
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == '>' && !quoted:
+			return i
+		}
+	}
+	return -1
+}
+
+// validMailbox checks the RFC 5321 §4.1.2 Mailbox form: a local part (dot
+// string or quoted string) and a domain or address literal. UTF-8 is allowed
+// in both for SMTPUTF8 (RFC 6531 §3.3); control characters never are.
+func validMailbox(m string) bool {
+	at := strings.LastIndexByte(m, '@')
+	if at <= 0 || at == len(m)-1 {
+		return false
+	}
+	local, domain := m[:at], m[at+1:]
+	if len(local) > 64 && !strings.HasPrefix(local, "\"") {
+		return false
+	}
+	if strings.HasPrefix(local, "\"") {
+		if len(local) < 2 || !strings.HasSuffix(local, "\"") {
+			return false
+		}
+		for i := 1; i < len(local)-1; i++ {
+			if c := local[i]; c < 0x20 && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+	} else {
+		if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
+			return false
+		}
+		for i := 0; i < len(local); i++ {
+			if c := local[i]; c <= ' ' || c == 0x7f || strings.IndexByte(`()<>[]\,;:@"`, c) >= 0 {
+				return false
+			}
+		}
+	}
+	if strings.HasPrefix(domain, "[") {
+		return strings.HasSuffix(domain, "]") && !strings.ContainsAny(domain[1:len(domain)-1], "[]\\ ")
+	}
+	return validDomain(domain)
+}
+
+// validDomain accepts a dot-separated name of letters, digits, hyphens and
+// (for SMTPUTF8 names) non-ASCII octets.
+func validDomain(d string) bool {
+	d = strings.TrimSuffix(d, ".")
+	if d == "" || len(d) > 255 {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c >= 0x80) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// parseParams splits ESMTP parameters (RFC 5321 §4.1.2 esmtp-param) into
+// upper-cased keywords and their values.
+func parseParams(s string) (map[string]string, error) {
+	params := map[string]string{}
+	for _, f := range strings.Fields(s) {
+		k, v, _ := strings.Cut(f, "=")
+		if k == "" {
+			return nil, errors.New("empty parameter")
+		}
+		params[strings.ToUpper(k)] = v
+	}
+	return params, nil
+}

@@ -1,0 +1,469 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"mxguard/policy"
+)
+
+// BackendOptions configures the Forwarder.
+type BackendOptions struct {
+	// Network and Address locate the backend ("tcp", "127.0.0.1:10025";
+	// "unix", "/run/dovecot/lmtp").
+	Network string
+	Address string
+	// LMTP speaks RFC 2033 LMTP instead of SMTP.
+	LMTP bool
+	// Helo is the name sent in EHLO/LHLO; Hostname is ours for Received.
+	Helo     string
+	Hostname string
+	// StartTLS is "none", "opportunistic" or "required".
+	StartTLS  string
+	TLSConfig *tls.Config
+	// ForwardClient is "auto", "xclient", "xforward" or "none": how the
+	// original client is passed to the backend.
+	ForwardClient string
+	// Timeouts: connecting, each command's reply, and the reply after the
+	// end of the message.
+	ConnectTimeout time.Duration
+	CommandTimeout time.Duration
+	DataTimeout    time.Duration
+	// MaxIdle bounds the kept-alive connections; IdleTimeout is how long
+	// one may wait unused before it is closed instead of reused.
+	MaxIdle     int
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Forwarder delivers accepted messages to the backend over a pool of
+// kept-alive connections, one transaction at a time on each.
+type Forwarder struct {
+	opts BackendOptions
+
+	mu     sync.Mutex
+	idle   []*bconn
+	closed bool
+}
+
+// NewForwarder returns a forwarder for opts, filling in defaults.
+func NewForwarder(opts BackendOptions) *Forwarder {
+	if opts.Network == "" {
+		opts.Network = "tcp"
+	}
+	if opts.StartTLS == "" {
+		opts.StartTLS = "none"
+	}
+	if opts.ForwardClient == "" {
+		opts.ForwardClient = "auto"
+	}
+	if opts.Helo == "" {
+		opts.Helo = opts.Hostname
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 10 * time.Second
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = time.Minute
+	}
+	if opts.DataTimeout <= 0 {
+		opts.DataTimeout = 5 * time.Minute
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Forwarder{opts: opts}
+}
+
+// take returns a pooled connection, or nil when none is fresh enough.
+func (f *Forwarder) take() *bconn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for len(f.idle) > 0 {
+		b := f.idle[len(f.idle)-1]
+		f.idle = f.idle[:len(f.idle)-1]
+		if time.Since(b.lastUsed) < f.opts.IdleTimeout {
+			return b
+		}
+		b.close()
+	}
+	return nil
+}
+
+func (f *Forwarder) put(b *bconn) {
+	b.lastUsed = time.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || len(f.idle) >= f.opts.MaxIdle {
+		b.close()
+		return
+	}
+	f.idle = append(f.idle, b)
+}
+
+// Close closes the kept-alive connections.
+func (f *Forwarder) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	for _, b := range f.idle {
+		_, _ = b.cmd(time.Second, "QUIT")
+		b.close()
+	}
+	f.idle = nil
+}
+
+// Ping checks that the backend accepts a connection and greets.
+func (f *Forwarder) Ping(ctx context.Context) error {
+	b, err := f.dial(ctx)
+	if err != nil {
+		return err
+	}
+	f.put(b)
+	return nil
+}
+
+// conn returns a connection in the ready state: a pooled one that answers
+// RSET, else a new one.
+func (f *Forwarder) conn(ctx context.Context) (*bconn, error) {
+	for b := f.take(); b != nil; b = f.take() {
+		// RSET proves the kept connection is still alive before the
+		// message is committed to it (RFC 5321 §4.1.1.5).
+		if rep, err := b.cmd(f.opts.CommandTimeout, "RSET"); err == nil && rep.Code == 250 {
+			return b, nil
+		}
+		b.close()
+	}
+	return f.dial(ctx)
+}
+
+// Deliver sends msg to the backend for tx's recipients and returns the
+// reply for the client. Only a 2xx from the backend for this message gives
+// a 2xx; a connection failure at any point gives 451, so the client retries.
+func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) policy.Reply {
+	log := f.opts.Logger.With("session", tx.Session, "tx", tx.ID)
+	b, err := f.conn(ctx)
+	if err != nil {
+		log.Warn("backend unavailable", "err", err)
+		return tempReply(tx, [3]int{4, 4, 1}, "backend unavailable, try again later")
+	}
+	rep, err := f.transact(b, tx, msg)
+	if err != nil {
+		b.close()
+		var dr deliveryError
+		if errors.As(err, &dr) {
+			log.Warn("backend refused", "err", err)
+			return dr.reply
+		}
+		log.Warn("backend delivery failed", "err", err)
+		return tempReply(tx, [3]int{4, 4, 2}, "backend connection failed, try again later")
+	}
+	f.put(b)
+	return rep
+}
+
+// deliveryError is a refusal by the backend that is relayed to the client;
+// the connection is still in step but the transaction is abandoned.
+type deliveryError struct {
+	reply policy.Reply
+	err   error
+}
+
+func (e deliveryError) Error() string { return e.err.Error() }
+
+func tempReply(tx *policy.Transaction, enh [3]int, text string) policy.Reply {
+	return policy.Reply{Code: 451, Enhanced: enh, Text: text + " (session " + tx.Session + ")"}
+}
+
+// relay turns a backend reply into ours: same code, the backend's enhanced
+// code when it gave one in the right class, and its text with our session.
+func relay(tx *policy.Transaction, r backendReply) policy.Reply {
+	enh := r.Enhanced
+	if enh[0] != r.Code/100 {
+		enh = [3]int{r.Code / 100, 0, 0}
+	}
+	return policy.Reply{Code: r.Code, Enhanced: enh, Text: r.Text + " (session " + tx.Session + ")"}
+}
+
+func (f *Forwarder) transact(b *bconn, tx *policy.Transaction, msg *Message) (policy.Reply, error) {
+	o := &f.opts
+	if err := f.handOver(b, tx); err != nil {
+		return policy.Reply{}, err
+	}
+	mail := "MAIL FROM:<" + tx.MailFrom + ">"
+	if _, ok := b.ext["SIZE"]; ok {
+		mail += fmt.Sprintf(" SIZE=%d", msg.Size())
+	}
+	if _, ok := b.ext["8BITMIME"]; ok && tx.Body8Bit {
+		mail += " BODY=8BITMIME"
+	}
+	if tx.SMTPUTF8 {
+		if _, ok := b.ext["SMTPUTF8"]; !ok {
+			r := policy.Reply{Code: 553, Enhanced: [3]int{5, 6, 7}, Text: "the backend does not support SMTPUTF8 (session " + tx.Session + ")"}
+			return policy.Reply{}, deliveryError{reply: r, err: errors.New("backend: no SMTPUTF8")}
+		}
+		mail += " SMTPUTF8"
+	}
+	// MAIL and every RCPT go in one write when the backend pipelines
+	// (RFC 2920); DATA waits until every recipient is known to be taken.
+	_, pipelining := b.ext["PIPELINING"]
+	cmds := append([]string{mail}, rcptCmds(tx.Rcpts)...)
+	replies := make([]backendReply, 0, len(cmds))
+	for i, c := range cmds {
+		if err := b.send("%s", c); err != nil {
+			return policy.Reply{}, err
+		}
+		if !pipelining || i == len(cmds)-1 {
+			if err := b.w.Flush(); err != nil {
+				return policy.Reply{}, ioErr("write", err)
+			}
+			for len(replies) <= i {
+				r, err := b.read(o.CommandTimeout)
+				if err != nil {
+					return policy.Reply{}, err
+				}
+				replies = append(replies, r)
+			}
+		}
+	}
+	if r := replies[0]; r.Code/100 != 2 {
+		return policy.Reply{}, deliveryError{reply: relay(tx, r), err: fmt.Errorf("backend: MAIL: %s", r)}
+	}
+	for i, r := range replies[1:] {
+		if r.Code/100 != 2 {
+			// Delivering to the recipients the backend took and not to
+			// the others would leave the client unable to tell who got
+			// it. Nothing is delivered; the client retries them all.
+			enh := r.Enhanced
+			if enh[0] == 0 {
+				enh = [3]int{4, 0, 0}
+			}
+			enh[0] = 4
+			rep := policy.Reply{Code: 451, Enhanced: enh, Text: fmt.Sprintf("backend refused recipient <%s>: %s (session %s)", tx.Rcpts[i], r, tx.Session)}
+			return policy.Reply{}, deliveryError{reply: rep, err: fmt.Errorf("backend: RCPT <%s>: %s", tx.Rcpts[i], r)}
+		}
+	}
+	r, err := b.cmd(o.CommandTimeout, "DATA")
+	if err != nil {
+		return policy.Reply{}, err
+	}
+	if r.Code != 354 {
+		return policy.Reply{}, deliveryError{reply: relay(tx, r), err: fmt.Errorf("backend: DATA: %s", r)}
+	}
+	if err := f.writeMessage(b, tx, msg); err != nil {
+		return policy.Reply{}, err
+	}
+	return f.finalReply(b, tx)
+}
+
+func rcptCmds(rcpts []string) []string {
+	out := make([]string, len(rcpts))
+	for i, r := range rcpts {
+		out[i] = "RCPT TO:<" + r + ">"
+	}
+	return out
+}
+
+// finalReply reads the reply to the end of the message: one for SMTP, one
+// per recipient for LMTP (RFC 2033 §4.2).
+func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (policy.Reply, error) {
+	n := 1
+	if f.opts.LMTP {
+		n = len(tx.Rcpts)
+	}
+	var first, bad *backendReply
+	ok := 0
+	for i := 0; i < n; i++ {
+		r, err := b.read(f.opts.DataTimeout)
+		if err != nil {
+			return policy.Reply{}, err
+		}
+		if first == nil {
+			first = &r
+		}
+		if r.Code/100 == 2 {
+			ok++
+		} else if bad == nil {
+			bad = &r
+		}
+	}
+	switch {
+	case ok == n:
+		return relay(tx, *first), nil
+	case ok == 0:
+		return policy.Reply{}, deliveryError{reply: relay(tx, *bad), err: fmt.Errorf("backend: end of data: %s", bad)}
+	}
+	// Some recipients have it, some do not. A retry duplicates it for the
+	// first ones; a 250 would lose it for the others. Duplicates win.
+	rep := policy.Reply{Code: 451, Enhanced: [3]int{4, 3, 0},
+		Text: fmt.Sprintf("backend took the message for %d of %d recipients, try again later (session %s)", ok, n, tx.Session)}
+	f.opts.Logger.Warn("LMTP partial delivery, asking the client to retry", "session", tx.Session, "tx", tx.ID, "accepted", ok, "recipients", n, "refusal", bad.String())
+	return rep, nil
+}
+
+// handOver passes the original client to the backend for this transaction.
+func (f *Forwarder) handOver(b *bconn, tx *policy.Transaction) error {
+	mode := f.opts.ForwardClient
+	_, hasXC := b.ext["XCLIENT"]
+	_, hasXF := b.ext["XFORWARD"]
+	if mode == "auto" {
+		switch {
+		case hasXC:
+			mode = "xclient"
+		case hasXF:
+			mode = "xforward"
+		default:
+			return nil
+		}
+	}
+	switch {
+	case mode == "xclient" && !hasXC, mode == "xforward" && !hasXF:
+		return ioErr("hand-over", fmt.Errorf("backend does not offer %s (check smtpd_authorized_%s_hosts)", strings.ToUpper(mode), mode))
+	case mode == "xclient":
+		return f.xclient(b, tx)
+	case mode == "xforward":
+		return f.xforward(b, tx)
+	}
+	return nil
+}
+
+// clientAttrs are the XCLIENT/XFORWARD attributes for tx's client, in the
+// form of Postfix's XCLIENT_README.
+func clientAttrs(tx *policy.Transaction) [][2]string {
+	c := tx.Client
+	addr := c.Addr.Addr().Unmap()
+	a := addr.String()
+	if addr.Is6() {
+		a = "IPV6:" + a
+	}
+	name := "[UNAVAILABLE]"
+	if c.PTR != "" {
+		name = c.PTR
+	}
+	helo := c.HELO
+	if helo == "" {
+		helo = "[UNAVAILABLE]"
+	}
+	proto := "SMTP"
+	if c.ESMTP {
+		proto = "ESMTP"
+	}
+	return [][2]string{{"NAME", name}, {"ADDR", a}, {"PORT", fmt.Sprint(c.Addr.Port())}, {"PROTO", proto}, {"HELO", helo}}
+}
+
+func offered(ext string, attr string) bool {
+	for _, f := range strings.Fields(ext) {
+		if strings.EqualFold(f, attr) {
+			return true
+		}
+	}
+	return false
+}
+
+// xclient sends XCLIENT; the backend then greets again and the session
+// starts over with EHLO, as if the original client had connected.
+func (f *Forwarder) xclient(b *bconn, tx *policy.Transaction) error {
+	cmd := "XCLIENT"
+	for _, kv := range clientAttrs(tx) {
+		if offered(b.ext["XCLIENT"], kv[0]) {
+			cmd += " " + kv[0] + "=" + xtext(kv[1])
+		}
+	}
+	r, err := b.cmd(f.opts.CommandTimeout, "%s", cmd)
+	if err != nil {
+		return err
+	}
+	if r.Code != 220 {
+		return ioErr("xclient", fmt.Errorf("backend answers XCLIENT with %s (check smtpd_authorized_xclient_hosts)", r))
+	}
+	return b.hello()
+}
+
+func (f *Forwarder) xforward(b *bconn, tx *policy.Transaction) error {
+	cmd := "XFORWARD"
+	attrs := append(clientAttrs(tx), [2]string{"IDENT", tx.ID}, [2]string{"SOURCE", "REMOTE"})
+	for _, kv := range attrs {
+		if offered(b.ext["XFORWARD"], kv[0]) {
+			cmd += " " + kv[0] + "=" + xtext(kv[1])
+		}
+	}
+	r, err := b.cmd(f.opts.CommandTimeout, "%s", cmd)
+	if err != nil {
+		return err
+	}
+	if r.Code != 250 {
+		return ioErr("xforward", fmt.Errorf("backend answers XFORWARD with %s", r))
+	}
+	return nil
+}
+
+// writeMessage sends the Received header and the content, dot-stuffed
+// (RFC 5321 §4.5.2), then the end-of-data line. The content already has
+// canonical CRLF line endings: the proxy made it so while receiving it.
+func (f *Forwarder) writeMessage(b *bconn, tx *policy.Transaction, msg *Message) error {
+	_ = b.c.SetWriteDeadline(time.Now().Add(f.opts.DataTimeout))
+	if _, err := io.WriteString(b.w, receivedHeader(f.opts.Hostname, tx, time.Now())); err != nil {
+		return ioErr("write", err)
+	}
+	r, err := msg.Reader()
+	if err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	dw := &dotWriter{w: b.w, bol: true}
+	if _, err := io.Copy(dw, r); err != nil {
+		if dw.err != nil {
+			return ioErr("write", err)
+		}
+		return fmt.Errorf("backend: reading spool: %w", err)
+	}
+	end := ".\r\n"
+	if !dw.bol {
+		end = "\r\n.\r\n"
+	}
+	if _, err := io.WriteString(b.w, end); err != nil {
+		return ioErr("write", err)
+	}
+	if err := b.w.Flush(); err != nil {
+		return ioErr("write", err)
+	}
+	return nil
+}
+
+// dotWriter doubles a dot at the start of every line.
+type dotWriter struct {
+	w   io.Writer
+	bol bool
+	err error
+}
+
+func (d *dotWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if d.bol && p[n] == '.' {
+			if _, d.err = d.w.Write([]byte{'.'}); d.err != nil {
+				return n, d.err
+			}
+		}
+		end := len(p)
+		d.bol = false
+		if i := bytes.IndexByte(p[n:], '\n'); i >= 0 {
+			end, d.bol = n+i+1, true
+		}
+		if _, d.err = d.w.Write(p[n:end]); d.err != nil {
+			return n, d.err
+		}
+		n = end
+	}
+	return n, nil
+}

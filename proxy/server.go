@@ -1,0 +1,293 @@
+// Package proxy speaks SMTP on the wire: it terminates inbound sessions,
+// enforces limits and deadlines, asks the policy engine at every stage and
+// forwards accepted messages to the backend.
+//
+// The front side is mxguard's own SMTP server rather than go-smtp's: the
+// screening contracts need the raw bytes of every command and of DATA (bare
+// LF, bare CR, every end-of-data variant, pipelining before the greeting),
+// and go-smtp's server interprets those bytes before a session sees them.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mxguard/policy"
+)
+
+// Decider is the policy engine as the proxy sees it.
+type Decider interface {
+	Decide(ctx context.Context, stage policy.Stage, tx *policy.Transaction) policy.Verdict
+}
+
+// Deliverer hands an accepted message to the backend and returns the reply
+// the client must get. A 2xx reply means the backend holds the message.
+type Deliverer interface {
+	Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) policy.Reply
+}
+
+// Options configures a Server. Zero values take the defaults documented on
+// each field.
+type Options struct {
+	// Hostname is used in the banner, the EHLO reply and Received headers.
+	Hostname string
+	// MaxConnections bounds concurrent sessions [10000].
+	MaxConnections int
+	// MaxConnectionsPerIP bounds concurrent sessions from one client [50].
+	MaxConnectionsPerIP int
+	// MaxMessageBytes is the largest message accepted, advertised with SIZE
+	// (RFC 1870) [25 MiB].
+	MaxMessageBytes int64
+	// MaxRecipients bounds recipients per transaction [100].
+	MaxRecipients int
+	// MaxErrors is how many protocol errors a session may make before it is
+	// closed [10].
+	MaxErrors int
+	// CommandTimeout bounds the wait for one command line [5m].
+	CommandTimeout time.Duration
+	// DataTimeout bounds the transfer of a whole message [10m].
+	DataTimeout time.Duration
+	// Spool holds message content during a transaction.
+	Spool Spool
+	// Policy decides at each stage; Backend delivers accepted messages.
+	Policy  Decider
+	Backend Deliverer
+	Logger  *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 10000
+	}
+	if o.MaxConnectionsPerIP <= 0 {
+		o.MaxConnectionsPerIP = 50
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 25 << 20
+	}
+	if o.MaxRecipients <= 0 {
+		o.MaxRecipients = 100
+	}
+	if o.MaxErrors <= 0 {
+		o.MaxErrors = 10
+	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = 5 * time.Minute
+	}
+	if o.DataTimeout <= 0 {
+		o.DataTimeout = 10 * time.Minute
+	}
+	if o.Spool.Threshold <= 0 {
+		o.Spool.Threshold = 1 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Listener describes one listening socket's options.
+type Listener struct {
+	// TLS enables STARTTLS with this configuration when non-nil.
+	TLS *tls.Config
+}
+
+// Server accepts SMTP sessions on any number of listeners.
+type Server struct {
+	opts Options
+
+	mu       sync.Mutex
+	perIP    map[netip.Addr]int
+	sessions map[*session]struct{}
+	active   int
+	lns      []net.Listener
+	draining bool
+
+	wg     sync.WaitGroup
+	nextID atomic.Uint64
+}
+
+// NewServer returns a server with opts; Policy and Backend are required.
+func NewServer(opts Options) *Server {
+	opts.setDefaults()
+	return &Server{
+		opts:     opts,
+		perIP:    make(map[netip.Addr]int),
+		sessions: make(map[*session]struct{}),
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Serve accepts connections on l until Shutdown. A listener that carries the
+// PROXY protocol must be wrapped before it gets here (see ProxyProtoListener).
+func (s *Server) Serve(l net.Listener, lo Listener) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.lns = append(s.lns, l)
+	s.mu.Unlock()
+
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			draining := s.draining
+			s.mu.Unlock()
+			if draining {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.opts.Logger.Warn("accept failed, retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			// A connection that failed its PROXY header is that peer's
+			// problem, not the listener's.
+			if isProxyHeaderError(err) {
+				s.opts.Logger.Warn("bad PROXY protocol header", "err", err)
+				continue
+			}
+			return fmt.Errorf("proxy: accept: %w", err)
+		}
+		delay = 0
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(c, lo)
+		}()
+	}
+}
+
+// admit counts a new connection against the limits, or returns the reason
+// it is refused.
+func (s *Server) admit(ip netip.Addr) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.draining:
+		return "shutting down"
+	case s.active >= s.opts.MaxConnections:
+		return "too many connections"
+	case s.perIP[ip] >= s.opts.MaxConnectionsPerIP:
+		return "too many connections from your address"
+	}
+	s.active++
+	s.perIP[ip]++
+	return ""
+}
+
+func (s *Server) release(ip netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+func (s *Server) handle(c net.Conn, lo Listener) {
+	defer c.Close()
+	// RemoteAddr reads the PROXY header when there is one: the address it
+	// carries is the client's, for limits, checks and logs alike.
+	if proxyHeaderMissing(c) {
+		s.opts.Logger.Warn("connection without a valid PROXY header closed", "peer", c.RemoteAddr())
+		return
+	}
+	ap := addrPort(c.RemoteAddr())
+	if !ap.IsValid() {
+		return
+	}
+	ip := ap.Addr().Unmap()
+	if reason := s.admit(ip); reason != "" {
+		// 421 closes the session (RFC 5321 §3.8); 4.7.0 says the refusal is
+		// policy, so the sender retries later.
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "421 4.7.0 %s %s, try again later\r\n", s.opts.Hostname, reason)
+		s.opts.Logger.Info("connection refused", "client", ip, "reason", reason)
+		return
+	}
+	defer s.release(ip)
+
+	sess := newSession(s, c, lo, netip.AddrPortFrom(ip, ap.Port()))
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+	}()
+	sess.serve()
+}
+
+// Shutdown stops accepting, lets sessions in flight finish their
+// transactions until ctx is done, then closes the rest with 421. Sessions
+// idle between transactions are told 421 at once: their client can retry
+// elsewhere, and nothing they sent is lost.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for _, l := range s.lns {
+		_ = l.Close()
+	}
+	for sess := range s.sessions {
+		sess.drain(false)
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.drain(true)
+	}
+	s.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// Active returns the number of sessions in progress.
+func (s *Server) Active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort()
+	case nil:
+		return netip.AddrPort{}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return ap
+}

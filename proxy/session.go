@@ -1,0 +1,517 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"mxguard/policy"
+)
+
+// maxCommandLine bounds a command line, CRLF included. RFC 5321 §4.5.3.1.4
+// sets 512 octets and lets extensions add to it; Postfix allows 2048.
+const maxCommandLine = 2048
+
+var sessionIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newSessionID returns a short random id, quoted in replies and logs.
+func newSessionID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return sessionIDEncoding.EncodeToString(b[:])
+}
+
+// session is one inbound SMTP connection.
+type session struct {
+	srv  *Server
+	opts *Options
+	lo   Listener
+	conn net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	id   string
+	log  *slog.Logger
+
+	client policy.Client
+	tx     *policy.Transaction
+	txSeq  int
+	bdat   *bdatState
+	errors int
+	quit   bool
+
+	// mu guards the drain state against Server.Shutdown, which pokes the
+	// connection's read deadline to wake a session blocked on a read.
+	mu       sync.Mutex
+	draining bool
+	forced   bool
+	idle     bool
+}
+
+// bdatState is an RFC 3030 message being received in chunks.
+type bdatState struct {
+	msg    *Message
+	scan   *dataScanner
+	failed *policy.Reply // set once a chunk was refused: the rest are discarded
+}
+
+func newSession(srv *Server, c net.Conn, lo Listener, client netip.AddrPort) *session {
+	id := newSessionID()
+	s := &session{
+		srv:    srv,
+		opts:   &srv.opts,
+		lo:     lo,
+		conn:   c,
+		id:     id,
+		client: policy.Client{Addr: client},
+	}
+	s.log = srv.opts.Logger.With("session", id, "client", client.Addr().String())
+	s.r = bufio.NewReaderSize(c, 4096)
+	s.w = bufio.NewWriterSize(c, 4096)
+	return s
+}
+
+func (s *session) serve() {
+	s.log.Debug("connect")
+	tx := s.newTx()
+	if v := s.opts.Policy.Decide(context.Background(), policy.StageConnect, tx); v.Action.Refuses() {
+		// RFC 5321 §3.1: a server that will not talk answers 554 instead of
+		// the 220 banner, then waits for QUIT; we do not wait.
+		code := 554
+		if v.Reply.Code/100 == 4 {
+			code = 421
+		}
+		s.reply(code, v.Reply.Enhanced, v.Reply.Text)
+		s.flush()
+		s.log.Info("connection refused", "reason", v.Reason)
+		return
+	}
+	s.reply(220, [3]int{}, s.opts.Hostname+" ESMTP ready")
+	for !s.quit {
+		line, err := s.readCommand()
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		if line == "" {
+			continue
+		}
+		s.dispatch(line)
+		if s.errors > s.opts.MaxErrors {
+			s.reply(421, [3]int{4, 7, 0}, "too many errors, closing connection")
+			s.log.Info("too many errors", "errors", s.errors)
+			break
+		}
+	}
+	s.flush()
+	s.resetTx()
+}
+
+// readFailed answers a read that ended the session.
+func (s *session) readFailed(err error) {
+	defer s.resetTx()
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	var ne net.Error
+	switch {
+	case draining && errors.As(err, &ne) && ne.Timeout():
+		s.reply(421, [3]int{4, 3, 2}, s.opts.Hostname+" service shutting down, try again later")
+	case errors.As(err, &ne) && ne.Timeout():
+		s.reply(421, [3]int{4, 4, 2}, s.opts.Hostname+" timeout, closing connection")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		s.log.Debug("client disconnected")
+		return
+	default:
+		s.log.Debug("read failed", "err", err)
+		return
+	}
+	s.flush()
+}
+
+// reply queues one reply line. Replies are flushed when the client has no
+// more pipelined commands waiting (RFC 2920 §3.2), so a pipelining client
+// gets one packet per group.
+func (s *session) reply(code int, enh [3]int, text string) {
+	if enh[0] == 0 || code < 200 || code >= 300 && code < 400 {
+		fmt.Fprintf(s.w, "%d %s\r\n", code, text)
+		return
+	}
+	fmt.Fprintf(s.w, "%d %d.%d.%d %s\r\n", code, enh[0], enh[1], enh[2], text)
+}
+
+func (s *session) replyWith(r policy.Reply) {
+	s.reply(r.Code, r.Enhanced, r.Text)
+}
+
+func (s *session) flush() {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.opts.CommandTimeout))
+	_ = s.w.Flush()
+}
+
+// fail answers a client error and counts it towards MaxErrors.
+func (s *session) fail(code int, enh [3]int, text string) {
+	s.errors++
+	s.reply(code, enh, text)
+}
+
+// setReadDeadline sets the deadline under the drain lock, so that a drain
+// that lands while the session is about to read still wakes it.
+func (s *session) setReadDeadline(d time.Duration, idle bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.idle = idle
+	if s.forced || s.draining && idle {
+		return false
+	}
+	_ = s.conn.SetReadDeadline(time.Now().Add(d))
+	return true
+}
+
+// drain is called by Shutdown. A session idle between transactions is woken
+// at once; one in a transaction only when force is set.
+func (s *session) drain(force bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.draining = true
+	s.forced = s.forced || force
+	if s.forced || s.idle {
+		_ = s.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// readCommand reads one command line and returns it without its CRLF.
+func (s *session) readCommand() (string, error) {
+	if s.r.Buffered() == 0 {
+		s.flush()
+	}
+	if !s.setReadDeadline(s.opts.CommandTimeout, s.tx == nil && s.bdat == nil) {
+		return "", os.ErrDeadlineExceeded
+	}
+	line, err := s.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) || err == nil && len(line) > maxCommandLine {
+		// Skip to the end of the overlong line so the session stays in step.
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = s.r.ReadSlice('\n')
+		}
+		if err != nil {
+			return "", err
+		}
+		s.fail(500, [3]int{5, 5, 2}, "line too long")
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(line) < 2 || line[len(line)-2] != '\r' {
+		// RFC 5321 §2.3.8: only CRLF ends a line. Taking a bare LF as one
+		// is how command injection and smuggling start.
+		s.fail(500, [3]int{5, 5, 2}, "command line must end with CRLF")
+		return "", nil
+	}
+	return string(line[:len(line)-2]), nil
+}
+
+func (s *session) dispatch(line string) {
+	verb, arg, _ := strings.Cut(line, " ")
+	verb = strings.ToUpper(verb)
+	arg = strings.TrimSpace(arg)
+	if hasControl(line) {
+		// A CR, NUL or other control octet inside a command would end up in
+		// our Received header or in the backend's parser.
+		s.fail(500, [3]int{5, 5, 2}, "control character in command")
+		return
+	}
+	switch verb {
+	case "EHLO", "HELO":
+		s.cmdHello(verb == "EHLO", arg)
+	case "MAIL":
+		s.cmdMail(arg)
+	case "RCPT":
+		s.cmdRcpt(arg)
+	case "DATA":
+		s.cmdData(arg)
+	case "BDAT":
+		s.cmdBdat(arg)
+	case "RSET":
+		s.resetTx()
+		s.reply(250, [3]int{2, 0, 0}, "Ok")
+	case "NOOP":
+		s.reply(250, [3]int{2, 0, 0}, "Ok")
+	case "QUIT":
+		s.reply(221, [3]int{2, 0, 0}, s.opts.Hostname+" closing connection")
+		s.quit = true
+	case "VRFY":
+		s.reply(252, [3]int{2, 5, 0}, "cannot VRFY user, but will take a message for it")
+	case "HELP":
+		s.reply(214, [3]int{2, 0, 0}, "see RFC 5321")
+	case "STARTTLS":
+		s.cmdStartTLS(arg)
+	case "EXPN", "AUTH", "TURN", "ETRN", "SEND", "SOML", "SAML":
+		s.fail(502, [3]int{5, 5, 1}, verb+" not implemented")
+	default:
+		s.fail(500, [3]int{5, 5, 2}, "command not recognized")
+	}
+}
+
+// newTx returns a transaction with the session's facts. Only MAIL starts a
+// numbered one; connect and HELO decisions use an unnumbered one.
+func (s *session) newTx() *policy.Transaction {
+	return &policy.Transaction{
+		Session: s.id,
+		ID:      s.id + "." + strconv.Itoa(s.txSeq),
+		Start:   time.Now(),
+		Client:  s.client,
+	}
+}
+
+func (s *session) resetTx() {
+	s.tx = nil
+	if s.bdat != nil {
+		_ = s.bdat.msg.Close()
+		s.bdat = nil
+	}
+}
+
+func (s *session) cmdHello(ehlo bool, arg string) {
+	if arg == "" || strings.ContainsAny(arg, " \t") {
+		s.fail(501, [3]int{5, 5, 4}, "syntax: EHLO hostname")
+		return
+	}
+	// RFC 5321 §4.1.4: EHLO resets the transaction state.
+	s.resetTx()
+	s.client.HELO, s.client.ESMTP = arg, ehlo
+	tx := s.newTx()
+	if v := s.opts.Policy.Decide(context.Background(), policy.StageHelo, tx); v.Action.Refuses() {
+		s.client.HELO = ""
+		s.replyWith(v.Reply)
+		return
+	}
+	if !ehlo {
+		s.reply(250, [3]int{}, s.opts.Hostname)
+		return
+	}
+	ext := []string{
+		s.opts.Hostname,
+		"PIPELINING",
+		"SIZE " + strconv.FormatInt(s.opts.MaxMessageBytes, 10),
+		"8BITMIME",
+		"SMTPUTF8",
+		"ENHANCEDSTATUSCODES",
+		"CHUNKING",
+	}
+	if s.lo.TLS != nil && s.client.TLS == nil {
+		ext = append(ext, "STARTTLS")
+	}
+	for i, e := range ext {
+		sep := "-"
+		if i == len(ext)-1 {
+			sep = " "
+		}
+		fmt.Fprintf(s.w, "250%s%s\r\n", sep, e)
+	}
+}
+
+func (s *session) cmdMail(arg string) {
+	switch {
+	case s.client.HELO == "":
+		s.fail(503, [3]int{5, 5, 1}, "send EHLO first")
+		return
+	case s.tx != nil:
+		s.fail(503, [3]int{5, 5, 1}, "nested MAIL command")
+		return
+	}
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		s.reply(421, [3]int{4, 3, 2}, s.opts.Hostname+" service shutting down, try again later")
+		s.quit = true
+		return
+	}
+	rest, ok := cutPrefixFold(arg, "FROM:")
+	if !ok {
+		s.fail(501, [3]int{5, 5, 4}, "syntax: MAIL FROM:<address>")
+		return
+	}
+	addr, params, err := parsePath(rest)
+	if err != nil {
+		s.fail(501, [3]int{5, 1, 7}, "bad sender address syntax")
+		return
+	}
+	s.txSeq++
+	tx := s.newTx()
+	tx.MailFrom = addr
+	kv, err := parseParams(params)
+	if err != nil {
+		s.fail(501, [3]int{5, 5, 4}, "bad MAIL parameters")
+		return
+	}
+	for k, v := range kv {
+		switch k {
+		case "SIZE":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				s.fail(501, [3]int{5, 5, 4}, "bad SIZE parameter")
+				return
+			}
+			if n > s.opts.MaxMessageBytes {
+				// RFC 1870 §6.1
+				s.reply(552, [3]int{5, 3, 4}, "message size exceeds fixed limit")
+				return
+			}
+		case "BODY":
+			switch strings.ToUpper(v) {
+			case "7BIT":
+			case "8BITMIME":
+				tx.Body8Bit = true
+			default:
+				s.fail(501, [3]int{5, 5, 4}, "unsupported BODY type")
+				return
+			}
+		case "SMTPUTF8":
+			tx.SMTPUTF8 = true
+		default:
+			// RFC 5321 §4.1.1.11: parameters of extensions we did not
+			// advertise are refused with 555.
+			s.fail(555, [3]int{5, 5, 4}, "unsupported MAIL parameter "+k)
+			return
+		}
+	}
+	if !tx.SMTPUTF8 && !isASCII(addr) {
+		s.fail(553, [3]int{5, 6, 7}, "non-ASCII address needs SMTPUTF8")
+		return
+	}
+	if v := s.opts.Policy.Decide(context.Background(), policy.StageMail, tx); v.Action.Refuses() {
+		s.replyWith(v.Reply)
+		return
+	}
+	s.tx = tx
+	s.reply(250, [3]int{2, 1, 0}, "Ok")
+}
+
+func (s *session) cmdRcpt(arg string) {
+	if s.tx == nil {
+		s.fail(503, [3]int{5, 5, 1}, "send MAIL first")
+		return
+	}
+	if s.bdat != nil {
+		s.fail(503, [3]int{5, 5, 1}, "RCPT not allowed during BDAT transfer")
+		return
+	}
+	rest, ok := cutPrefixFold(arg, "TO:")
+	if !ok {
+		s.fail(501, [3]int{5, 5, 4}, "syntax: RCPT TO:<address>")
+		return
+	}
+	addr, params, err := parsePath(rest)
+	if err != nil || addr == "" {
+		s.fail(501, [3]int{5, 1, 3}, "bad recipient address syntax")
+		return
+	}
+	if params != "" {
+		s.fail(555, [3]int{5, 5, 4}, "unsupported RCPT parameter")
+		return
+	}
+	if !s.tx.SMTPUTF8 && !isASCII(addr) {
+		s.fail(553, [3]int{5, 6, 7}, "non-ASCII address needs SMTPUTF8")
+		return
+	}
+	if len(s.tx.Rcpts) >= s.opts.MaxRecipients {
+		// RFC 5321 §4.5.3.1.10: 452 tells the client to send the rest in
+		// another transaction.
+		s.reply(452, [3]int{4, 5, 3}, "too many recipients")
+		return
+	}
+	s.tx.Rcpt = addr
+	v := s.opts.Policy.Decide(context.Background(), policy.StageRcpt, s.tx)
+	s.tx.Rcpt = ""
+	if v.Action.Refuses() {
+		s.replyWith(v.Reply)
+		return
+	}
+	s.tx.Rcpts = append(s.tx.Rcpts, addr)
+	s.reply(250, [3]int{2, 1, 5}, "Ok")
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return "", false
+	}
+	return s[len(prefix):], true
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *session) cmdStartTLS(arg string) {
+	switch {
+	case s.lo.TLS == nil:
+		s.fail(502, [3]int{5, 5, 1}, "STARTTLS not available")
+		return
+	case s.client.TLS != nil:
+		s.fail(503, [3]int{5, 5, 1}, "TLS already active")
+		return
+	case arg != "":
+		s.fail(501, [3]int{5, 5, 4}, "syntax: STARTTLS")
+		return
+	}
+	// Anything the client pipelined after STARTTLS arrived in clear text and
+	// must not be taken as if it came over TLS (CVE-2011-0411).
+	if n := s.r.Buffered(); n > 0 {
+		_, _ = s.r.Discard(n)
+		s.log.Info("discarded plaintext pipelined after STARTTLS", "bytes", n)
+	}
+	s.reply(220, [3]int{2, 0, 0}, "ready to start TLS")
+	s.flush()
+	tc := tls.Server(s.conn, s.lo.TLS)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommandTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		s.log.Info("TLS handshake failed", "err", err)
+		s.quit = true
+		_ = s.conn.Close()
+		return
+	}
+	s.mu.Lock()
+	s.conn = tc
+	s.mu.Unlock()
+	s.r.Reset(tc)
+	s.w.Reset(tc)
+	st := tc.ConnectionState()
+	// RFC 3207 §4.2: the client must greet again; forget what it said.
+	s.resetTx()
+	s.client.HELO = ""
+	s.client.TLS = &policy.TLSInfo{
+		Version:     tls.VersionName(st.Version),
+		CipherSuite: tls.CipherSuiteName(st.CipherSuite),
+		ServerName:  st.ServerName,
+	}
+}

@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"mxguard/policy"
+)
+
+func (s *session) cmdData(arg string) {
+	switch {
+	case arg != "":
+		s.fail(501, [3]int{5, 5, 4}, "syntax: DATA")
+		return
+	case s.bdat != nil:
+		s.fail(503, [3]int{5, 5, 1}, "DATA not allowed during BDAT transfer")
+		return
+	case s.tx == nil:
+		s.fail(503, [3]int{5, 5, 1}, "send MAIL first")
+		return
+	case len(s.tx.Rcpts) == 0:
+		// RFC 2920 §3.1: DATA after every RCPT failed gets 554.
+		s.fail(554, [3]int{5, 5, 1}, "no valid recipients")
+		return
+	}
+	s.reply(354, [3]int{}, "end data with <CR><LF>.<CR><LF>")
+	s.flush()
+	if !s.setReadDeadline(s.opts.DataTimeout, false) {
+		s.readFailed(os.ErrDeadlineExceeded)
+		s.quit = true
+		return
+	}
+	msg := s.opts.Spool.NewMessage()
+	defer msg.Close()
+	scan := newDataScanner(msg, s.opts.MaxMessageBytes, true)
+	if err := scan.readData(s.r); err != nil && !isWriteErr(scan, err) {
+		s.readFailed(err)
+		s.quit = true
+		return
+	}
+	s.finishMessage(msg, scan)
+}
+
+func isWriteErr(d *dataScanner, err error) bool { return d.werr != nil && errors.Is(err, d.werr) }
+
+func (s *session) cmdBdat(arg string) {
+	f := strings.Fields(arg)
+	last := len(f) == 2 && strings.EqualFold(f[1], "LAST")
+	var size int64
+	var err error
+	if len(f) >= 1 {
+		size, err = strconv.ParseInt(f[0], 10, 64)
+	}
+	if len(f) == 0 || len(f) > 2 || len(f) == 2 && !last || err != nil || size < 0 {
+		// Without a size we cannot know where the chunk ends: the session
+		// is out of step and must end (RFC 3030 §3).
+		s.reply(501, [3]int{5, 5, 4}, "syntax: BDAT size [LAST], closing connection")
+		s.quit = true
+		return
+	}
+	if !s.setReadDeadline(s.opts.DataTimeout, false) {
+		s.readFailed(os.ErrDeadlineExceeded)
+		s.quit = true
+		return
+	}
+	if s.tx == nil || len(s.tx.Rcpts) == 0 {
+		// The chunk follows the command whatever we answer: read it so the
+		// next command is read where it starts.
+		if _, err := io.CopyN(io.Discard, s.r, size); err != nil {
+			s.readFailed(err)
+			s.quit = true
+			return
+		}
+		s.fail(503, [3]int{5, 5, 1}, "send MAIL and RCPT first")
+		return
+	}
+	if s.bdat == nil {
+		msg := s.opts.Spool.NewMessage()
+		s.bdat = &bdatState{msg: msg, scan: newDataScanner(msg, s.opts.MaxMessageBytes, false)}
+	}
+	b := s.bdat
+	if err := b.scan.readChunk(s.r, size); err != nil && !isWriteErr(b.scan, err) {
+		s.readFailed(err)
+		s.quit = true
+		return
+	}
+	if b.scan.tooBig() {
+		// Content is counted and checked like DATA (RFC 3030 §2): refuse as
+		// soon as the limit is passed, and discard the rest of the message.
+		b.failed = &policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message size exceeds fixed limit"}
+	}
+	if !last {
+		if b.failed != nil {
+			s.replyWith(*b.failed)
+		} else {
+			s.reply(250, [3]int{2, 0, 0}, strconv.FormatInt(size, 10)+" octets received")
+		}
+		return
+	}
+	if b.failed != nil {
+		s.replyWith(*b.failed)
+		s.resetTx()
+		return
+	}
+	if err := b.scan.finish(); err != nil {
+		s.reply(451, [3]int{4, 3, 0}, "local error storing message, try again later (session "+s.id+")")
+		s.log.Error("spool failed", "err", err)
+		s.resetTx()
+		return
+	}
+	msg := b.msg
+	s.bdat = nil
+	defer msg.Close()
+	s.finishMessage(msg, b.scan)
+}
+
+// finishMessage decides on a complete message and, if it is accepted,
+// delivers it. The client hears 250 only when the backend said 250 for this
+// very message: that is the contract that no acknowledged message is lost.
+func (s *session) finishMessage(msg *Message, scan *dataScanner) {
+	tx := s.tx
+	s.tx = nil
+	tx.Size = scan.size
+	tx.Protocol = scan.facts
+	log := s.log.With("tx", tx.ID, "from", tx.MailFrom, "rcpts", tx.Rcpts, "size", tx.Size)
+	switch {
+	case scan.tooBig():
+		s.reply(552, [3]int{5, 3, 4}, "message size exceeds fixed limit")
+		log.Info("message refused", "reason", "size")
+		return
+	case scan.werr != nil:
+		s.reply(451, [3]int{4, 3, 0}, "local error storing message, try again later (session "+s.id+")")
+		log.Error("spool failed", "err", scan.werr)
+		return
+	}
+	v := s.opts.Policy.Decide(context.Background(), policy.StageData, tx)
+	if v.Action.Refuses() {
+		s.replyWith(v.Reply)
+		log.Info("message refused", "action", v.Action, "reason", v.Reason, "reply", v.Reply.String())
+		return
+	}
+	start := time.Now()
+	r := s.opts.Backend.Deliver(context.Background(), tx, msg)
+	s.replyWith(r)
+	log.Info("message forwarded", "action", v.Action, "reply", r.String(), "backend_ms", time.Since(start).Milliseconds(), "spooled", msg.Spilled())
+}
