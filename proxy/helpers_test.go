@@ -301,3 +301,5 @@ func dialFrom(t testing.TB, src, addr string) *dialog {
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	return &dialog{t: t, c: c, r: bufio.NewReader(c)}
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }

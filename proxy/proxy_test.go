@@ -253,4 +253,3 @@ func TestCommandLineEndings(t *testing.T) {
 	d.expect("", "500 5.5.2 line too long")
 	d.expect("EHLO client.example.net", "250 ")
 }
-
