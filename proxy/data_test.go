@@ -22,7 +22,7 @@ func scanData(t testing.TB, in string) (string, policy.Protocol, string, error) 
 func TestDataScanner(t *testing.T) {
 	cases := []struct {
 		name, in, out, rest string
-		facts                policy.Protocol
+		facts               policy.Protocol
 	}{
 		{name: "plain", in: "a\r\nb\r\n.\r\nNEXT", out: "a\r\nb\r\n", rest: "NEXT"},
 		{name: "empty", in: ".\r\n", out: ""},

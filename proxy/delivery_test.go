@@ -146,7 +146,7 @@ func TestProxyProtocol(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", version), func(t *testing.T) {
 			d := dial(t, l.Addr().String())
 			h := proxyproto.HeaderProxyFromAddrs(version,
-				&net.TCPAddr{IP: net.ParseIP("203.0.113.9"), Port: 40000+int(version)},
+				&net.TCPAddr{IP: net.ParseIP("203.0.113.9"), Port: 40000 + int(version)},
 				&net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 25})
 			if _, err := h.WriteTo(d.c); err != nil {
 				t.Fatal(err)
