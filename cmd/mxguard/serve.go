@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"mxguard/config"
+	"mxguard/internal/sink"
+	"mxguard/policy"
+	"mxguard/proxy"
+)
+
+// instance is a running mxguard: listeners, proxy server and forwarder.
+type instance struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	srv   *proxy.Server
+	fwd   *proxy.Forwarder
+	sink  *sink.Sink
+	lns   []net.Listener
+	addrs []string
+	errc  chan error
+	wg    sync.WaitGroup
+}
+
+func newLogger(w io.Writer, l config.Log) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
+	if l.Format == config.FormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// start builds everything the config describes and starts serving. Nothing
+// is left running when it returns an error.
+func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
+	in := &instance{cfg: cfg, log: newLogger(logw, cfg.Log), errc: make(chan error, len(cfg.Listen))}
+	defer func() {
+		if err != nil {
+			in.closeAll()
+		}
+	}()
+	network, addr := cfg.Backend.Kind()
+	if network == "builtin" {
+		// The development backend runs in this process but is still
+		// reached over SMTP on loopback: the forward path is the real one.
+		in.sink, err = sink.Start(sink.Options{Listen: "127.0.0.1:0", Dir: addr, LMTP: cfg.Backend.Protocol == config.ProtocolLMTP, Logger: in.log})
+		if err != nil {
+			return nil, err
+		}
+		network, addr = "tcp", in.sink.Addr()
+		in.log.Info("built-in development backend", "dir", cfg.Backend.Address[len("builtin:"):], "addr", addr)
+	}
+	btls, err := backendTLS(cfg.Backend)
+	if err != nil {
+		return nil, err
+	}
+	in.fwd = proxy.NewForwarder(proxy.BackendOptions{
+		Network:        network,
+		Address:        addr,
+		LMTP:           cfg.Backend.Protocol == config.ProtocolLMTP,
+		Helo:           cfg.Backend.HELO,
+		Hostname:       cfg.Hostname,
+		StartTLS:       cfg.Backend.StartTLS,
+		TLSConfig:      btls,
+		ForwardClient:  cfg.Backend.ForwardClient,
+		ConnectTimeout: cfg.Backend.ConnectTimeout.Duration,
+		CommandTimeout: cfg.Backend.CommandTimeout.Duration,
+		DataTimeout:    cfg.Backend.DataTimeout.Duration,
+		MaxIdle:        cfg.Backend.MaxIdleConnections,
+		IdleTimeout:    cfg.Backend.IdleTimeout.Duration,
+		Logger:         in.log,
+	})
+	in.srv = proxy.NewServer(proxy.Options{
+		Hostname:            cfg.Hostname,
+		MaxConnections:      cfg.Limits.MaxConnections,
+		MaxConnectionsPerIP: cfg.Limits.MaxConnectionsPerIP,
+		MaxMessageBytes:     int64(cfg.Limits.MaxMessageBytes),
+		MaxRecipients:       cfg.Limits.MaxRecipients,
+		MaxErrors:           cfg.Limits.MaxErrors,
+		CommandTimeout:      cfg.Limits.CommandTimeout.Duration,
+		DataTimeout:         cfg.Limits.DataTimeout.Duration,
+		Spool:               proxy.Spool{Dir: cfg.Spool.Dir, Threshold: int(cfg.Spool.MemoryThreshold)},
+		Policy:              policy.NewEngine(policy.Options{Domains: cfg.Domains}),
+		Backend:             in.fwd,
+		Logger:              in.log,
+	})
+	for _, lc := range cfg.Listen {
+		var lo proxy.Listener
+		if lc.TLS != nil {
+			cert, err := lc.TLS.LoadCertificate()
+			if err != nil {
+				return nil, fmt.Errorf("listen %s: tls: %w", lc.Address, err)
+			}
+			lo.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		l, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		in.lns = append(in.lns, l)
+		in.addrs = append(in.addrs, l.Addr().String())
+		if lc.ProxyProtocol {
+			l = proxy.ProxyProtoListener(l, lc.TrustedPrefixes(), 10*time.Second)
+		}
+		in.log.Info("listening", "addr", l.Addr().String(), "starttls", lo.TLS != nil, "proxy_protocol", lc.ProxyProtocol)
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			if err := in.srv.Serve(l, lo); err != nil && !errors.Is(err, proxy.ErrServerClosed) {
+				in.errc <- err
+			}
+		}()
+	}
+	return in, nil
+}
+
+func backendTLS(b config.Backend) (*tls.Config, error) {
+	if b.StartTLS == config.StartTLSNone {
+		return nil, nil
+	}
+	roots, err := b.RootCAs()
+	if err != nil {
+		return nil, fmt.Errorf("backend: tls_ca: %w", err)
+	}
+	return &tls.Config{
+		RootCAs:            roots,
+		ServerName:         b.TLSServerName,
+		InsecureSkipVerify: b.TLSSkipVerify, //nolint:gosec // an admin's explicit choice for a backend on a trusted link
+		MinVersion:         tls.VersionTLS12,
+	}, nil
+}
+
+// shutdown drains sessions for up to the configured time, then closes
+// everything. It returns false when sessions had to be cut off.
+func (in *instance) shutdown() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.DrainTimeout.Duration)
+	defer cancel()
+	in.log.Info("draining", "timeout", in.cfg.DrainTimeout.Duration, "sessions", in.srv.Active())
+	err := in.srv.Shutdown(ctx)
+	in.wg.Wait()
+	in.closeAll()
+	if err != nil {
+		in.log.Warn("drain timeout passed; remaining sessions were told 421")
+		return false
+	}
+	return true
+}
+
+func (in *instance) closeAll() {
+	for _, l := range in.lns {
+		_ = l.Close()
+	}
+	if in.fwd != nil {
+		in.fwd.Close()
+	}
+	if in.sink != nil {
+		_ = in.sink.Close()
+	}
+}
+
+// Exit codes, documented in the README: 0 after a clean shutdown, 1 when
+// serving failed, 2 for bad usage or a bad config file.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "/etc/mxguard/mxguard.yaml", "configuration `file`")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: mxguard serve [--config FILE]\n\nRuns the SMTP filtering proxy described by FILE until SIGTERM or SIGINT,\nthen drains sessions in flight for up to drain_timeout.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	return serve(cfg, stderr)
+}
+
+// serve runs cfg until a signal, and returns the exit code.
+func serve(cfg *config.Config, logw io.Writer) int {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	in, err := start(cfg, logw)
+	if err != nil {
+		newLogger(logw, cfg.Log).Error("cannot start", "err", err)
+		return exitFailed
+	}
+	in.log.Info("mxguard started", "version", version, "hostname", cfg.Hostname, "domains", cfg.Domains)
+	for {
+		select {
+		case err := <-in.errc:
+			in.log.Error("listener failed", "err", err)
+			in.shutdown()
+			return exitFailed
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				// A SIGHUP must not kill the service; reloading arrives
+				// with the rules engine.
+				in.log.Warn("SIGHUP received: configuration reload is not supported yet; nothing changed")
+				continue
+			}
+			in.log.Info("signal received, shutting down", "signal", sig.String())
+			in.shutdown()
+			return exitOK
+		}
+	}
+}
