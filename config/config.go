@@ -1,0 +1,441 @@
+// Package config loads and validates mxguard's YAML configuration file.
+//
+// Loading is strict on purpose: mxguard sits in front of a mail server, and a
+// misspelt key that silently falls back to a default (say, a typo in
+// "max_message_bytes") is a security problem, not a cosmetic one. So unknown
+// keys, wrong types, bad values and missing required keys are all errors, and
+// every one of them is reported, each as "FILE:LINE:COL: what was expected",
+// sorted by position. See docs/config.md for the keys and their defaults.
+package config
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file. Field comments give the YAML key
+// and the default applied by Default and Parse.
+type Config struct {
+	// Hostname (hostname, required) is our own name, used in the SMTP
+	// banner, our EHLO reply and the Received header we add.
+	Hostname string `yaml:"hostname" required:"true" expect:"a domain name like mx.example.org"`
+	// Listen (listen, required, at least one) are the sockets we accept
+	// SMTP on.
+	Listen []Listener `yaml:"listen" required:"true" expect:"a list of listeners"`
+	// Backend (backend, required) is the mail server we relay to.
+	Backend Backend `yaml:"backend" required:"true"`
+	// Domains (domains, required, non-empty) are the recipient domains we
+	// accept mail for, lower-cased by Parse.
+	Domains []string `yaml:"domains" required:"true" expect:"a list of domain names"`
+	// DNS (dns) configures the resolver used for DNS-based checks.
+	DNS DNS `yaml:"dns"`
+	// VerdictLog (verdict_log, default "") is where one JSON line per
+	// message verdict is appended: a path, "-" for stdout, "" to disable.
+	VerdictLog string `yaml:"verdict_log" expect:"a file path, \"-\" or \"\""`
+	// Spool (spool) controls where large messages are buffered.
+	Spool Spool `yaml:"spool"`
+	// Limits (limits) are the per-server and per-session resource limits.
+	Limits Limits `yaml:"limits"`
+	// DrainTimeout (drain_timeout, default 30s) is how long sessions in
+	// flight may run after SIGTERM before they are cut off.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// Log (log) configures mxguard's own diagnostic log.
+	Log Log `yaml:"log"`
+}
+
+// Listener is one listening socket.
+type Listener struct {
+	// Address (address, required) is host:port; an empty host means all
+	// interfaces.
+	Address string `yaml:"address" required:"true" expect:"an address like 127.0.0.1:2525"`
+	// TLS (tls, default nil) is the certificate this listener offers to
+	// clients via STARTTLS. Nil means the listener offers no TLS.
+	TLS *TLS `yaml:"tls"`
+	// ProxyProtocol (proxy_protocol, default false) makes the listener
+	// expect a PROXY protocol v1/v2 header from a load balancer, so the
+	// real client address is used for checks and logs.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// ProxyTrusted (proxy_trusted, default empty = any peer) lists the
+	// CIDRs or IPs allowed to send a PROXY header.
+	ProxyTrusted []string `yaml:"proxy_trusted" expect:"a list of CIDRs or IP addresses"`
+}
+
+// TLS names a certificate and its private key, both PEM files.
+type TLS struct {
+	// Cert (cert, required) is the certificate chain file.
+	Cert string `yaml:"cert" required:"true" expect:"a file path"`
+	// Key (key, required) is the private key file.
+	Key string `yaml:"key" required:"true" expect:"a file path"`
+}
+
+// Values of Backend.Protocol, Backend.StartTLS, Backend.ForwardClient,
+// Log.Format and Log.Level. They are plain strings in the struct so the
+// YAML and the Go code read the same.
+const (
+	ProtocolSMTP = "smtp"
+	ProtocolLMTP = "lmtp"
+
+	StartTLSNone          = "none"
+	StartTLSOpportunistic = "opportunistic"
+	StartTLSRequired      = "required"
+
+	ForwardAuto     = "auto"
+	ForwardXCLIENT  = "xclient"
+	ForwardXFORWARD = "xforward"
+	ForwardNone     = "none"
+
+	FormatText = "text"
+	FormatJSON = "json"
+)
+
+// Backend is the downstream mail server, or the built-in sink.
+type Backend struct {
+	// Address (address, required) is "host:port", "unix:/path/to/socket"
+	// or "builtin:DIR" (the development sink that writes each message to
+	// a file in DIR). Use Kind to split it.
+	Address string `yaml:"address" required:"true" expect:"host:port, unix:/path or builtin:DIR"`
+	// Protocol (protocol, default smtp) is smtp or lmtp.
+	Protocol string `yaml:"protocol" enum:"smtp,lmtp"`
+	// HELO (helo, default = Hostname, filled in by Parse) is the name we
+	// send in EHLO/LHLO.
+	HELO string `yaml:"helo"`
+	// StartTLS (starttls, default none) is none, opportunistic or required.
+	StartTLS string `yaml:"starttls" enum:"none,opportunistic,required"`
+	// TLSServerName (tls_server_name, default = host part of a host:port
+	// Address, filled in by Parse) is the name the backend certificate is
+	// verified against.
+	TLSServerName string `yaml:"tls_server_name"`
+	// TLSCA (tls_ca, default "" = system roots) is a PEM file of CA
+	// certificates to trust for the backend. See RootCAs.
+	TLSCA string `yaml:"tls_ca" expect:"a file path"`
+	// TLSSkipVerify (tls_skip_verify, default false) disables backend
+	// certificate verification.
+	TLSSkipVerify bool `yaml:"tls_skip_verify"`
+	// ForwardClient (forward_client, default auto) is how the real client
+	// is passed on: auto (XCLIENT if offered, else XFORWARD if offered,
+	// else nothing), xclient, xforward or none.
+	ForwardClient string `yaml:"forward_client" enum:"auto,xclient,xforward,none"`
+	// ConnectTimeout (connect_timeout, default 10s) bounds dialing.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// CommandTimeout (command_timeout, default 60s) bounds each reply.
+	CommandTimeout Duration `yaml:"command_timeout"`
+	// DataTimeout (data_timeout, default 5m) bounds the reply after DATA.
+	DataTimeout Duration `yaml:"data_timeout"`
+	// MaxIdleConnections (max_idle_connections, default 16, >= 0) is the
+	// size of the pool of kept-alive backend connections.
+	MaxIdleConnections int `yaml:"max_idle_connections"`
+	// IdleTimeout (idle_timeout, default 60s) closes pooled connections
+	// idle this long.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+}
+
+// DNS configures the resolver.
+type DNS struct {
+	// Servers (servers, default empty = /etc/resolv.conf) are IP:port
+	// pairs; Parse appends :53 to bare IPs.
+	Servers []string `yaml:"servers" expect:"a list of IP:port addresses"`
+	// Timeout (timeout, default 2s) bounds each DNS query.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Spool controls buffering of message content.
+type Spool struct {
+	// Dir (dir, default os.TempDir()) is where messages larger than
+	// MemoryThreshold are written. It must be an existing directory.
+	Dir string `yaml:"dir" expect:"a directory path"`
+	// MemoryThreshold (memory_threshold, default 1MiB) is how much of a
+	// message is held in memory before spilling to a file.
+	MemoryThreshold ByteSize `yaml:"memory_threshold"`
+}
+
+// Limits are resource limits; they exist so one client cannot exhaust the
+// proxy or the backend.
+type Limits struct {
+	// MaxConnections (max_connections, default 10000, >= 1).
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP (max_connections_per_ip, default 50, >= 1).
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// MaxMessageBytes (max_message_bytes, default 25MiB, >= 1024) is
+	// advertised in EHLO SIZE and enforced on DATA.
+	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
+	// MaxRecipients (max_recipients, default 100, >= 1). RFC 5321 says
+	// servers should accept at least 100.
+	MaxRecipients int `yaml:"max_recipients"`
+	// MaxErrors (max_errors, default 10, >= 1) is how many protocol errors
+	// a session may make before it is closed with 421.
+	MaxErrors int `yaml:"max_errors"`
+	// CommandTimeout (command_timeout, default 5m) is the time allowed to
+	// receive one command line (RFC 5321 section 4.5.3.2).
+	CommandTimeout Duration `yaml:"command_timeout"`
+	// DataTimeout (data_timeout, default 10m) is the time allowed to
+	// receive the whole message content.
+	DataTimeout Duration `yaml:"data_timeout"`
+}
+
+// Log configures mxguard's diagnostic log (not the verdict log).
+type Log struct {
+	// Format (format, default text) is text or json.
+	Format string `yaml:"format" enum:"text,json"`
+	// Level (level, default info) is debug, info, warn or error.
+	Level string `yaml:"level" enum:"debug,info,warn,error"`
+}
+
+// Default returns a Config with every default applied and the required
+// keys empty (Hostname "", no listeners, no backend address, no domains).
+// Defaults that derive from other keys (Backend.HELO, Backend.TLSServerName)
+// are left empty; Parse fills them in.
+func Default() *Config {
+	return &Config{
+		Backend: Backend{
+			Protocol:           ProtocolSMTP,
+			StartTLS:           StartTLSNone,
+			ForwardClient:      ForwardAuto,
+			ConnectTimeout:     Dur(10 * time.Second),
+			CommandTimeout:     Dur(60 * time.Second),
+			DataTimeout:        Dur(5 * time.Minute),
+			MaxIdleConnections: 16,
+			IdleTimeout:        Dur(60 * time.Second),
+		},
+		DNS: DNS{
+			Timeout: Dur(2 * time.Second),
+		},
+		Spool: Spool{
+			Dir:             os.TempDir(),
+			MemoryThreshold: 1 * MiB,
+		},
+		Limits: Limits{
+			MaxConnections:      10000,
+			MaxConnectionsPerIP: 50,
+			MaxMessageBytes:     25 * MiB,
+			MaxRecipients:       100,
+			MaxErrors:           10,
+			CommandTimeout:      Dur(5 * time.Minute),
+			DataTimeout:         Dur(10 * time.Minute),
+		},
+		DrainTimeout: Dur(30 * time.Second),
+		Log: Log{
+			Format: FormatText,
+			Level:  "info",
+		},
+	}
+}
+
+// Errors is the list of problems found in a configuration file. Parse and
+// Load return it as *Errors; use errors.As to get at the individual
+// *PosError values.
+type Errors []error
+
+// Error joins the problems, one per line.
+func (e Errors) Error() string {
+	lines := make([]string, len(e))
+	for i, err := range e {
+		lines[i] = err.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.Is and errors.As see the individual problems.
+func (e Errors) Unwrap() []error {
+	return e
+}
+
+// Load reads and parses the configuration file at path. On failure the
+// error is an *Errors. Relative file paths inside the config (certificates,
+// CA file, spool directory) are checked relative to the current directory,
+// which is also how mxguard opens them later.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Errors{fmt.Errorf("cannot read configuration: %w", err)}
+	}
+	return Parse(path, data)
+}
+
+// Parse parses and validates configuration data; file is the name used in
+// error messages. On failure the error is an *Errors listing every problem
+// sorted by position and the Config is nil.
+func Parse(file string, data []byte) (*Config, error) {
+	root, perr := parseDocument(file, data)
+	if perr != nil {
+		return nil, &Errors{perr}
+	}
+	d := NewDecoder(file)
+	cfg := Default()
+	d.Decode(root, cfg)
+	validate(d, cfg)
+	if errs := d.Errors(); len(errs) > 0 {
+		e := Errors(errs)
+		return nil, &e
+	}
+	return cfg, nil
+}
+
+// parseDocument parses data into the content node of its single document.
+func parseDocument(file string, data []byte) (root *yaml.Node, err error) {
+	defer func() {
+		// yaml.v3 converts its own failures to errors but re-panics on
+		// anything else; a config loader must never crash the daemon.
+		if r := recover(); r != nil {
+			root, err = nil, &PosError{File: file, Line: 1, Column: 1, Msg: fmt.Sprintf("invalid YAML: parser failed: %v", r)}
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, emptyError(file)
+		}
+		return nil, syntaxError(file, data, err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		// A second document would be silently ignored, and then the
+		// operator edits the wrong one.
+		return nil, &PosError{File: file, Line: max(extra.Line, 1), Column: max(extra.Column, 1), Msg: "expected a single YAML document, found a second one"}
+	case !errors.Is(err, io.EOF):
+		return nil, syntaxError(file, data, err)
+	}
+	if len(doc.Content) == 0 || isNull(resolve(doc.Content[0])) {
+		return nil, emptyError(file)
+	}
+	return doc.Content[0], nil
+}
+
+func emptyError(file string) error {
+	return &PosError{File: file, Line: 1, Column: 1, Msg: "empty configuration (expected a mapping with at least hostname, listen, backend and domains)"}
+}
+
+var (
+	lineRE   = regexp.MustCompile(`^yaml: line (\d+): `)
+	anchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
+
+// syntaxError positions a yaml.v3 parse error. yaml.v3 gives only a line
+// number, embedded in the text, so the column is 1. For an unknown anchor
+// it gives nothing, so we look for the first "*name" in the source.
+func syntaxError(file string, data []byte, err error) error {
+	msg := err.Error()
+	line, col := 1, 1
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n > 0 {
+			line = n
+		}
+		msg = msg[len(m[0]):]
+	} else {
+		if m := anchorRE.FindStringSubmatch(msg); m != nil {
+			if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+				line = bytes.Count(data[:i], []byte("\n")) + 1
+				col = i - bytes.LastIndexByte(data[:i], '\n')
+			}
+		}
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	// Messages should be one line, or the FILE:LINE:COL list breaks.
+	msg = strings.Join(strings.Fields(msg), " ")
+	return &PosError{File: file, Line: line, Column: col, Msg: "invalid YAML: " + msg}
+}
+
+// Kind splits Address into a network and an address: ("tcp", "host:port"),
+// ("unix", "/path/to/socket") or ("builtin", "DIR").
+func (b Backend) Kind() (network, addr string) {
+	if p, ok := strings.CutPrefix(b.Address, "unix:"); ok {
+		return "unix", p
+	}
+	if p, ok := strings.CutPrefix(b.Address, "builtin:"); ok {
+		return "builtin", p
+	}
+	return "tcp", b.Address
+}
+
+// RootCAs returns the pool of CAs to verify the backend against: nil (the
+// system roots) when TLSCA is empty, else the certificates in that file.
+func (b Backend) RootCAs() (*x509.CertPool, error) {
+	if b.TLSCA == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(b.TLSCA)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificates found", b.TLSCA)
+	}
+	return pool, nil
+}
+
+// LoadCertificate loads the certificate and key. Parse has already checked
+// they load, but callers load again at listen time (and on reload) so the
+// files in use are the current ones.
+func (t TLS) LoadCertificate() (tls.Certificate, error) {
+	return tls.LoadX509KeyPair(t.Cert, t.Key)
+}
+
+// TrustedPrefixes returns ProxyTrusted as prefixes, a bare IP becoming a
+// single-address prefix. Parse has validated the entries, so invalid ones
+// (possible only in a hand-built Config) are skipped. Empty means any peer.
+func (l Listener) TrustedPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(l.ProxyTrusted))
+	for _, s := range l.ProxyTrusted {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		} else if a, err := netip.ParseAddr(s); err == nil {
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}
+
+// IsLocalDomain reports whether domain (any case, optional trailing dot) is
+// one of Domains.
+func (c *Config) IsLocalDomain(domain string) bool {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	for _, d := range c.Domains {
+		if d == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// SlogLevel maps Level to a slog.Level; unknown values mean info.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// splitHostPort is net.SplitHostPort plus a numeric port in 1-65535.
+func splitHostPort(s string) (host string, port int, err error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q is not a number in 1-65535", p)
+	}
+	return host, port, nil
+}

@@ -1,0 +1,324 @@
+package config
+
+// Semantic checks that struct tags cannot express. Each check runs only when
+// the key was written in the file and decoded cleanly (d.Node(path) != nil):
+// defaults are valid by construction, and a value that failed to decode has
+// already been reported, so checking it again would only add noise.
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+func validate(d *Decoder, c *Config) {
+	if n := d.Node("hostname"); n != nil && !validDomain(c.Hostname) {
+		d.Errorf(n, "hostname: expected a domain name like mx.example.org, got %q", c.Hostname)
+	}
+	if c.Backend.HELO == "" {
+		// Derived default: we introduce ourselves to the backend by the
+		// same name we use towards clients.
+		c.Backend.HELO = c.Hostname
+	}
+	validateListen(d, c)
+	validateBackend(d, &c.Backend)
+	validateDomains(d, c)
+	validateDNS(d, &c.DNS)
+	if n := d.Node("spool.dir"); n != nil {
+		if c.Spool.Dir == "" {
+			// Written as "" to mean "the default": keep it explicit.
+			c.Spool.Dir = os.TempDir()
+		} else if fi, err := os.Stat(c.Spool.Dir); err != nil {
+			d.Errorf(n, "spool.dir: expected an existing directory, got %q (%v)", c.Spool.Dir, unwrapPath(err))
+		} else if !fi.IsDir() {
+			d.Errorf(n, "spool.dir: expected an existing directory, got %q which is not a directory", c.Spool.Dir)
+		}
+	}
+	l := &c.Limits
+	atLeast(d, "limits.max_connections", "an integer", int64(l.MaxConnections), 1)
+	atLeast(d, "limits.max_connections_per_ip", "an integer", int64(l.MaxConnectionsPerIP), 1)
+	atLeast(d, "limits.max_message_bytes", "a size in bytes", int64(l.MaxMessageBytes), 1024)
+	atLeast(d, "limits.max_recipients", "an integer", int64(l.MaxRecipients), 1)
+	atLeast(d, "limits.max_errors", "an integer", int64(l.MaxErrors), 1)
+	positive(d, "limits.command_timeout", l.CommandTimeout)
+	positive(d, "limits.data_timeout", l.DataTimeout)
+	// drain_timeout may be 0: "stop immediately" is a legitimate choice.
+}
+
+// atLeast reports path if its value is below lo; what names the kind of
+// value ("an integer") for the message.
+func atLeast(d *Decoder, path, what string, v, lo int64) {
+	if n := d.Node(path); n != nil && v < lo {
+		d.Errorf(n, "%s: expected %s >= %d, got %s", path, what, lo, n.Value)
+	}
+}
+
+// positive reports a zero timeout: a timeout of 0 would mean "none", which
+// lets a silent peer hold a connection forever.
+func positive(d *Decoder, path string, v Duration) {
+	if n := d.Node(path); n != nil && v.Duration <= 0 {
+		d.Errorf(n, "%s: expected a duration greater than 0, got %q", path, n.Value)
+	}
+}
+
+func validateListen(d *Decoder, c *Config) {
+	if n := d.Node("listen"); n != nil && len(c.Listen) == 0 {
+		d.Errorf(n, "listen: expected at least one listener")
+	}
+	seen := map[string]string{}
+	for i := range c.Listen {
+		l := &c.Listen[i]
+		p := fmt.Sprintf("listen[%d]", i)
+		if n := d.Node(p + ".address"); n != nil {
+			if err := checkHostPort(l.Address, true); err != nil {
+				d.Errorf(n, "%s.address: expected host:port like 127.0.0.1:2525, got %q (%v)", p, l.Address, err)
+			} else if first, dup := seen[l.Address]; dup {
+				d.Errorf(n, "%s.address: %q is already used by %s", p, l.Address, first)
+			} else {
+				seen[l.Address] = p
+			}
+		}
+		if tn := d.Node(p + ".tls"); tn != nil && l.TLS != nil {
+			certOK := checkFile(d, p+".tls.cert", l.TLS.Cert)
+			keyOK := checkFile(d, p+".tls.key", l.TLS.Key)
+			if certOK && keyOK {
+				if _, err := tls.LoadX509KeyPair(l.TLS.Cert, l.TLS.Key); err != nil {
+					d.Errorf(tn, "%s.tls: cannot load certificate and key: %v", p, err)
+				}
+			}
+		}
+		for j, s := range l.ProxyTrusted {
+			ep := fmt.Sprintf("%s.proxy_trusted[%d]", p, j)
+			if n := d.Node(ep); n != nil {
+				if ok, hint := checkPrefix(s); !ok {
+					d.Errorf(n, "%s: expected a CIDR like 10.0.0.0/8 or an IP address, got %q%s", ep, s, hint)
+				}
+			}
+		}
+	}
+}
+
+// checkFile reports whether path names a readable regular file, reporting
+// at the key's node if not. Empty paths and missing nodes return false.
+func checkFile(d *Decoder, key, path string) bool {
+	n := d.Node(key)
+	if n == nil {
+		return false
+	}
+	if path == "" {
+		d.Errorf(n, "%s: expected a file path, got \"\"", key)
+		return false
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		d.Errorf(n, "%s: cannot use %q: %v", key, path, unwrapPath(err))
+		return false
+	}
+	if !fi.Mode().IsRegular() {
+		d.Errorf(n, "%s: cannot use %q: not a regular file", key, path)
+		return false
+	}
+	return true
+}
+
+// unwrapPath drops the "stat PATH: " prefix of an *os.PathError, since our
+// messages quote the path already.
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// checkPrefix accepts an IP or a CIDR without host bits. "10.0.0.1/8" is
+// rejected because it usually means a typo for /32 or for 10.0.0.0/8, and
+// guessing which is how a trust list ends up trusting the wrong peers. The
+// hint, if any, is a suffix for the error message.
+func checkPrefix(s string) (ok bool, hint string) {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true, ""
+	}
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil {
+		return false, ""
+	}
+	if pfx.Masked() != pfx {
+		return false, fmt.Sprintf(" (host bits set; did you mean %s?)", pfx.Masked())
+	}
+	return true, ""
+}
+
+// checkHostPort validates "host:port". The host must be an IP or a domain
+// name, and may be empty only for listeners (all interfaces).
+func checkHostPort(s string, emptyHostOK bool) error {
+	host, _, err := splitHostPort(s)
+	if err != nil {
+		return unwrapAddr(err)
+	}
+	if host == "" {
+		if emptyHostOK {
+			return nil
+		}
+		return fmt.Errorf("missing host")
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !validDomain(host) {
+		return fmt.Errorf("host %q is neither an IP address nor a domain name", host)
+	}
+	return nil
+}
+
+// unwrapAddr drops the "address X: " prefix of a *net.AddrError, since our
+// messages quote the address already.
+func unwrapAddr(err error) error {
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return errors.New(ae.Err)
+	}
+	return err
+}
+
+func validateBackend(d *Decoder, b *Backend) {
+	if n := d.Node("backend.address"); n != nil {
+		network, addr := b.Kind()
+		const want = "backend.address: expected host:port, unix:/path/to/socket or builtin:DIR, got %q"
+		switch network {
+		case "unix":
+			if addr == "" {
+				d.Errorf(n, want+" (empty socket path)", b.Address)
+			}
+		case "builtin":
+			if addr == "" {
+				d.Errorf(n, want+" (empty directory)", b.Address)
+			}
+		default:
+			if err := checkHostPort(addr, false); err != nil {
+				d.Errorf(n, want+" (%v)", b.Address, err)
+			} else if b.TLSServerName == "" {
+				host, _, _ := splitHostPort(addr)
+				b.TLSServerName = host
+			}
+		}
+	}
+	if n := d.Node("backend.helo"); n != nil && b.HELO != "" && !validDomain(b.HELO) && !validAddressLiteral(b.HELO) {
+		d.Errorf(n, "backend.helo: expected a domain name or an address literal like [192.0.2.1], got %q", b.HELO)
+	}
+	if n := d.Node("backend.tls_server_name"); n != nil && b.TLSServerName != "" {
+		if _, err := netip.ParseAddr(b.TLSServerName); err != nil && !validDomain(b.TLSServerName) {
+			d.Errorf(n, "backend.tls_server_name: expected a domain name or an IP address, got %q", b.TLSServerName)
+		}
+	}
+	// checkFile first: reading a non-regular file such as /dev/zero would
+	// never finish.
+	if n := d.Node("backend.tls_ca"); n != nil && b.TLSCA != "" && checkFile(d, "backend.tls_ca", b.TLSCA) {
+		if pem, err := os.ReadFile(b.TLSCA); err != nil {
+			d.Errorf(n, "backend.tls_ca: cannot use %q: %v", b.TLSCA, unwrapPath(err))
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			d.Errorf(n, "backend.tls_ca: cannot use %q: no PEM certificates found", b.TLSCA)
+		}
+	}
+	positive(d, "backend.connect_timeout", b.ConnectTimeout)
+	positive(d, "backend.command_timeout", b.CommandTimeout)
+	positive(d, "backend.data_timeout", b.DataTimeout)
+	positive(d, "backend.idle_timeout", b.IdleTimeout)
+	atLeast(d, "backend.max_idle_connections", "an integer", int64(b.MaxIdleConnections), 0)
+}
+
+func validateDomains(d *Decoder, c *Config) {
+	if n := d.Node("domains"); n != nil && len(c.Domains) == 0 {
+		d.Errorf(n, "domains: expected at least one domain name")
+	}
+	seen := map[string]string{}
+	for i, dom := range c.Domains {
+		p := fmt.Sprintf("domains[%d]", i)
+		n := d.Node(p)
+		if n == nil {
+			continue
+		}
+		// Lower-case so lookups can compare bytes; DNS names are
+		// case-insensitive and RCPT TO domains arrive in any case.
+		dom = strings.ToLower(dom)
+		c.Domains[i] = dom
+		switch first, dup := seen[dom]; {
+		case !validDomain(dom):
+			d.Errorf(n, "%s: expected a domain name like example.org, got %q", p, dom)
+		case dup:
+			d.Errorf(n, "%s: %q is already listed as %s", p, dom, first)
+		default:
+			seen[dom] = p
+		}
+	}
+}
+
+func validateDNS(d *Decoder, s *DNS) {
+	for i, srv := range s.Servers {
+		p := fmt.Sprintf("dns.servers[%d]", i)
+		n := d.Node(p)
+		if n == nil {
+			continue
+		}
+		// A bare IP means the standard port; normalizing here saves every
+		// user of the config from re-implementing it.
+		if a, err := netip.ParseAddr(srv); err == nil && a.Zone() == "" {
+			s.Servers[i] = netip.AddrPortFrom(a, 53).String()
+			continue
+		}
+		host, _, err := splitHostPort(srv)
+		if err == nil {
+			if _, aerr := netip.ParseAddr(host); aerr != nil {
+				err = fmt.Errorf("host %q is not an IP address", host)
+			}
+		}
+		if err != nil {
+			d.Errorf(n, "%s: expected an IP address or IP:port like 127.0.0.1:53, got %q (%v)", p, srv, unwrapAddr(err))
+		}
+	}
+	positive(d, "dns.timeout", s.Timeout)
+}
+
+// validDomain checks domain-name syntax (RFC 1035 "preferred name syntax",
+// relaxed per RFC 1123 to allow leading digits): dot-separated labels of
+// 1-63 letters, digits and inner hyphens, at most 253 bytes, and a last
+// label that is not all digits, so an IPv4 address is not mistaken for one.
+func validDomain(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	labels := strings.Split(s, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	last := labels[len(labels)-1]
+	return strings.Trim(last, "0123456789") != ""
+}
+
+// validAddressLiteral accepts an RFC 5321 address literal: "[192.0.2.1]" or
+// "[IPv6:2001:db8::1]".
+func validAddressLiteral(s string) bool {
+	inner, ok := strings.CutPrefix(s, "[")
+	if !ok {
+		return false
+	}
+	inner, ok = strings.CutSuffix(inner, "]")
+	if !ok {
+		return false
+	}
+	if v6, ok := strings.CutPrefix(inner, "IPv6:"); ok {
+		a, err := netip.ParseAddr(v6)
+		return err == nil && a.Is6() && a.Zone() == ""
+	}
+	a, err := netip.ParseAddr(inner)
+	return err == nil && a.Is4()
+}
