@@ -44,7 +44,10 @@ type bconn struct {
 	ext      map[string]string
 	tls      bool
 	lastUsed time.Time
-	opts     *BackendOptions
+	// spent is set once XCLIENT made the connection speak for one client:
+	// it must not carry another client's transaction.
+	spent bool
+	opts  *BackendOptions
 }
 
 func (b *bconn) close() { _ = b.c.Close() }
@@ -149,7 +152,7 @@ func (f *Forwarder) dial(ctx context.Context) (*bconn, error) {
 		err = ioErr("greeting", fmt.Errorf("backend greets with %s", rep))
 	}
 	if err == nil {
-		err = b.hello()
+		err = b.hello(o.Helo)
 	}
 	if err == nil && o.StartTLS != "none" {
 		err = b.startTLS()
@@ -161,12 +164,12 @@ func (f *Forwarder) dial(ctx context.Context) (*bconn, error) {
 	return b, nil
 }
 
-func (b *bconn) hello() error {
+func (b *bconn) hello(name string) error {
 	verb := "EHLO"
 	if b.opts.LMTP {
 		verb = "LHLO"
 	}
-	if err := b.send("%s %s", verb, b.opts.Helo); err != nil {
+	if err := b.send("%s %s", verb, name); err != nil {
 		return err
 	}
 	if err := b.w.Flush(); err != nil {
@@ -210,7 +213,7 @@ func (b *bconn) startTLS() error {
 	b.c, b.tls = tc, true
 	b.r.Reset(tc)
 	b.w.Reset(tc)
-	return b.hello()
+	return b.hello(b.opts.Helo)
 }
 
 // xtext encodes an XCLIENT/XFORWARD attribute value (RFC 3461 §4).

@@ -169,6 +169,14 @@ func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 		log.Warn("backend delivery failed", "err", err)
 		return tempReply(tx, [3]int{4, 4, 2}, "backend connection failed, try again later")
 	}
+	if b.spent {
+		// After XCLIENT the backend treats this connection as the client
+		// we named, who is not authorised for XCLIENT: Postfix stops
+		// offering it. The connection has served its one transaction.
+		_, _ = b.cmd(f.opts.CommandTimeout, "QUIT")
+		b.close()
+		return rep
+	}
 	f.put(b)
 	return rep
 }
@@ -318,10 +326,12 @@ func (f *Forwarder) handOver(b *bconn, tx *policy.Transaction) error {
 	_, hasXC := b.ext["XCLIENT"]
 	_, hasXF := b.ext["XFORWARD"]
 	if mode == "auto" {
+		// Only an extension that carries the address is worth a round
+		// trip: the address is what the backend's own checks need.
 		switch {
-		case hasXC:
+		case hasXC && offered(b.ext["XCLIENT"], "ADDR"):
 			mode = "xclient"
-		case hasXF:
+		case hasXF && offered(b.ext["XFORWARD"], "ADDR"):
 			mode = "xforward"
 		default:
 			return nil
@@ -384,10 +394,19 @@ func (f *Forwarder) xclient(b *bconn, tx *policy.Transaction) error {
 	if err != nil {
 		return err
 	}
-	if r.Code != 220 {
+	// Postfix greets again with 220; some implementations answer 250.
+	// Either way the session restarts and needs EHLO.
+	if r.Code != 220 && r.Code != 250 {
 		return ioErr("xclient", fmt.Errorf("backend answers XCLIENT with %s (check smtpd_authorized_xclient_hosts)", r))
 	}
-	return b.hello()
+	b.spent = true
+	// XCLIENT_README: the session restarts, and the EHLO that follows
+	// carries the original client's HELO name, as that client would.
+	helo := tx.Client.HELO
+	if helo == "" {
+		helo = f.opts.Helo
+	}
+	return b.hello(helo)
 }
 
 func (f *Forwarder) xforward(b *bconn, tx *policy.Transaction) error {
