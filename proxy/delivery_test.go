@@ -32,6 +32,23 @@ func TestBackendUnreachable(t *testing.T) {
 	}
 }
 
+// A kept connection that the backend closed meanwhile must not cost the
+// client a 451: nothing of the message reached it, so a fresh one is used.
+func TestDeadKeptConnectionRetried(t *testing.T) {
+	be := startBackend(t, func(b *testBackend) { b.idleTimeout = 150 * time.Millisecond })
+	px := startProxy(t, be.addr, nil)
+	d := hello(t, px.addr)
+	for i := 0; i < 2; i++ {
+		if got := d.sendMail("a@sender.test", []string{"user@example.org"}, simpleMsg); !strings.HasPrefix(got, "250 ") {
+			t.Fatalf("message %d: %q", i, got)
+		}
+		time.Sleep(400 * time.Millisecond)
+	}
+	if be.conns != 2 {
+		t.Fatalf("backend saw %d connections, want 2 (the kept one died)", be.conns)
+	}
+}
+
 func TestBackendRefusesRecipient(t *testing.T) {
 	be := startBackend(t, func(b *testBackend) { b.fault = func(int) fault { return faultRcpt } })
 	px := startProxy(t, be.addr, nil)

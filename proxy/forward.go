@@ -134,51 +134,50 @@ func (f *Forwarder) Ping(ctx context.Context) error {
 	return nil
 }
 
-// conn returns a connection in the ready state: a pooled one that answers
-// RSET, else a new one.
-func (f *Forwarder) conn(ctx context.Context) (*bconn, error) {
-	for b := f.take(); b != nil; b = f.take() {
-		// RSET proves the kept connection is still alive before the
-		// message is committed to it (RFC 5321 §4.1.1.5).
-		if rep, err := b.cmd(f.opts.CommandTimeout, "RSET"); err == nil && rep.Code == 250 {
-			return b, nil
-		}
-		b.close()
-	}
-	return f.dial(ctx)
-}
-
 // Deliver sends msg to the backend for tx's recipients and returns the
 // reply for the client. Only a 2xx from the backend for this message gives
 // a 2xx; a connection failure at any point gives 451, so the client retries.
 func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) policy.Reply {
 	log := f.opts.Logger.With("session", tx.Session, "tx", tx.ID)
-	b, err := f.conn(ctx)
-	if err != nil {
-		log.Warn("backend unavailable", "err", err)
-		return tempReply(tx, [3]int{4, 4, 1}, "backend unavailable, try again later")
-	}
-	rep, err := f.transact(b, tx, msg)
-	if err != nil {
-		b.close()
-		var dr deliveryError
-		if errors.As(err, &dr) {
-			log.Warn("backend refused", "err", err)
-			return dr.reply
+	for {
+		b := f.take()
+		reused := b != nil
+		if !reused {
+			var err error
+			if b, err = f.dial(ctx); err != nil {
+				log.Warn("backend unavailable", "err", err)
+				return tempReply(tx, [3]int{4, 4, 1}, "backend unavailable, try again later")
+			}
 		}
-		log.Warn("backend delivery failed", "err", err)
-		return tempReply(tx, [3]int{4, 4, 2}, "backend connection failed, try again later")
-	}
-	if b.spent {
-		// After XCLIENT the backend treats this connection as the client
-		// we named, who is not authorised for XCLIENT: Postfix stops
-		// offering it. The connection has served its one transaction.
-		_, _ = b.cmd(f.opts.CommandTimeout, "QUIT")
-		b.close()
+		rep, committed, err := f.transact(b, reused, tx, msg)
+		if err != nil {
+			b.close()
+			var dr deliveryError
+			if errors.As(err, &dr) {
+				log.Warn("backend refused", "err", err)
+				return dr.reply
+			}
+			if reused && !committed {
+				// A kept connection the backend had closed: nothing of
+				// this message reached it, so a fresh one may carry it.
+				log.Debug("kept backend connection was dead, retrying", "err", err)
+				continue
+			}
+			log.Warn("backend delivery failed", "err", err)
+			return tempReply(tx, [3]int{4, 4, 2}, "backend connection failed, try again later")
+		}
+		if b.spent {
+			// After XCLIENT the backend treats this connection as the
+			// client we named, who is not authorised for XCLIENT: Postfix
+			// stops offering it. The connection has served its one
+			// transaction.
+			_, _ = b.cmd(f.opts.CommandTimeout, "QUIT")
+			b.close()
+			return rep
+		}
+		f.put(b)
 		return rep
 	}
-	f.put(b)
-	return rep
 }
 
 // deliveryError is a refusal by the backend that is relayed to the client;
@@ -204,10 +203,29 @@ func relay(tx *policy.Transaction, r backendReply) policy.Reply {
 	return policy.Reply{Code: r.Code, Enhanced: enh, Text: r.Text + " (session " + tx.Session + ")"}
 }
 
-func (f *Forwarder) transact(b *bconn, tx *policy.Transaction, msg *Message) (policy.Reply, error) {
+// transact runs one transaction on b. committed reports whether any of the
+// message content may have reached the backend; before that, a failure of a
+// kept connection can be retried on a fresh one.
+func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg *Message) (_ policy.Reply, committed bool, err error) {
 	o := &f.opts
-	if err := f.handOver(b, tx); err != nil {
-		return policy.Reply{}, err
+	// RSET proves a kept connection is alive (RFC 5321 §4.1.1.5); with
+	// PIPELINING it travels in the same packet as the envelope.
+	var prefix []string
+	if reused {
+		prefix = append(prefix, "RSET")
+	}
+	mode, err := f.handOverMode(b)
+	if err != nil {
+		return policy.Reply{}, false, err
+	}
+	switch mode {
+	case "xclient":
+		// Never a kept connection: XCLIENT spends it (see Deliver).
+		if err := f.xclient(b, tx); err != nil {
+			return policy.Reply{}, false, err
+		}
+	case "xforward":
+		prefix = append(prefix, xforwardCmd(b, tx))
 	}
 	mail := "MAIL FROM:<" + tx.MailFrom + ">"
 	if _, ok := b.ext["SIZE"]; ok {
@@ -219,34 +237,42 @@ func (f *Forwarder) transact(b *bconn, tx *policy.Transaction, msg *Message) (po
 	if tx.SMTPUTF8 {
 		if _, ok := b.ext["SMTPUTF8"]; !ok {
 			r := policy.Reply{Code: 553, Enhanced: [3]int{5, 6, 7}, Text: "the backend does not support SMTPUTF8 (session " + tx.Session + ")"}
-			return policy.Reply{}, deliveryError{reply: r, err: errors.New("backend: no SMTPUTF8")}
+			return policy.Reply{}, false, deliveryError{reply: r, err: errors.New("backend: no SMTPUTF8")}
 		}
 		mail += " SMTPUTF8"
 	}
 	// MAIL and every RCPT go in one write when the backend pipelines
 	// (RFC 2920); DATA waits until every recipient is known to be taken.
 	_, pipelining := b.ext["PIPELINING"]
-	cmds := append([]string{mail}, rcptCmds(tx.Rcpts)...)
+	cmds := append(append(prefix, mail), rcptCmds(tx.Rcpts)...)
 	replies := make([]backendReply, 0, len(cmds))
 	for i, c := range cmds {
 		if err := b.send("%s", c); err != nil {
-			return policy.Reply{}, err
+			return policy.Reply{}, false, err
 		}
 		if !pipelining || i == len(cmds)-1 {
 			if err := b.w.Flush(); err != nil {
-				return policy.Reply{}, ioErr("write", err)
+				return policy.Reply{}, false, ioErr("write", err)
 			}
 			for len(replies) <= i {
 				r, err := b.read(o.CommandTimeout)
 				if err != nil {
-					return policy.Reply{}, err
+					return policy.Reply{}, false, err
 				}
 				replies = append(replies, r)
 			}
 		}
 	}
+	for i, r := range replies[:len(prefix)] {
+		if r.Code != 250 {
+			// A refused RSET or XFORWARD means the connection or the
+			// backend's configuration is wrong, not the message.
+			return policy.Reply{}, false, ioErr(strings.Fields(cmds[i])[0], fmt.Errorf("backend answers %s", r))
+		}
+	}
+	replies = replies[len(prefix):]
 	if r := replies[0]; r.Code/100 != 2 {
-		return policy.Reply{}, deliveryError{reply: relay(tx, r), err: fmt.Errorf("backend: MAIL: %s", r)}
+		return policy.Reply{}, false, deliveryError{reply: relay(tx, r), err: fmt.Errorf("backend: MAIL: %s", r)}
 	}
 	for i, r := range replies[1:] {
 		if r.Code/100 != 2 {
@@ -259,20 +285,21 @@ func (f *Forwarder) transact(b *bconn, tx *policy.Transaction, msg *Message) (po
 			}
 			enh[0] = 4
 			rep := policy.Reply{Code: 451, Enhanced: enh, Text: fmt.Sprintf("backend refused recipient <%s>: %s (session %s)", tx.Rcpts[i], r, tx.Session)}
-			return policy.Reply{}, deliveryError{reply: rep, err: fmt.Errorf("backend: RCPT <%s>: %s", tx.Rcpts[i], r)}
+			return policy.Reply{}, false, deliveryError{reply: rep, err: fmt.Errorf("backend: RCPT <%s>: %s", tx.Rcpts[i], r)}
 		}
 	}
 	r, err := b.cmd(o.CommandTimeout, "DATA")
 	if err != nil {
-		return policy.Reply{}, err
+		return policy.Reply{}, false, err
 	}
 	if r.Code != 354 {
-		return policy.Reply{}, deliveryError{reply: relay(tx, r), err: fmt.Errorf("backend: DATA: %s", r)}
+		return policy.Reply{}, false, deliveryError{reply: relay(tx, r), err: fmt.Errorf("backend: DATA: %s", r)}
 	}
 	if err := f.writeMessage(b, tx, msg); err != nil {
-		return policy.Reply{}, err
+		return policy.Reply{}, true, err
 	}
-	return f.finalReply(b, tx)
+	rep, err := f.finalReply(b, tx)
+	return rep, true, err
 }
 
 func rcptCmds(rcpts []string) []string {
@@ -320,32 +347,29 @@ func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (policy.Reply, 
 	return rep, nil
 }
 
-// handOver passes the original client to the backend for this transaction.
-func (f *Forwarder) handOver(b *bconn, tx *policy.Transaction) error {
+// handOverMode decides how this connection passes the original client to
+// the backend: "xclient", "xforward" or "".
+func (f *Forwarder) handOverMode(b *bconn) (string, error) {
 	mode := f.opts.ForwardClient
 	_, hasXC := b.ext["XCLIENT"]
 	_, hasXF := b.ext["XFORWARD"]
-	if mode == "auto" {
+	switch {
+	case mode == "auto":
 		// Only an extension that carries the address is worth a round
 		// trip: the address is what the backend's own checks need.
 		switch {
 		case hasXC && offered(b.ext["XCLIENT"], "ADDR"):
-			mode = "xclient"
+			return "xclient", nil
 		case hasXF && offered(b.ext["XFORWARD"], "ADDR"):
-			mode = "xforward"
-		default:
-			return nil
+			return "xforward", nil
 		}
-	}
-	switch {
+		return "", nil
 	case mode == "xclient" && !hasXC, mode == "xforward" && !hasXF:
-		return ioErr("hand-over", fmt.Errorf("backend does not offer %s (check smtpd_authorized_%s_hosts)", strings.ToUpper(mode), mode))
-	case mode == "xclient":
-		return f.xclient(b, tx)
-	case mode == "xforward":
-		return f.xforward(b, tx)
+		return "", ioErr("hand-over", fmt.Errorf("backend does not offer %s (check smtpd_authorized_%s_hosts)", strings.ToUpper(mode), mode))
+	case mode == "xclient", mode == "xforward":
+		return mode, nil
 	}
-	return nil
+	return "", nil
 }
 
 // clientAttrs are the XCLIENT/XFORWARD attributes for tx's client, in the
@@ -409,7 +433,9 @@ func (f *Forwarder) xclient(b *bconn, tx *policy.Transaction) error {
 	return b.hello(helo)
 }
 
-func (f *Forwarder) xforward(b *bconn, tx *policy.Transaction) error {
+// xforwardCmd is the XFORWARD command for tx's client. XFORWARD holds for
+// the next transaction only, so it is sent with each (XFORWARD_README).
+func xforwardCmd(b *bconn, tx *policy.Transaction) string {
 	cmd := "XFORWARD"
 	attrs := append(clientAttrs(tx), [2]string{"IDENT", tx.ID}, [2]string{"SOURCE", "REMOTE"})
 	for _, kv := range attrs {
@@ -417,14 +443,7 @@ func (f *Forwarder) xforward(b *bconn, tx *policy.Transaction) error {
 			cmd += " " + kv[0] + "=" + xtext(kv[1])
 		}
 	}
-	r, err := b.cmd(f.opts.CommandTimeout, "%s", cmd)
-	if err != nil {
-		return err
-	}
-	if r.Code != 250 {
-		return ioErr("xforward", fmt.Errorf("backend answers XFORWARD with %s", r))
-	}
-	return nil
+	return cmd
 }
 
 // writeMessage sends the Received header and the content, dot-stuffed

@@ -54,6 +54,8 @@ type testBackend struct {
 	// lmtpRefuse makes an LMTP backend refuse the message for this
 	// recipient after DATA.
 	lmtpRefuse string
+	// idleTimeout makes the backend drop connections idle this long.
+	idleTimeout time.Duration
 }
 
 func startBackend(t testing.TB, configure func(*testBackend)) *testBackend {
@@ -68,6 +70,9 @@ func startBackend(t testing.TB, configure func(*testBackend)) *testBackend {
 	b.srv.Network = "tcp"
 	b.srv.ErrorLog = discardLogger{}
 	b.srv.ReadTimeout = 30 * time.Second
+	if b.idleTimeout > 0 {
+		b.srv.ReadTimeout = b.idleTimeout
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
