@@ -51,7 +51,7 @@ func TestIssueExample(t *testing.T) {
 	want.Hostname = "mx.example.org"
 	want.Listen = []Listener{{Address: "127.0.0.1:2525"}}
 	want.Backend.Address = "127.0.0.1:2526"
-	want.Backend.HELO = "mx.example.org"      // derived from hostname
+	want.Backend.HELO = "mx.example.org"     // derived from hostname
 	want.Backend.TLSServerName = "127.0.0.1" // derived from address
 	want.Domains = []string{"example.org"}
 	want.DNS.Servers = []string{"127.0.0.1:5353"}
@@ -400,5 +400,37 @@ func TestValidDomain(t *testing.T) {
 		if got := validDomain(s); got != want {
 			t.Errorf("validDomain(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+var docBlock = regexp.MustCompile("(?s)```(yaml|text)\n(.*?)```")
+
+// TestDocsExamples keeps docs/config.md honest: every complete YAML example
+// (one that starts with hostname:) must load, and the sample error output
+// must be what the loader really prints for the YAML block before it.
+func TestDocsExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := docBlock.FindAllStringSubmatch(string(doc), -1)
+	complete, outputs := 0, 0
+	for i, b := range blocks {
+		switch {
+		case b[1] == "yaml" && strings.HasPrefix(b[2], "hostname:"):
+			complete++
+			if _, err := Parse("docs.yaml", []byte(b[2])); err != nil {
+				t.Errorf("docs example %d does not load:\n%s\n%v", i, b[2], err)
+			}
+		case b[1] == "text" && i > 0 && blocks[i-1][1] == "yaml":
+			outputs++
+			_, err := Parse("mxguard.yaml", []byte(blocks[i-1][2]))
+			if err == nil || err.Error()+"\n" != b[2] {
+				t.Errorf("docs sample output is stale\n--- docs\n%s--- actual\n%v", b[2], err)
+			}
+		}
+	}
+	if complete < 2 || outputs < 1 {
+		t.Errorf("found %d complete examples and %d sample outputs in docs; the test is not checking anything", complete, outputs)
 	}
 }

@@ -27,7 +27,7 @@ func Dur(d time.Duration) Duration {
 // follow "path: ", which the positioned decoder prepends.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float") {
-		return fmt.Errorf("expected a duration like 30s, 5m or 1h30m, got %s (a number needs a unit)", n.Value)
+		return fmt.Errorf("expected a duration like 30s, 5m or 1h30m, got %s (a number needs a unit)", lit(n.Value))
 	}
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 		return fmt.Errorf("expected a duration like 30s, 5m or 1h30m, got %s", Describe(n))
@@ -108,10 +108,10 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	case "!!int":
 		var v int64
 		if err := n.Decode(&v); err != nil {
-			return fmt.Errorf("%s, got %s which is out of range", sizeExpect, n.Value)
+			return fmt.Errorf("%s, got %s which is out of range", sizeExpect, lit(n.Value))
 		}
 		if v < 0 {
-			return fmt.Errorf("expected a non-negative size, got %s", n.Value)
+			return fmt.Errorf("expected a non-negative size, got %s", lit(n.Value))
 		}
 		*b = ByteSize(v)
 		return nil
@@ -124,7 +124,7 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	case "!!float":
 		// Fractions and integers beyond int64 both resolve as floats.
-		return fmt.Errorf("%s, got %s", sizeExpect, n.Value)
+		return fmt.Errorf("%s, got %s", sizeExpect, lit(n.Value))
 	}
 	return fmt.Errorf("%s, got %s", sizeExpect, Describe(n))
 }

@@ -54,7 +54,7 @@ func validate(d *Decoder, c *Config) {
 // value ("an integer") for the message.
 func atLeast(d *Decoder, path, what string, v, lo int64) {
 	if n := d.Node(path); n != nil && v < lo {
-		d.Errorf(n, "%s: expected %s >= %d, got %s", path, what, lo, n.Value)
+		d.Errorf(n, "%s: expected %s >= %d, got %s", path, what, lo, lit(n.Value))
 	}
 }
 

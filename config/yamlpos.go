@@ -172,11 +172,15 @@ func (d *Decoder) Errorf(n *yaml.Node, format string, args ...any) {
 func (d *Decoder) errAt(line, col int, format string, args ...any) {
 	// Columns and lines can be 0 for synthetic nodes; 1:1 keeps the
 	// FILE:LINE:COL contract that tools and tests rely on.
+	// Messages must stay on one line: callers split the output on
+	// newlines, and a value we failed to quote must not forge an extra
+	// FILE:LINE:COL line.
+	msg := strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(fmt.Sprintf(format, args...))
 	d.errs = append(d.errs, &PosError{
 		File:   d.file,
 		Line:   max(line, 1),
 		Column: max(col, 1),
-		Msg:    fmt.Sprintf(format, args...),
+		Msg:    msg,
 	})
 }
 
@@ -231,7 +235,7 @@ func Describe(n *yaml.Node) string {
 	case "!!str", "!!merge":
 		return "a string"
 	}
-	return "a value tagged " + n.Tag
+	return "a value tagged " + lit(n.Tag)
 }
 
 // gotScalar is Describe, except that a scalar mismatching a scalar field
@@ -252,9 +256,19 @@ func gotScalar(n *yaml.Node, k reflect.Kind) string {
 	case "!!str":
 		return strconv.Quote(n.Value)
 	case "!!int", "!!float", "!!bool":
-		return n.Value
+		return lit(n.Value)
 	}
 	return Describe(n)
+}
+
+// lit shows a scalar's text as written when that is unambiguous (1.5,
+// -26214400) and quoted otherwise, so odd input such as an explicitly
+// tagged `!!int "1\n2"` cannot break the one-line message format.
+func lit(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \"") && strconv.Quote(s) == `"`+s+`"` {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 func isNull(n *yaml.Node) bool {
@@ -400,7 +414,7 @@ func (d *Decoder) value(orig *yaml.Node, v reflect.Value, path, expect string, d
 			return mismatch()
 		}
 		if v.OverflowInt(i) {
-			d.Errorf(orig, "%sexpected %s, got %s which is out of range", prefix(path), expectFor(v.Type(), expect), n.Value)
+			d.Errorf(orig, "%sexpected %s, got %s which is out of range", prefix(path), expectFor(v.Type(), expect), lit(n.Value))
 			return false
 		}
 		v.SetInt(i)
@@ -410,7 +424,7 @@ func (d *Decoder) value(orig *yaml.Node, v reflect.Value, path, expect string, d
 			return mismatch()
 		}
 		if v.OverflowUint(u) {
-			d.Errorf(orig, "%sexpected %s, got %s which is out of range", prefix(path), expectFor(v.Type(), expect), n.Value)
+			d.Errorf(orig, "%sexpected %s, got %s which is out of range", prefix(path), expectFor(v.Type(), expect), lit(n.Value))
 			return false
 		}
 		v.SetUint(u)
@@ -426,92 +440,6 @@ func (d *Decoder) value(orig *yaml.Node, v reflect.Value, path, expect string, d
 	}
 	d.nodes[path] = orig
 	return true
-}
-
-// pair is one key/value of a mapping after merge keys are expanded.
-type pair struct{ key, val *yaml.Node }
-
-// pairs lists a mapping's entries, expanding `<<` merge keys (explicit keys
-// win over merged ones, as in YAML 1.1) and reporting duplicate and
-// non-scalar keys. Each key name appears at most once in the result.
-func (d *Decoder) pairs(n *yaml.Node, path string, depth int) []pair {
-	if ps, done := d.merged[n]; done {
-		return ps // nil while n is being expanded; merge reports that
-	}
-	d.merged[n] = nil
-	ps := d.expand(n, path, depth)
-	if ps == nil {
-		ps = []pair{} // non-nil marks "done"
-	}
-	d.merged[n] = ps
-	return ps
-}
-
-func (d *Decoder) expand(n *yaml.Node, path string, depth int) []pair {
-	var explicit, merged []pair
-	seen := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		rk := resolve(k)
-		if rk == nil || rk.Kind != yaml.ScalarNode {
-			d.Errorf(k, "%sexpected a key name, got %s", prefix(path), Describe(k))
-			continue
-		}
-		if rk.ShortTag() == "!!merge" {
-			merged = append(merged, d.merge(val, path, depth+1)...)
-			continue
-		}
-		if first, dup := seen[rk.Value]; dup {
-			d.Errorf(k, "%sduplicate key %q (first defined at line %d column %d)", prefix(path), rk.Value, first.Line, first.Column)
-			continue
-		}
-		seen[rk.Value] = k
-		explicit = append(explicit, pair{key: k, val: val})
-	}
-	for _, p := range merged {
-		name := resolve(p.key).Value
-		if _, ok := seen[name]; ok {
-			continue // overridden by an explicit key, or by an earlier merge
-		}
-		seen[name] = p.key
-		explicit = append(explicit, p)
-	}
-	return explicit
-}
-
-// merge expands the value of a `<<` key: a mapping or a list of mappings.
-func (d *Decoder) merge(val *yaml.Node, path string, depth int) []pair {
-	if depth > maxDepth {
-		d.Errorf(val, "%smerge nesting too deep", prefix(path))
-		return nil
-	}
-	rv := resolve(val)
-	switch {
-	case rv != nil && rv.Kind == yaml.MappingNode:
-		return d.mergeOne(val, rv, path, depth)
-	case rv != nil && rv.Kind == yaml.SequenceNode:
-		var out []pair
-		for _, item := range rv.Content {
-			ri := resolve(item)
-			if ri == nil || ri.Kind != yaml.MappingNode {
-				d.Errorf(item, "%smerge key: expected a mapping, got %s", prefix(path), Describe(item))
-				continue
-			}
-			out = append(out, d.mergeOne(item, ri, path, depth+1)...)
-		}
-		return out
-	}
-	d.Errorf(val, "%smerge key: expected a mapping or a list of mappings, got %s", prefix(path), Describe(val))
-	return nil
-}
-
-// mergeOne expands one merged mapping m, written as orig (usually *alias).
-func (d *Decoder) mergeOne(orig, m *yaml.Node, path string, depth int) []pair {
-	if ps, done := d.merged[m]; done && ps == nil {
-		d.Errorf(orig, "%smerge key refers to a mapping that contains it", prefix(path))
-		return nil
-	}
-	return d.pairs(m, path, depth)
 }
 
 // field is a decodable struct field.
@@ -553,6 +481,15 @@ func join(path, name string) string {
 		return name
 	}
 	return path + "." + name
+}
+
+// mapPath names a map entry: "headers.X-Spam" for ordinary keys, and
+// headers["odd key"] for keys that would make the path ambiguous.
+func mapPath(path, key string) string {
+	if key != "" && !strings.ContainsAny(key, ".[]\"") && lit(key) == key {
+		return join(path, key)
+	}
+	return path + "[" + strconv.Quote(key) + "]"
 }
 
 func (d *Decoder) structure(n *yaml.Node, v reflect.Value, path string, depth int) bool {
@@ -623,7 +560,7 @@ func (d *Decoder) mapping(n *yaml.Node, v reflect.Value, path string, depth int)
 	for _, p := range d.pairs(n, path, depth) {
 		key := resolve(p.key).Value
 		ev := reflect.New(v.Type().Elem()).Elem()
-		if !d.value(p.val, ev, join(path, key), "", depth+1) {
+		if !d.value(p.val, ev, mapPath(path, key), "", depth+1) {
 			ok = false
 			continue
 		}

@@ -124,6 +124,15 @@ func TestDecodeStrictErrors(t *testing.T) {
 		src:  "name: x\nheaders: &h\n  <<: *h\n",
 		want: []string{"rules.yaml:3:7: headers: merge key refers to a mapping that contains it"},
 	}, {
+		name: "odd values and keys cannot break the one-line format",
+		src:  "name: x\nweight: !!int \"1\\n2\"\nheaders: {\"a\\nb\": [1], c.d: [2]}\nscore: !x%0Ay 1\n",
+		want: []string{
+			`rules.yaml:2:9: weight: expected a non-negative integer, got "1\n2"`,
+			`rules.yaml:3:19: headers["a\nb"]: expected a string, got a list`,
+			`rules.yaml:3:29: headers["c.d"]: expected a string, got a list`,
+			`rules.yaml:4:8: score: expected a number, got a value tagged "!x\ny"`,
+		},
+	}, {
 		name: "non-scalar key",
 		src:  "name: x\n? [a]\n: b\n",
 		want: []string{"rules.yaml:2:3: expected a key name, got a list"},
@@ -185,7 +194,6 @@ func TestDecodeStrictAliasBomb(t *testing.T) {
 		t.Fatal("decoder did not finish: merge expansion is exponential")
 	}
 }
-
 
 func TestDecoderNodeAndErrorf(t *testing.T) {
 	var doc yaml.Node
