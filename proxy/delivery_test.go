@@ -132,6 +132,58 @@ func TestStartTLS(t *testing.T) {
 	}
 }
 
+func TestBackendStartTLS(t *testing.T) {
+	cert := testcert.New(t, "backend.test")
+	be := startBackend(t, func(b *testBackend) { b.tls = cert.Config })
+	for _, mode := range []string{"required", "opportunistic"} {
+		px := startProxy(t, be.addr, func(_ *Options, bo *BackendOptions) {
+			bo.StartTLS = mode
+			bo.TLSConfig = &tls.Config{RootCAs: cert.Pool, ServerName: "backend.test", MinVersion: tls.VersionTLS12}
+		})
+		d := hello(t, px.addr)
+		if got := d.sendMail("a@sender.test", []string{"user@example.org"}, simpleMsg); !strings.HasPrefix(got, "250 ") {
+			t.Fatalf("%s: %q", mode, got)
+		}
+	}
+	for i, m := range be.messages() {
+		if !m.TLS {
+			t.Errorf("message %d reached the backend without TLS", i)
+		}
+	}
+	// A backend whose certificate does not verify gets nothing.
+	px := startProxy(t, be.addr, func(_ *Options, bo *BackendOptions) {
+		bo.StartTLS = "required"
+		bo.TLSConfig = &tls.Config{ServerName: "backend.test", MinVersion: tls.VersionTLS12}
+	})
+	d := hello(t, px.addr)
+	if got := d.sendMail("a@sender.test", []string{"user@example.org"}, simpleMsg); !strings.HasPrefix(got, "451 4.4.1") {
+		t.Fatalf("unverifiable backend certificate: %q, want 451 4.4.1", got)
+	}
+	// Without STARTTLS on offer, "required" delivers nothing.
+	plain := startBackend(t, nil)
+	px = startProxy(t, plain.addr, func(_ *Options, bo *BackendOptions) { bo.StartTLS = "required" })
+	d = hello(t, px.addr)
+	if got := d.sendMail("a@sender.test", []string{"user@example.org"}, simpleMsg); !strings.HasPrefix(got, "451 4.4.1") {
+		t.Fatalf("backend without STARTTLS: %q, want 451 4.4.1", got)
+	}
+	if len(plain.messages()) != 0 {
+		t.Fatal("plaintext backend got a message despite starttls: required")
+	}
+}
+
+func TestLMTPOverUnixSocket(t *testing.T) {
+	be := startBackend(t, func(b *testBackend) { b.lmtp, b.unix = true, true })
+	px := startProxy(t, be.addr, func(_ *Options, bo *BackendOptions) { bo.Network, bo.LMTP = "unix", true })
+	d := hello(t, px.addr)
+	got := d.sendMail("a@sender.test", []string{"one@example.org", "two@example.org"}, simpleMsg)
+	if !strings.HasPrefix(got, "250 2.0.0 <one@example.org> Ok: delivered Q00001") {
+		t.Fatalf("got %q", got)
+	}
+	if m := be.messages(); len(m) != 1 || len(m[0].Rcpts) != 2 {
+		t.Fatalf("backend holds %+v", m)
+	}
+}
+
 func TestTLS11Refused(t *testing.T) {
 	cert := testcert.New(t, "mx.example.org")
 	be := startBackend(t, nil)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,7 @@ type stored struct {
 	Rcpts []string
 	Data  string
 	Queue string
+	TLS   bool // the message came over a TLS connection
 }
 
 // fault is what the test backend does with one message.
@@ -51,6 +53,10 @@ type testBackend struct {
 	stall time.Duration
 	lmtp  bool
 	conns int
+	// tls, when set, makes the backend offer STARTTLS; unix listens on a
+	// Unix socket instead of TCP.
+	tls  *tls.Config
+	unix bool
 	// lmtpRefuse makes an LMTP backend refuse the message for this
 	// recipient after DATA.
 	lmtpRefuse string
@@ -68,12 +74,17 @@ func startBackend(t testing.TB, configure func(*testBackend)) *testBackend {
 	b.srv.Domain = "backend.test"
 	b.srv.LMTP = b.lmtp
 	b.srv.Network = "tcp"
+	b.srv.TLSConfig = b.tls
 	b.srv.ErrorLog = discardLogger{}
 	b.srv.ReadTimeout = 30 * time.Second
 	if b.idleTimeout > 0 {
 		b.srv.ReadTimeout = b.idleTimeout
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	network, addr := "tcp", "127.0.0.1:0"
+	if b.unix {
+		network, addr = "unix", t.TempDir()+"/lmtp.sock"
+	}
+	l, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +148,8 @@ func (s *backendSession) store(data []byte) string {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	q := fmt.Sprintf("Q%05d", len(s.b.msgs)+1)
-	s.b.msgs = append(s.b.msgs, stored{From: s.from, Rcpts: append([]string(nil), s.rcpts...), Data: string(data), Queue: q})
+	_, tls := s.c.TLSConnectionState()
+	s.b.msgs = append(s.b.msgs, stored{From: s.from, Rcpts: append([]string(nil), s.rcpts...), Data: string(data), Queue: q, TLS: tls})
 	return q
 }
 
