@@ -36,7 +36,8 @@ func NewEngine(opts Options) *Engine {
 func (e *Engine) Decide(ctx context.Context, stage Stage, tx *Transaction) Verdict {
 	switch stage {
 	case StageRcpt:
-		if !e.LocalDomain(Domain(tx.Rcpt)) {
+		// RFC 5321 §4.5.1: <postmaster> without a domain must be accepted.
+		if !e.LocalDomain(Domain(tx.Rcpt)) && !strings.EqualFold(tx.Rcpt, "postmaster") {
 			// RFC 5321 §3.6.2 lets a server refuse to relay; 5.7.1 is
 			// "delivery not authorized" (RFC 3463).
 			return Refuse(ActionReject, "relay", 550, [3]int{5, 7, 1},

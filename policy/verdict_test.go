@@ -48,7 +48,9 @@ func TestEngineRelayAndProtocol(t *testing.T) {
 		{"user@example.org.", true},
 		{"user@sub.example.org", false},
 		{"user@example.org.evil.test", false},
-		{"postmaster", false},
+		{"postmaster", true},
+		{"PostMaster", true},
+		{"postmaster@elsewhere.test", false},
 		{"user@elsewhere.test", false},
 	} {
 		tx.Rcpt = c.rcpt

@@ -44,8 +44,8 @@ func TestDeadKeptConnectionRetried(t *testing.T) {
 		}
 		time.Sleep(400 * time.Millisecond)
 	}
-	if be.conns != 2 {
-		t.Fatalf("backend saw %d connections, want 2 (the kept one died)", be.conns)
+	if be.connections() != 2 {
+		t.Fatalf("backend saw %d connections, want 2 (the kept one died)", be.connections())
 	}
 }
 

@@ -106,6 +106,13 @@ func (b *testBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	return &backendSession{b: b, c: c}, nil
 }
 
+// connections is how many SMTP sessions the backend has seen.
+func (b *testBackend) connections() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.conns
+}
+
 func (b *testBackend) messages() []stored {
 	b.mu.Lock()
 	defer b.mu.Unlock()

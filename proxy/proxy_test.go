@@ -68,8 +68,8 @@ func TestRelayCarriesBackendQueueID(t *testing.T) {
 	// A second message on the same session reuses the backend connection.
 	d.sendMail("b@sender.test", []string{"user@example.org"}, simpleMsg)
 	d.expect("QUIT", "221 2.0.0")
-	if be.conns != 1 {
-		t.Errorf("backend saw %d connections for two messages, want 1 (connection reuse)", be.conns)
+	if be.connections() != 1 {
+		t.Errorf("backend saw %d connections for two messages, want 1 (connection reuse)", be.connections())
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -185,6 +186,8 @@ backend:
   address: "builtin:`+sinkDir+`"
 domains: [example.org]
 drain_timeout: 10s
+log:
+  format: json
 `)
 	c, err := net.Dial("tcp", listen)
 	if err != nil {
@@ -231,6 +234,16 @@ drain_timeout: 10s
 	files, _ := filepath.Glob(filepath.Join(sinkDir, "*.eml"))
 	if len(files) != 1 {
 		t.Fatalf("backend holds %d messages, want 1", len(files))
+	}
+	// log.format: json gives one JSON object per line.
+	for _, line := range strings.Split(strings.TrimSpace(d.out.String()), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil || v["msg"] == nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+	}
+	if !strings.Contains(d.out.String(), `"msg":"message forwarded"`) {
+		t.Fatalf("no JSON log of the forwarded message:\n%s", d.out.String())
 	}
 }
 

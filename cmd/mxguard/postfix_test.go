@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,11 +18,17 @@ import (
 	"mxguard/internal/testpostfix"
 )
 
-// TestPostfixBackendGetsClientByXCLIENT puts a real Postfix behind mxguard,
-// authorised for XCLIENT, and sends two messages from two different clients
-// (carried by the PROXY protocol) on one kept backend connection. Postfix's
-// own Received header must name each original client, not mxguard.
-func TestPostfixBackendGetsClientByXCLIENT(t *testing.T) {
+// TestPostfixBackendGetsClient puts a real Postfix behind mxguard,
+// authorised for XCLIENT (or XFORWARD), and sends two messages from two
+// different clients, carried by the PROXY protocol. Postfix's own log and
+// Received header must name each original client, not mxguard.
+func TestPostfixBackendGetsClient(t *testing.T) {
+	for _, mode := range []string{"xclient", "xforward"} {
+		t.Run(mode, func(t *testing.T) { testPostfixBackend(t, mode) })
+	}
+}
+
+func testPostfixBackend(t *testing.T, mode string) {
 	if err := testpostfix.Available(); err != nil {
 		t.Fatalf("postfix is not usable here (.ci/run installs it): %v", err)
 	}
@@ -31,12 +38,14 @@ func TestPostfixBackendGetsClientByXCLIENT(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sk.Close() })
-	pf := testpostfix.Start(t, testpostfix.Options{
-		Domains:      []string{"example.org"},
-		RelayTo:      sk.Addr(),
-		XClientHosts: "127.0.0.0/8",
-	})
-	_, listen := startMxguard(t, `
+	opts := testpostfix.Options{Domains: []string{"example.org"}, RelayTo: sk.Addr()}
+	if mode == "xclient" {
+		opts.XClientHosts = "127.0.0.0/8"
+	} else {
+		opts.XForwardHosts = "127.0.0.0/8"
+	}
+	pf := testpostfix.Start(t, opts)
+	mx, listen := startMxguard(t, `
 hostname: mx.example.org
 listen:
   - address: LISTEN
@@ -44,7 +53,7 @@ listen:
     proxy_trusted: [127.0.0.1]
 backend:
   address: `+pf.Addr+`
-  forward_client: xclient
+  forward_client: `+mode+`
 domains: [example.org]
 `)
 	clients := []string{"203.0.113.7", "198.51.100.9"}
@@ -100,6 +109,21 @@ domains: [example.org]
 	if len(files) != 2 {
 		t.Fatalf("sink holds %d messages, want 2\npostfix log:\n%s", len(files), pf.Log())
 	}
+	if mode == "xforward" {
+		// XFORWARD informs Postfix's logs (orig_client, and our
+		// transaction id as orig_queue_id); its restrictions and Received
+		// header keep mxguard's address. The connection is kept: both
+		// messages travel on one.
+		for i, q := range queued {
+			pf.WaitLog(t, fmt.Sprintf("%s: client=unknown[127.0.0.1], orig_queue_id=", q), 10*time.Second)
+			pf.WaitLog(t, fmt.Sprintf("orig_client=unknown[%s]", clients[i]), 10*time.Second)
+		}
+		// mxguard closes its kept connection when it stops.
+		mx.cmd.Process.Signal(syscall.SIGTERM)
+		mx.cmd.Wait()
+		pf.WaitLog(t, "xforward=2 mail=2 rcpt=2 data=2", 10*time.Second)
+		return
+	}
 	seen := map[string]bool{}
 	for _, f := range files {
 		data, _ := os.ReadFile(f)
@@ -118,7 +142,7 @@ domains: [example.org]
 			t.Errorf("Postfix never saw client %s (saw %v); XCLIENT did not hand it over", ip, seen)
 		}
 	}
-	for _, q := range queued {
-		pf.WaitLog(t, q+": client=", 10*time.Second)
+	for i, q := range queued {
+		pf.WaitLog(t, fmt.Sprintf("%s: client=unknown[%s]", q, clients[i]), 10*time.Second)
 	}
 }
