@@ -93,17 +93,24 @@ func TestLMTPPartialDeliveryIsTempfail(t *testing.T) {
 	}
 }
 
-func TestStartTLS(t *testing.T) {
+// startTLSProxy starts a proxy whose listener offers STARTTLS with a fresh
+// certificate for mx.example.org.
+func startTLSProxy(t *testing.T, backend string) (testcert.Pair, string) {
+	t.Helper()
 	cert := testcert.New(t, "mx.example.org")
-	be := startBackend(t, nil)
-	px := startProxy(t, be.addr, nil)
-	// A second listener on the same server, with STARTTLS.
+	px := startProxy(t, backend, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go px.srv.Serve(l, Listener{TLS: cert.Config})
-	d := dial(t, l.Addr().String())
+	return cert, l.Addr().String()
+}
+
+func TestStartTLS(t *testing.T) {
+	be := startBackend(t, nil)
+	cert, addr := startTLSProxy(t, be.addr)
+	d := dial(t, addr)
 	d.expect("", "220 ")
 	d.send("EHLO client.example.net\r\n")
 	if got := d.reply(); got != "250 STARTTLS" {
@@ -185,15 +192,9 @@ func TestLMTPOverUnixSocket(t *testing.T) {
 }
 
 func TestTLS11Refused(t *testing.T) {
-	cert := testcert.New(t, "mx.example.org")
 	be := startBackend(t, nil)
-	px := startProxy(t, be.addr, nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go px.srv.Serve(l, Listener{TLS: cert.Config})
-	d := dial(t, l.Addr().String())
+	cert, addr := startTLSProxy(t, be.addr)
+	d := dial(t, addr)
 	d.expect("", "220 ")
 	d.expect("EHLO client.example.net", "250 ")
 	d.expect("STARTTLS", "220 ")
