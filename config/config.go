@@ -9,23 +9,25 @@
 package config
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"regexp"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"mxguard/internal/yamlpos"
 )
+
+// PosError is one problem at a position in the configuration file, rendered
+// as "FILE:LINE:COL: MSG". It is the positioned decoder's error type, shared
+// with other YAML files mxguard reads (see mxguard/internal/yamlpos).
+type PosError = yamlpos.PosError
 
 // Config is the whole configuration file. Field comments give the YAML key
 // and the default applied by Default and Parse.
@@ -55,6 +57,12 @@ type Config struct {
 	DrainTimeout Duration `yaml:"drain_timeout"`
 	// Log (log) configures mxguard's own diagnostic log.
 	Log Log `yaml:"log"`
+	// Rules (rules, default empty = the default rule set built into
+	// mxguard) are the rules files, loaded in order by package rules.
+	// Parse resolves relative paths against the directory of the config
+	// file and checks that each names a regular file; it does not parse
+	// them.
+	Rules []string `yaml:"rules" expect:"a list of rules file paths"`
 }
 
 // Listener is one listening socket.
@@ -256,7 +264,9 @@ func (e Errors) Unwrap() []error {
 // Load reads and parses the configuration file at path. On failure the
 // error is an *Errors. Relative file paths inside the config (certificates,
 // CA file, spool directory) are checked relative to the current directory,
-// which is also how mxguard opens them later.
+// which is also how mxguard opens them later. Relative rules file paths are
+// the exception: they are relative to the directory of the config file, and
+// Parse stores them resolved.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -266,17 +276,21 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse parses and validates configuration data; file is the name used in
-// error messages. On failure the error is an *Errors listing every problem
-// sorted by position and the Config is nil.
+// error messages, and filepath.Dir(file) is the directory relative rules
+// paths are resolved against. On failure the error is an *Errors listing
+// every problem sorted by position and the Config is nil.
 func Parse(file string, data []byte) (*Config, error) {
-	root, perr := parseDocument(file, data)
+	root, perr := yamlpos.ParseDocument(file, data)
 	if perr != nil {
 		return nil, &Errors{perr}
 	}
-	d := NewDecoder(file)
+	if root == nil {
+		return nil, &Errors{emptyError(file)}
+	}
+	d := yamlpos.NewDecoder(file)
 	cfg := Default()
 	d.Decode(root, cfg)
-	validate(d, cfg)
+	validate(d, cfg, filepath.Dir(file))
 	if errs := d.Errors(); len(errs) > 0 {
 		e := Errors(errs)
 		return nil, &e
@@ -284,70 +298,8 @@ func Parse(file string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// parseDocument parses data into the content node of its single document.
-func parseDocument(file string, data []byte) (root *yaml.Node, err error) {
-	defer func() {
-		// yaml.v3 converts its own failures to errors but re-panics on
-		// anything else; a config loader must never crash the daemon.
-		if r := recover(); r != nil {
-			root, err = nil, &PosError{File: file, Line: 1, Column: 1, Msg: fmt.Sprintf("invalid YAML: parser failed: %v", r)}
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, emptyError(file)
-		}
-		return nil, syntaxError(file, data, err)
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == nil:
-		// A second document would be silently ignored, and then the
-		// operator edits the wrong one.
-		return nil, &PosError{File: file, Line: max(extra.Line, 1), Column: max(extra.Column, 1), Msg: "expected a single YAML document, found a second one"}
-	case !errors.Is(err, io.EOF):
-		return nil, syntaxError(file, data, err)
-	}
-	if len(doc.Content) == 0 || isNull(resolve(doc.Content[0])) {
-		return nil, emptyError(file)
-	}
-	return doc.Content[0], nil
-}
-
 func emptyError(file string) error {
 	return &PosError{File: file, Line: 1, Column: 1, Msg: "empty configuration (expected a mapping with at least hostname, listen, backend and domains)"}
-}
-
-var (
-	lineRE   = regexp.MustCompile(`^yaml: line (\d+): `)
-	anchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
-)
-
-// syntaxError positions a yaml.v3 parse error. yaml.v3 gives only a line
-// number, embedded in the text, so the column is 1. For an unknown anchor
-// it gives nothing, so we look for the first "*name" in the source.
-func syntaxError(file string, data []byte, err error) error {
-	msg := err.Error()
-	line, col := 1, 1
-	if m := lineRE.FindStringSubmatch(msg); m != nil {
-		if n, convErr := strconv.Atoi(m[1]); convErr == nil && n > 0 {
-			line = n
-		}
-		msg = msg[len(m[0]):]
-	} else {
-		if m := anchorRE.FindStringSubmatch(msg); m != nil {
-			if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
-				line = bytes.Count(data[:i], []byte("\n")) + 1
-				col = i - bytes.LastIndexByte(data[:i], '\n')
-			}
-		}
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	// Messages should be one line, or the FILE:LINE:COL list breaks.
-	msg = strings.Join(strings.Fields(msg), " ")
-	return &PosError{File: file, Line: line, Column: col, Msg: "invalid YAML: " + msg}
 }
 
 // Kind splits Address into a network and an address: ("tcp", "host:port"),

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"mxguard/internal/yamlpos"
 )
 
 // Duration is a time.Duration written in YAML the way Go prints durations:
@@ -27,10 +29,10 @@ func Dur(d time.Duration) Duration {
 // follow "path: ", which the positioned decoder prepends.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float") {
-		return fmt.Errorf("expected a duration like 30s, 5m or 1h30m, got %s (a number needs a unit)", lit(n.Value))
+		return fmt.Errorf("expected a duration like 30s, 5m or 1h30m, got %s (a number needs a unit)", yamlpos.Lit(n.Value))
 	}
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-		return fmt.Errorf("expected a duration like 30s, 5m or 1h30m, got %s", Describe(n))
+		return fmt.Errorf("expected a duration like 30s, 5m or 1h30m, got %s", yamlpos.Describe(n))
 	}
 	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
 	if err != nil {
@@ -102,16 +104,16 @@ func ParseByteSize(s string) (ByteSize, error) {
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("%s, got %s", sizeExpect, Describe(n))
+		return fmt.Errorf("%s, got %s", sizeExpect, yamlpos.Describe(n))
 	}
 	switch n.ShortTag() {
 	case "!!int":
 		var v int64
 		if err := n.Decode(&v); err != nil {
-			return fmt.Errorf("%s, got %s which is out of range", sizeExpect, lit(n.Value))
+			return fmt.Errorf("%s, got %s which is out of range", sizeExpect, yamlpos.Lit(n.Value))
 		}
 		if v < 0 {
-			return fmt.Errorf("expected a non-negative size, got %s", lit(n.Value))
+			return fmt.Errorf("expected a non-negative size, got %s", yamlpos.Lit(n.Value))
 		}
 		*b = ByteSize(v)
 		return nil
@@ -124,9 +126,9 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	case "!!float":
 		// Fractions and integers beyond int64 both resolve as floats.
-		return fmt.Errorf("%s, got %s", sizeExpect, lit(n.Value))
+		return fmt.Errorf("%s, got %s", sizeExpect, yamlpos.Lit(n.Value))
 	}
-	return fmt.Errorf("%s, got %s", sizeExpect, Describe(n))
+	return fmt.Errorf("%s, got %s", sizeExpect, yamlpos.Describe(n))
 }
 
 // String renders the size with the largest binary unit that divides it

@@ -10,13 +10,17 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
+
+	"mxguard/internal/yamlpos"
 )
 
-func validate(d *Decoder, c *Config) {
+func validate(d *yamlpos.Decoder, c *Config, dir string) {
 	if n := d.Node("hostname"); n != nil && !validDomain(c.Hostname) {
 		d.Errorf(n, "hostname: expected a domain name like mx.example.org, got %q", c.Hostname)
 	}
@@ -29,6 +33,7 @@ func validate(d *Decoder, c *Config) {
 	validateBackend(d, &c.Backend)
 	validateDomains(d, c)
 	validateDNS(d, &c.DNS)
+	validateRules(d, c, dir)
 	if n := d.Node("spool.dir"); n != nil {
 		if c.Spool.Dir == "" {
 			// Written as "" to mean "the default": keep it explicit.
@@ -52,21 +57,21 @@ func validate(d *Decoder, c *Config) {
 
 // atLeast reports path if its value is below lo; what names the kind of
 // value ("an integer") for the message.
-func atLeast(d *Decoder, path, what string, v, lo int64) {
+func atLeast(d *yamlpos.Decoder, path, what string, v, lo int64) {
 	if n := d.Node(path); n != nil && v < lo {
-		d.Errorf(n, "%s: expected %s >= %d, got %s", path, what, lo, lit(n.Value))
+		d.Errorf(n, "%s: expected %s >= %d, got %s", path, what, lo, yamlpos.Lit(n.Value))
 	}
 }
 
 // positive reports a zero timeout: a timeout of 0 would mean "none", which
 // lets a silent peer hold a connection forever.
-func positive(d *Decoder, path string, v Duration) {
+func positive(d *yamlpos.Decoder, path string, v Duration) {
 	if n := d.Node(path); n != nil && v.Duration <= 0 {
 		d.Errorf(n, "%s: expected a duration greater than 0, got %q", path, n.Value)
 	}
 }
 
-func validateListen(d *Decoder, c *Config) {
+func validateListen(d *yamlpos.Decoder, c *Config) {
 	if n := d.Node("listen"); n != nil && len(c.Listen) == 0 {
 		d.Errorf(n, "listen: expected at least one listener")
 	}
@@ -105,7 +110,7 @@ func validateListen(d *Decoder, c *Config) {
 
 // checkFile reports whether path names a readable regular file, reporting
 // at the key's node if not. Empty paths and missing nodes return false.
-func checkFile(d *Decoder, key, path string) bool {
+func checkFile(d *yamlpos.Decoder, key, path string) bool {
 	n := d.Node(key)
 	if n == nil {
 		return false
@@ -182,7 +187,7 @@ func unwrapAddr(err error) error {
 	return err
 }
 
-func validateBackend(d *Decoder, b *Backend) {
+func validateBackend(d *yamlpos.Decoder, b *Backend) {
 	if n := d.Node("backend.address"); n != nil {
 		network, addr := b.Kind()
 		const want = "backend.address: expected host:port, unix:/path/to/socket or builtin:DIR, got %q"
@@ -228,7 +233,7 @@ func validateBackend(d *Decoder, b *Backend) {
 	atLeast(d, "backend.max_idle_connections", "an integer", int64(b.MaxIdleConnections), 0)
 }
 
-func validateDomains(d *Decoder, c *Config) {
+func validateDomains(d *yamlpos.Decoder, c *Config) {
 	if n := d.Node("domains"); n != nil && len(c.Domains) == 0 {
 		d.Errorf(n, "domains: expected at least one domain name")
 	}
@@ -254,7 +259,7 @@ func validateDomains(d *Decoder, c *Config) {
 	}
 }
 
-func validateDNS(d *Decoder, s *DNS) {
+func validateDNS(d *yamlpos.Decoder, s *DNS) {
 	for i, srv := range s.Servers {
 		p := fmt.Sprintf("dns.servers[%d]", i)
 		n := d.Node(p)
@@ -278,6 +283,46 @@ func validateDNS(d *Decoder, s *DNS) {
 		}
 	}
 	positive(d, "dns.timeout", s.Timeout)
+}
+
+// validateRules resolves each rules file path against dir, the directory of
+// the config file, and checks it names a regular file. The files are only
+// parsed by the rules package; checking they exist here means a typo in a
+// path stops startup (or a reload) with the position of the entry.
+func validateRules(d *yamlpos.Decoder, c *Config, dir string) {
+	seen := map[string]string{}
+	for i, p := range c.Rules {
+		key := fmt.Sprintf("rules[%d]", i)
+		n := d.Node(key)
+		if n == nil {
+			continue
+		}
+		if p == "" {
+			d.Errorf(n, "%s: expected a file path, got \"\"", key)
+			continue
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+			c.Rules[i] = p
+		}
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			d.Errorf(n, "%s: no such file %q", key, p)
+		case err != nil:
+			d.Errorf(n, "%s: cannot use %q: %v", key, p, unwrapPath(err))
+		case !fi.Mode().IsRegular():
+			d.Errorf(n, "%s: cannot use %q: not a regular file", key, p)
+		default:
+			// The same file twice would load every rule in it twice,
+			// which the rules loader reports as redefinitions.
+			if first, dup := seen[p]; dup {
+				d.Errorf(n, "%s: %q is already listed as %s", key, p, first)
+			} else {
+				seen[p] = key
+			}
+		}
+	}
 }
 
 // validDomain checks domain-name syntax (RFC 1035 "preferred name syntax",

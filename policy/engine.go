@@ -2,7 +2,13 @@ package policy
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"strings"
+	"sync/atomic"
+	"time"
+
+	"mxguard/rules"
 )
 
 // Options configures an Engine.
@@ -11,62 +17,235 @@ type Options struct {
 	// recipient anywhere else is refused whatever any rule says: mxguard is
 	// never an open relay.
 	Domains []string
+	// Rules is the compiled rule set; nil means the built-in default.
+	Rules *rules.Set
+	// Log receives one Record per transaction; nil writes none.
+	Log *VerdictLog
+	// CheckTimeout bounds each check [10s].
+	CheckTimeout time.Duration
+	Logger       *slog.Logger
 }
 
-// Engine decides, at each stage of a transaction, whether it goes on.
-//
-// Today it enforces the contracts that no rule may override (no relay,
-// nothing ambiguous downstream). Checks and the rules engine plug in here;
-// the proxy's side of the conversation does not change.
-type Engine struct {
+// state is what a reload replaces as a whole. A session keeps the state it
+// started with, so it finishes on the rules it began under.
+type state struct {
 	domains map[string]struct{}
+	rules   *rules.Set
+}
+
+// Engine decides, at each stage of a transaction, whether it goes on: the
+// contracts no rule may override first, then the checks the stage's rules
+// need, then the rules.
+type Engine struct {
+	cur          atomic.Pointer[state]
+	log          *VerdictLog
+	checks       map[string]*checker
+	checkTimeout time.Duration
+	logger       *slog.Logger
+}
+
+// RulesOptions are the facts that rules are compiled against: the Facts
+// type, and the stage from which each fact is known.
+func RulesOptions() rules.Options {
+	return rules.Options{
+		Env: &Facts{},
+		Since: map[string]string{
+			"helo": "helo", "esmtp": "helo", "mail_from": "mail", "rcpts": "rcpt", "rcpt_count": "rcpt",
+			"size": "data", "message_id": "data", "protocol": "data",
+		},
+		Only: map[string]string{"rcpt": "rcpt"},
+	}
+}
+
+// DefaultRules compiles the built-in rule set.
+func DefaultRules() *rules.Set {
+	s, err := rules.Parse(rules.DefaultName, rules.Default, RulesOptions())
+	if err != nil {
+		// The default set is tested; failing here is a build defect.
+		panic(fmt.Sprintf("policy: built-in rules: %v", err))
+	}
+	return s
 }
 
 // NewEngine returns an engine for opts.
 func NewEngine(opts Options) *Engine {
-	e := &Engine{domains: make(map[string]struct{}, len(opts.Domains))}
-	for _, d := range opts.Domains {
-		e.domains[strings.ToLower(strings.TrimSuffix(d, "."))] = struct{}{}
+	if opts.CheckTimeout <= 0 {
+		opts.CheckTimeout = 10 * time.Second
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	e := &Engine{log: opts.Log, checks: map[string]*checker{}, checkTimeout: opts.CheckTimeout, logger: opts.Logger}
+	e.Reload(opts.Domains, opts.Rules)
 	return e
 }
 
-// Decide returns the verdict for tx at stage. It never blocks on the
-// network today; ctx bounds the checks that later stages will run.
-func (e *Engine) Decide(ctx context.Context, stage Stage, tx *Transaction) Verdict {
-	switch stage {
-	case StageRcpt:
-		// RFC 5321 §4.5.1: <postmaster> without a domain must be accepted.
-		if !e.LocalDomain(Domain(tx.Rcpt)) && !strings.EqualFold(tx.Rcpt, "postmaster") {
-			// RFC 5321 §3.6.2 lets a server refuse to relay; 5.7.1 is
-			// "delivery not authorized" (RFC 3463).
-			return Refuse(ActionReject, "relay", 550, [3]int{5, 7, 1},
-				"relay access denied: we do not accept mail for that domain", tx.Session)
-		}
-	case StageData:
-		if p := tx.Protocol; p.Ambiguous() {
-			return Refuse(ActionReject, protocolReason(p), 554, [3]int{5, 6, 0},
-				"message refused: "+protocolReason(p)+" (only CRLF line endings and <CRLF>.<CRLF> are allowed)", tx.Session)
-		}
+// Reload swaps in new domains and rules at once; sessions already running
+// keep the ones they started with. A nil set means the built-in default.
+func (e *Engine) Reload(domains []string, set *rules.Set) {
+	if set == nil {
+		set = DefaultRules()
 	}
-	return Accept
+	st := &state{domains: make(map[string]struct{}, len(domains)), rules: set}
+	for _, d := range domains {
+		st.domains[strings.ToLower(strings.TrimSuffix(d, "."))] = struct{}{}
+	}
+	e.cur.Store(st)
+}
+
+// Rules returns the rule set new sessions get.
+func (e *Engine) Rules() *rules.Set { return e.cur.Load().rules }
+
+// NewSession pins the current rules for one SMTP session.
+func (e *Engine) NewSession() *Session {
+	return &Session{e: e, st: e.cur.Load()}
+}
+
+// Session is the engine as one SMTP session sees it: the same rules from
+// its first command to its last, and the results of its connect and HELO
+// stages, which every one of its transactions inherits.
+type Session struct {
+	e  *Engine
+	st *state
+	// What the connect stage and the latest HELO found.
+	connect, helo *snapshot
+}
+
+// snapshot is what a session-level stage left for later transactions.
+type snapshot struct {
+	matches  []RuleMatch
+	score    float64
+	headers  []Header
+	accepted bool
+	checks   map[string]CheckRecord
 }
 
 // LocalDomain reports whether mail for domain is ours to accept.
-func (e *Engine) LocalDomain(domain string) bool {
-	_, ok := e.domains[strings.ToLower(strings.TrimSuffix(domain, "."))]
+func (s *Session) LocalDomain(domain string) bool {
+	_, ok := s.st.domains[strings.ToLower(strings.TrimSuffix(domain, "."))]
 	return ok
 }
 
-func protocolReason(p Protocol) string {
-	switch {
-	case p.BadTerminator:
-		return "non-canonical end-of-data sequence"
-	case p.BareLF:
-		return "bare LF line ending"
-	case p.BareCR:
-		return "bare CR in message"
-	default:
-		return "NUL byte in message"
+// Decide returns the verdict for tx at stage.
+func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verdict {
+	s.inherit(tx, stage)
+	if stage == StageRcpt && !s.LocalDomain(Domain(tx.Rcpt)) && !strings.EqualFold(tx.Rcpt, "postmaster") {
+		// RFC 5321 §3.6.2 lets a server refuse to relay; 5.7.1 is
+		// "delivery not authorized" (RFC 3463). §4.5.1: <postmaster>
+		// without a domain must be accepted.
+		return Refuse(ActionReject, "relay", 550, [3]int{5, 7, 1},
+			"relay access denied: we do not accept mail for that domain", tx.Session)
 	}
+	if tx.accepted && stage != StageRcpt {
+		return Accept
+	}
+	set := s.st.rules
+	s.e.runChecks(ctx, stage, tx, set.Names(stage.String()))
+	f := tx.factsFor(stage)
+	var domains []string
+	switch stage {
+	case StageRcpt:
+		domains = []string{Domain(tx.Rcpt)}
+	case StageData:
+		for _, r := range tx.Rcpts {
+			domains = append(domains, Domain(r))
+		}
+	}
+	v := s.apply(stage, tx, set.Eval(stage.String(), f, domains))
+	switch stage {
+	case StageConnect:
+		s.connect = takeSnapshot(tx)
+	case StageHelo:
+		s.helo = takeSnapshot(tx)
+	}
+	return v
+}
+
+// inherit gives a transaction, once, what the session's earlier stages
+// found: a HELO decision builds on connect, a MAIL transaction on HELO.
+func (s *Session) inherit(tx *Transaction, stage Stage) {
+	if tx.Checks != nil {
+		return
+	}
+	tx.Checks = map[string]CheckRecord{}
+	from := s.helo
+	if stage <= StageHelo || from == nil {
+		from = s.connect
+	}
+	if stage == StageConnect || from == nil {
+		return
+	}
+	tx.Matches = append(append([]RuleMatch(nil), from.matches...), tx.Matches...)
+	tx.Score += from.score
+	tx.Headers = append(append([]Header(nil), from.headers...), tx.Headers...)
+	tx.accepted = tx.accepted || from.accepted
+	for k, v := range from.checks {
+		tx.Checks[k] = v
+	}
+}
+
+func takeSnapshot(tx *Transaction) *snapshot {
+	return &snapshot{matches: tx.Matches, score: tx.Score, headers: tx.Headers, accepted: tx.accepted, checks: tx.Checks}
+}
+
+func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome) Verdict {
+	for _, r := range out.Matches {
+		m := RuleMatch{Name: r.Name, Stage: r.Stage, Action: r.Action, Mode: r.Mode, Score: r.Score}
+		if stage == StageRcpt {
+			m.Rcpt = tx.Rcpt
+		}
+		tx.Matches = append(tx.Matches, m)
+	}
+	tx.Score += out.Score
+	tx.Headers = append(tx.Headers, out.Headers...)
+	if len(out.Errors) > 0 {
+		// A condition that cannot be evaluated must not read as "no
+		// match": that would be a silent pass.
+		for _, err := range out.Errors {
+			s.e.logger.Error("rule evaluation failed", "session", tx.Session, "err", err)
+		}
+		return Refuse(ActionTempfail, "rule-error", 451, [3]int{4, 3, 0}, "temporary local problem, try again later", tx.Session)
+	}
+	if r := out.Decisive; r != nil {
+		switch r.Action {
+		case rules.Accept:
+			if stage != StageRcpt {
+				tx.accepted = true
+			}
+			return Verdict{Action: ActionAccept, Reason: r.Name}
+		case rules.Quarantine:
+			tx.quarantined = true
+		case rules.Reject:
+			rep := rules.Reply{Code: 550, Enhanced: [3]int{5, 7, 1}, Text: "refused by local policy"}
+			if r.Reply != nil {
+				rep = *r.Reply
+			}
+			return Refuse(ActionReject, r.Name, rep.Code, rep.Enhanced, rep.Text, tx.Session)
+		case rules.Tempfail:
+			rep := rules.Reply{Code: 451, Enhanced: [3]int{4, 7, 1}, Text: "temporarily refused by local policy, try again later"}
+			if r.Reply != nil {
+				rep = *r.Reply
+			}
+			return Refuse(ActionTempfail, r.Name, rep.Code, rep.Enhanced, rep.Text, tx.Session)
+		}
+	}
+	if stage != StageData {
+		return Accept
+	}
+	th := s.st.rules.Thresholds
+	switch {
+	case th.Reject > 0 && tx.Score >= th.Reject:
+		return Refuse(ActionReject, "score", 550, [3]int{5, 7, 1},
+			fmt.Sprintf("message refused: score %g reaches the limit of %g", tx.Score, th.Reject), tx.Session)
+	case th.Quarantine > 0 && tx.Score >= th.Quarantine:
+		tx.quarantined = true
+	}
+	if tx.quarantined {
+		tx.Headers = append(tx.Headers, Header{Name: "X-Mxguard-Quarantine", Value: fmt.Sprintf("yes (score %g, session %s)", tx.Score, tx.Session)})
+		return Verdict{Action: ActionQuarantine, Reason: "quarantine"}
+	}
+	if len(tx.Headers) > 0 {
+		return Verdict{Action: ActionTag, Reason: "tag"}
+	}
+	return Accept
 }

@@ -9,6 +9,8 @@ package policy
 
 import (
 	"fmt"
+
+	"mxguard/rules"
 	"net/netip"
 	"strings"
 	"time"
@@ -112,7 +114,27 @@ type Transaction struct {
 	SMTPUTF8 bool
 	Body8Bit bool
 	Protocol Protocol
+	// MessageID is the Message-ID header's value, set at the end of DATA.
+	MessageID string
+
+	// What the engine found, kept for the rest of the transaction and for
+	// the verdict log.
+	Checks  map[string]CheckRecord
+	Matches []RuleMatch
+	Score   float64
+	// Headers are added to the message when it is forwarded (tag and
+	// quarantine).
+	Headers []Header
+	// Refused are the recipients refused at RCPT.
+	Refused []RcptRefusal
+
+	accepted    bool // an enforced accept rule let the transaction through
+	quarantined bool
+	facts       Facts
 }
+
+// Header is a header field added to a forwarded message.
+type Header = rules.Header
 
 // Domain returns the lower-cased domain part of an address, or "" when the
 // address has none.

@@ -54,7 +54,7 @@ func TestEngineRelayAndProtocol(t *testing.T) {
 		{"user@elsewhere.test", false},
 	} {
 		tx.Rcpt = c.rcpt
-		v := e.Decide(context.Background(), StageRcpt, tx)
+		v := e.NewSession().Decide(context.Background(), StageRcpt, tx)
 		if got := !v.Action.Refuses(); got != c.ok {
 			t.Errorf("RCPT %q: accepted=%v, want %v (%+v)", c.rcpt, got, c.ok, v)
 		}
@@ -64,12 +64,12 @@ func TestEngineRelayAndProtocol(t *testing.T) {
 	}
 	for _, p := range []Protocol{{BareLF: true}, {BareCR: true}, {NUL: true}, {BadTerminator: true}} {
 		tx.Protocol = p
-		if v := e.Decide(context.Background(), StageData, tx); v.Action != ActionReject || v.Reply.Code != 554 {
+		if v := e.NewSession().Decide(context.Background(), StageData, (&Transaction{Session: "S", Protocol: tx.Protocol})); v.Action != ActionReject || v.Reply.Code != 554 {
 			t.Errorf("protocol %+v: %+v, want 554 reject", p, v)
 		}
 	}
 	tx.Protocol = Protocol{LongLine: true}
-	if v := e.Decide(context.Background(), StageData, tx); v.Action != ActionAccept {
+	if v := e.NewSession().Decide(context.Background(), StageData, (&Transaction{Session: "S", Protocol: tx.Protocol})); v.Action != ActionAccept {
 		t.Errorf("a long line alone is not ambiguous, got %+v", v)
 	}
 }

@@ -137,7 +137,7 @@ func (f *Forwarder) Ping(ctx context.Context) error {
 // Deliver sends msg to the backend for tx's recipients and returns the
 // reply for the client. Only a 2xx from the backend for this message gives
 // a 2xx; a connection failure at any point gives 451, so the client retries.
-func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) policy.Reply {
+func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) Delivery {
 	log := f.opts.Logger.With("session", tx.Session, "tx", tx.ID)
 	for {
 		b := f.take()
@@ -146,7 +146,7 @@ func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 			var err error
 			if b, err = f.dial(ctx); err != nil {
 				log.Warn("backend unavailable", "err", err)
-				return tempReply(tx, [3]int{4, 4, 1}, "backend unavailable, try again later")
+				return Delivery{Reply: tempReply(tx, [3]int{4, 4, 1}, "backend unavailable, try again later"), Backend: err.Error()}
 			}
 		}
 		rep, committed, err := f.transact(b, reused, tx, msg)
@@ -155,7 +155,7 @@ func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 			var dr deliveryError
 			if errors.As(err, &dr) {
 				log.Warn("backend refused", "err", err)
-				return dr.reply
+				return dr.Delivery
 			}
 			if reused && !committed {
 				// A kept connection the backend had closed: nothing of
@@ -164,7 +164,7 @@ func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 				continue
 			}
 			log.Warn("backend delivery failed", "err", err)
-			return tempReply(tx, [3]int{4, 4, 2}, "backend connection failed, try again later")
+			return Delivery{Reply: tempReply(tx, [3]int{4, 4, 2}, "backend connection failed, try again later"), Backend: err.Error()}
 		}
 		if b.spent {
 			// After XCLIENT the backend treats this connection as the
@@ -183,8 +183,8 @@ func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 // deliveryError is a refusal by the backend that is relayed to the client;
 // the connection is still in step but the transaction is abandoned.
 type deliveryError struct {
-	reply policy.Reply
-	err   error
+	Delivery
+	err error
 }
 
 func (e deliveryError) Error() string { return e.err.Error() }
@@ -195,18 +195,18 @@ func tempReply(tx *policy.Transaction, enh [3]int, text string) policy.Reply {
 
 // relay turns a backend reply into ours: same code, the backend's enhanced
 // code when it gave one in the right class, and its text with our session.
-func relay(tx *policy.Transaction, r backendReply) policy.Reply {
+func relay(tx *policy.Transaction, r backendReply) Delivery {
 	enh := r.Enhanced
 	if enh[0] != r.Code/100 {
 		enh = [3]int{r.Code / 100, 0, 0}
 	}
-	return policy.Reply{Code: r.Code, Enhanced: enh, Text: r.Text + " (session " + tx.Session + ")"}
+	return Delivery{Reply: policy.Reply{Code: r.Code, Enhanced: enh, Text: r.Text + " (session " + tx.Session + ")"}, Backend: r.String()}
 }
 
 // transact runs one transaction on b. committed reports whether any of the
 // message content may have reached the backend; before that, a failure of a
 // kept connection can be retried on a fresh one.
-func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg *Message) (_ policy.Reply, committed bool, err error) {
+func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg *Message) (_ Delivery, committed bool, err error) {
 	o := &f.opts
 	// RSET proves a kept connection is alive (RFC 5321 §4.1.1.5); with
 	// PIPELINING it travels in the same packet as the envelope.
@@ -216,13 +216,13 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 	}
 	mode, err := f.handOverMode(b)
 	if err != nil {
-		return policy.Reply{}, false, err
+		return Delivery{}, false, err
 	}
 	switch mode {
 	case "xclient":
 		// Never a kept connection: XCLIENT spends it (see Deliver).
 		if err := f.xclient(b, tx); err != nil {
-			return policy.Reply{}, false, err
+			return Delivery{}, false, err
 		}
 	case "xforward":
 		prefix = append(prefix, xforwardCmd(b, tx))
@@ -237,7 +237,7 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 	if tx.SMTPUTF8 {
 		if _, ok := b.ext["SMTPUTF8"]; !ok {
 			r := policy.Reply{Code: 553, Enhanced: [3]int{5, 6, 7}, Text: "the backend does not support SMTPUTF8 (session " + tx.Session + ")"}
-			return policy.Reply{}, false, deliveryError{reply: r, err: errors.New("backend: no SMTPUTF8")}
+			return Delivery{}, false, deliveryError{Delivery: Delivery{Reply: r}, err: errors.New("backend: no SMTPUTF8")}
 		}
 		mail += " SMTPUTF8"
 	}
@@ -248,16 +248,16 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 	replies := make([]backendReply, 0, len(cmds))
 	for i, c := range cmds {
 		if err := b.send("%s", c); err != nil {
-			return policy.Reply{}, false, err
+			return Delivery{}, false, err
 		}
 		if !pipelining || i == len(cmds)-1 {
 			if err := b.w.Flush(); err != nil {
-				return policy.Reply{}, false, ioErr("write", err)
+				return Delivery{}, false, ioErr("write", err)
 			}
 			for len(replies) <= i {
 				r, err := b.read(o.CommandTimeout)
 				if err != nil {
-					return policy.Reply{}, false, err
+					return Delivery{}, false, err
 				}
 				replies = append(replies, r)
 			}
@@ -267,12 +267,12 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 		if r.Code != 250 {
 			// A refused RSET or XFORWARD means the connection or the
 			// backend's configuration is wrong, not the message.
-			return policy.Reply{}, false, ioErr(strings.Fields(cmds[i])[0], fmt.Errorf("backend answers %s", r))
+			return Delivery{}, false, ioErr(strings.Fields(cmds[i])[0], fmt.Errorf("backend answers %s", r))
 		}
 	}
 	replies = replies[len(prefix):]
 	if r := replies[0]; r.Code/100 != 2 {
-		return policy.Reply{}, false, deliveryError{reply: relay(tx, r), err: fmt.Errorf("backend: MAIL: %s", r)}
+		return Delivery{}, false, deliveryError{Delivery: relay(tx, r), err: fmt.Errorf("backend: MAIL: %s", r)}
 	}
 	for i, r := range replies[1:] {
 		if r.Code/100 != 2 {
@@ -285,18 +285,18 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 			}
 			enh[0] = 4
 			rep := policy.Reply{Code: 451, Enhanced: enh, Text: fmt.Sprintf("backend refused recipient <%s>: %s (session %s)", tx.Rcpts[i], r, tx.Session)}
-			return policy.Reply{}, false, deliveryError{reply: rep, err: fmt.Errorf("backend: RCPT <%s>: %s", tx.Rcpts[i], r)}
+			return Delivery{}, false, deliveryError{Delivery: Delivery{Reply: rep, Backend: r.String()}, err: fmt.Errorf("backend: RCPT <%s>: %s", tx.Rcpts[i], r)}
 		}
 	}
 	r, err := b.cmd(o.CommandTimeout, "DATA")
 	if err != nil {
-		return policy.Reply{}, false, err
+		return Delivery{}, false, err
 	}
 	if r.Code != 354 {
-		return policy.Reply{}, false, deliveryError{reply: relay(tx, r), err: fmt.Errorf("backend: DATA: %s", r)}
+		return Delivery{}, false, deliveryError{Delivery: relay(tx, r), err: fmt.Errorf("backend: DATA: %s", r)}
 	}
 	if err := f.writeMessage(b, tx, msg); err != nil {
-		return policy.Reply{}, true, err
+		return Delivery{}, true, err
 	}
 	rep, err := f.finalReply(b, tx)
 	return rep, true, err
@@ -312,7 +312,7 @@ func rcptCmds(rcpts []string) []string {
 
 // finalReply reads the reply to the end of the message: one for SMTP, one
 // per recipient for LMTP (RFC 2033 §4.2).
-func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (policy.Reply, error) {
+func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (Delivery, error) {
 	n := 1
 	if f.opts.LMTP {
 		n = len(tx.Rcpts)
@@ -322,7 +322,7 @@ func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (policy.Reply, 
 	for i := 0; i < n; i++ {
 		r, err := b.read(f.opts.DataTimeout)
 		if err != nil {
-			return policy.Reply{}, err
+			return Delivery{}, err
 		}
 		if first == nil {
 			first = &r
@@ -337,14 +337,14 @@ func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (policy.Reply, 
 	case ok == n:
 		return relay(tx, *first), nil
 	case ok == 0:
-		return policy.Reply{}, deliveryError{reply: relay(tx, *bad), err: fmt.Errorf("backend: end of data: %s", bad)}
+		return Delivery{}, deliveryError{Delivery: relay(tx, *bad), err: fmt.Errorf("backend: end of data: %s", bad)}
 	}
 	// Some recipients have it, some do not. A retry duplicates it for the
 	// first ones; a 250 would lose it for the others. Duplicates win.
 	rep := policy.Reply{Code: 451, Enhanced: [3]int{4, 3, 0},
 		Text: fmt.Sprintf("backend took the message for %d of %d recipients, try again later (session %s)", ok, n, tx.Session)}
 	f.opts.Logger.Warn("LMTP partial delivery, asking the client to retry", "session", tx.Session, "tx", tx.ID, "accepted", ok, "recipients", n, "refusal", bad.String())
-	return rep, nil
+	return Delivery{Reply: rep, Backend: bad.String()}, nil
 }
 
 // handOverMode decides how this connection passes the original client to
@@ -453,6 +453,12 @@ func (f *Forwarder) writeMessage(b *bconn, tx *policy.Transaction, msg *Message)
 	_ = b.c.SetWriteDeadline(time.Now().Add(f.opts.DataTimeout))
 	if _, err := io.WriteString(b.w, receivedHeader(f.opts.Hostname, tx, time.Now())); err != nil {
 		return ioErr("write", err)
+	}
+	// Headers from tag and quarantine verdicts go on top, beside ours.
+	for _, h := range tx.Headers {
+		if _, err := fmt.Fprintf(b.w, "%s: %s\r\n", h.Name, h.Value); err != nil {
+			return ioErr("write", err)
+		}
 	}
 	r, err := msg.Reader()
 	if err != nil {

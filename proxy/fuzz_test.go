@@ -22,7 +22,7 @@ type checkingDeliverer struct {
 	n int
 }
 
-func (c *checkingDeliverer) Deliver(_ context.Context, tx *policy.Transaction, msg *Message) policy.Reply {
+func (c *checkingDeliverer) Deliver(_ context.Context, tx *policy.Transaction, msg *Message) Delivery {
 	c.n++
 	r, err := msg.Reader()
 	if err != nil {
@@ -42,7 +42,7 @@ func (c *checkingDeliverer) Deliver(_ context.Context, tx *policy.Transaction, m
 			c.t.Fatalf("relayed to %q", rc)
 		}
 	}
-	return policy.Reply{Code: 250, Enhanced: [3]int{2, 0, 0}, Text: "Ok"}
+	return Delivery{Reply: policy.Reply{Code: 250, Enhanced: [3]int{2, 0, 0}, Text: "Ok"}}
 }
 
 // FuzzSession feeds arbitrary client bytes to a session. It must never

@@ -23,15 +23,25 @@ import (
 	"mxguard/policy"
 )
 
-// Decider is the policy engine as the proxy sees it.
+// Decider is the policy engine as the proxy sees it: each session gets its
+// own view, which keeps the rules it started with across a reload.
 type Decider interface {
-	Decide(ctx context.Context, stage policy.Stage, tx *policy.Transaction) policy.Verdict
+	NewSession() *policy.Session
 }
 
-// Deliverer hands an accepted message to the backend and returns the reply
-// the client must get. A 2xx reply means the backend holds the message.
+// Deliverer hands an accepted message to the backend.
 type Deliverer interface {
-	Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) policy.Reply
+	Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) Delivery
+}
+
+// Delivery is the result of handing a message to the backend.
+type Delivery struct {
+	// Reply is what the client must get. A 2xx means the backend holds the
+	// message.
+	Reply policy.Reply
+	// Backend is the backend's own last reply, for the verdict log ("" when
+	// it never answered).
+	Backend string
 }
 
 // Options configures a Server. Zero values take the defaults documented on

@@ -46,6 +46,7 @@ type session struct {
 	log  *slog.Logger
 
 	client policy.Client
+	pol    *policy.Session
 	tx     *policy.Transaction
 	txSeq  int
 	bdat   *bdatState
@@ -85,16 +86,21 @@ func newSession(srv *Server, c net.Conn, lo Listener, client netip.AddrPort) *se
 
 func (s *session) serve() {
 	s.log.Debug("connect")
+	s.pol = s.opts.Policy.NewSession()
 	tx := s.newTx()
-	if v := s.opts.Policy.Decide(context.Background(), policy.StageConnect, tx); v.Action.Refuses() {
+	if v := s.pol.Decide(context.Background(), policy.StageConnect, tx); v.Action.Refuses() {
 		// RFC 5321 §3.1: a server that will not talk answers 554 instead of
-		// the 220 banner, then waits for QUIT; we do not wait.
-		code := 554
-		if v.Reply.Code/100 == 4 {
-			code = 421
+		// the 220 banner, then waits for QUIT; we do not wait. A 4xx
+		// refusal is 421, which closes the session.
+		rep := v.Reply
+		if rep.Code/100 == 4 {
+			rep.Code = 421
+		} else {
+			rep.Code = 554
 		}
-		s.reply(code, v.Reply.Enhanced, v.Reply.Text)
+		s.replyWith(rep)
 		s.flush()
+		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageConnect, Action: v.Action.String(), Reply: rep.String()})
 		s.log.Info("connection refused", "reason", v.Reason)
 		return
 	}
@@ -277,7 +283,19 @@ func (s *session) newTx() *policy.Transaction {
 	}
 }
 
+// resetTx ends the transaction in progress, if any, without a message:
+// RSET, a new EHLO, QUIT, a dropped connection. It is still a transaction
+// the admin may need to find, so it gets its verdict line.
 func (s *session) resetTx() {
+	if tx := s.tx; tx != nil {
+		o := policy.Outcome{Stage: policy.StageData, Action: "abandoned"}
+		if len(tx.Rcpts) == 0 && len(tx.Refused) > 0 {
+			// Every recipient was refused: the refusal is the verdict.
+			last := tx.Refused[len(tx.Refused)-1]
+			o = policy.Outcome{Stage: policy.StageRcpt, Action: "reject", Reply: last.Reply}
+		}
+		s.pol.Finish(tx, o)
+	}
 	s.tx = nil
 	if s.bdat != nil {
 		_ = s.bdat.msg.Close()
@@ -294,9 +312,10 @@ func (s *session) cmdHello(ehlo bool, arg string) {
 	s.resetTx()
 	s.client.HELO, s.client.ESMTP = arg, ehlo
 	tx := s.newTx()
-	if v := s.opts.Policy.Decide(context.Background(), policy.StageHelo, tx); v.Action.Refuses() {
+	if v := s.pol.Decide(context.Background(), policy.StageHelo, tx); v.Action.Refuses() {
 		s.client.HELO = ""
 		s.replyWith(v.Reply)
+		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageHelo, Action: v.Action.String(), Reply: v.Reply.String()})
 		return
 	}
 	if !ehlo {
@@ -394,8 +413,9 @@ func (s *session) cmdMail(arg string) {
 		s.fail(553, [3]int{5, 6, 7}, "non-ASCII address needs SMTPUTF8")
 		return
 	}
-	if v := s.opts.Policy.Decide(context.Background(), policy.StageMail, tx); v.Action.Refuses() {
+	if v := s.pol.Decide(context.Background(), policy.StageMail, tx); v.Action.Refuses() {
 		s.replyWith(v.Reply)
+		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageMail, Action: v.Action.String(), Reply: v.Reply.String()})
 		return
 	}
 	s.tx = tx
@@ -436,10 +456,11 @@ func (s *session) cmdRcpt(arg string) {
 		return
 	}
 	s.tx.Rcpt = addr
-	v := s.opts.Policy.Decide(context.Background(), policy.StageRcpt, s.tx)
+	v := s.pol.Decide(context.Background(), policy.StageRcpt, s.tx)
 	s.tx.Rcpt = ""
 	if v.Action.Refuses() {
 		s.replyWith(v.Reply)
+		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: v.Reply.String(), Rule: v.Reason})
 		return
 	}
 	s.tx.Rcpts = append(s.tx.Rcpts, addr)

@@ -104,14 +104,13 @@ func (s *session) cmdBdat(arg string) {
 	}
 	if b.failed != nil {
 		s.replyWith(*b.failed)
+		s.pol.Finish(s.tx, policy.Outcome{Stage: policy.StageData, Action: "reject", Reply: b.failed.String()})
+		s.tx = nil
 		s.resetTx()
 		return
 	}
 	if err := b.scan.finish(); err != nil {
-		s.reply(451, [3]int{4, 3, 0}, "local error storing message, try again later (session "+s.id+")")
 		s.log.Error("spool failed", "err", err)
-		s.resetTx()
-		return
 	}
 	msg := b.msg
 	s.bdat = nil
@@ -128,24 +127,35 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 	tx.Size = scan.size
 	tx.Protocol = scan.facts
 	log := s.log.With("tx", tx.ID, "from", tx.MailFrom, "rcpts", tx.Rcpts, "size", tx.Size)
+	finish := func(v policy.Verdict, r policy.Reply, backend string) {
+		s.replyWith(r)
+		action := v.Action.String()
+		if v.Action == policy.ActionInvalid {
+			action = "tempfail"
+		}
+		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageData, Action: action, Reply: r.String(), BackendReply: backend})
+	}
 	switch {
 	case scan.tooBig():
-		s.reply(552, [3]int{5, 3, 4}, "message size exceeds fixed limit")
+		r := policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message size exceeds fixed limit"}
+		finish(policy.Verdict{Action: policy.ActionReject}, r, "")
 		log.Info("message refused", "reason", "size")
 		return
 	case scan.werr != nil:
-		s.reply(451, [3]int{4, 3, 0}, "local error storing message, try again later (session "+s.id+")")
+		r := policy.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "local error storing message, try again later (session " + s.id + ")"}
+		finish(policy.Verdict{Action: policy.ActionTempfail}, r, "")
 		log.Error("spool failed", "err", scan.werr)
 		return
 	}
-	v := s.opts.Policy.Decide(context.Background(), policy.StageData, tx)
+	tx.MessageID = messageID(msg)
+	v := s.pol.Decide(context.Background(), policy.StageData, tx)
 	if v.Action.Refuses() {
-		s.replyWith(v.Reply)
+		finish(v, v.Reply, "")
 		log.Info("message refused", "action", v.Action, "reason", v.Reason, "reply", v.Reply.String())
 		return
 	}
 	start := time.Now()
-	r := s.opts.Backend.Deliver(context.Background(), tx, msg)
-	s.replyWith(r)
-	log.Info("message forwarded", "action", v.Action, "reply", r.String(), "backend_ms", time.Since(start).Milliseconds(), "spooled", msg.Spilled())
+	d := s.opts.Backend.Deliver(context.Background(), tx, msg)
+	finish(v, d.Reply, d.Backend)
+	log.Info("message forwarded", "action", v.Action, "reply", d.Reply.String(), "backend_ms", time.Since(start).Milliseconds(), "spooled", msg.Spilled())
 }

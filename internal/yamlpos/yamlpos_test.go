@@ -1,7 +1,8 @@
-package config
+package yamlpos
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -20,9 +21,35 @@ type rule struct {
 	Weight  uint8             `yaml:"weight"`
 	Headers map[string]string `yaml:"headers"`
 	Any     []rule            `yaml:"any" expect:"a list of rules"`
-	Wait    Duration          `yaml:"wait"`
+	Wait    wait              `yaml:"wait"`
 	Skipped string            `yaml:"-"`
 	hidden  string
+}
+
+// wait is a yaml.Unmarshaler, like config.Duration, so the tests cover
+// fields that decode themselves.
+type wait time.Duration
+
+func (w *wait) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		return fmt.Errorf("expected a duration like 30s, got %s", Describe(n))
+	}
+	d, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("expected a duration like 30s, got %s", Lit(n.Value))
+	}
+	*w = wait(d)
+	return nil
+}
+
+// scalar parses a one-value YAML document.
+func scalar(t *testing.T, src string) *yaml.Node {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatalf("yaml %q: %v", src, err)
+	}
+	return doc.Content[0]
 }
 
 func decodeRule(t *testing.T, src string) (rule, []string) {
@@ -57,7 +84,7 @@ any:
 	want := rule{
 		Name: "outer", Action: "reject", Score: 2.5, Weight: 7,
 		Headers: map[string]string{"X-Spam": "yes", "X-Count": "3"},
-		Wait:    Dur(time.Minute),
+		Wait:    wait(time.Minute),
 		Any:     []rule{{Name: "inner", Any: []rule{{Name: "leaf"}}}},
 	}
 	if !reflect.DeepEqual(r, want) {

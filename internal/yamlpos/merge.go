@@ -1,4 +1,4 @@
-package config
+package yamlpos
 
 // Mapping entries and YAML merge keys (`<<: *base`) for the positioned
 // decoder in yamlpos.go. Merges are expanded here, before struct fields are

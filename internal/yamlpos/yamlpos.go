@@ -1,12 +1,16 @@
-package config
-
-// This file holds a strict, position-aware YAML decoder. yaml.v3's own
-// Decoder.KnownFields reports unknown keys without columns and stops at the
-// first type error of a kind it does not collect, which is not good enough
-// for an operator staring at a config file: every problem should come with
-// FILE:LINE:COL. So we parse into a yaml.Node tree and walk it ourselves,
-// driven by reflection over the target's struct tags. Nothing here is
-// specific to mxguard's config, so the same walker can decode a rules file.
+// Package yamlpos is a strict, position-aware YAML decoder shared by
+// mxguard's configuration file (package config) and its rules files
+// (package rules).
+//
+// yaml.v3's own Decoder.KnownFields reports unknown keys without columns and
+// stops at the first type error of a kind it does not collect, which is not
+// good enough for an operator staring at a config file: every problem should
+// come with FILE:LINE:COL. So ParseDocument parses the bytes into a
+// yaml.Node tree (turning syntax errors into positioned ones), and Decoder
+// walks that tree itself, driven by reflection over the target's struct
+// tags, collecting every problem as a *PosError. Nothing here is specific to
+// any one file format.
+package yamlpos
 
 import (
 	"errors"
@@ -119,7 +123,7 @@ func DecodeStrict(file string, n *yaml.Node, out any) []error {
 func (d *Decoder) Decode(n *yaml.Node, out any) {
 	rv := reflect.ValueOf(out)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		panic("config: Decode needs a non-nil pointer")
+		panic("yamlpos: Decode needs a non-nil pointer")
 	}
 	if n != nil && n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
@@ -235,7 +239,7 @@ func Describe(n *yaml.Node) string {
 	case "!!str", "!!merge":
 		return "a string"
 	}
-	return "a value tagged " + lit(n.Tag)
+	return "a value tagged " + Lit(n.Tag)
 }
 
 // gotScalar is Describe, except that a scalar mismatching a scalar field
@@ -256,15 +260,17 @@ func gotScalar(n *yaml.Node, k reflect.Kind) string {
 	case "!!str":
 		return strconv.Quote(n.Value)
 	case "!!int", "!!float", "!!bool":
-		return lit(n.Value)
+		return Lit(n.Value)
 	}
 	return Describe(n)
 }
 
-// lit shows a scalar's text as written when that is unambiguous (1.5,
+// Lit shows a scalar's text as written when that is unambiguous (1.5,
 // -26214400) and quoted otherwise, so odd input such as an explicitly
-// tagged `!!int "1\n2"` cannot break the one-line message format.
-func lit(s string) string {
+// tagged `!!int "1\n2"` cannot break the one-line message format. It is
+// exported, like Describe, so yaml.Unmarshaler implementations and
+// validation code elsewhere can quote values the same way.
+func Lit(s string) string {
 	if s != "" && !strings.ContainsAny(s, " \"") && strconv.Quote(s) == `"`+s+`"` {
 		return s
 	}
@@ -414,7 +420,7 @@ func (d *Decoder) value(orig *yaml.Node, v reflect.Value, path, expect string, d
 			return mismatch()
 		}
 		if v.OverflowInt(i) {
-			d.Errorf(orig, "%sexpected %s, got %s which is out of range", prefix(path), expectFor(v.Type(), expect), lit(n.Value))
+			d.Errorf(orig, "%sexpected %s, got %s which is out of range", prefix(path), expectFor(v.Type(), expect), Lit(n.Value))
 			return false
 		}
 		v.SetInt(i)
@@ -424,7 +430,7 @@ func (d *Decoder) value(orig *yaml.Node, v reflect.Value, path, expect string, d
 			return mismatch()
 		}
 		if v.OverflowUint(u) {
-			d.Errorf(orig, "%sexpected %s, got %s which is out of range", prefix(path), expectFor(v.Type(), expect), lit(n.Value))
+			d.Errorf(orig, "%sexpected %s, got %s which is out of range", prefix(path), expectFor(v.Type(), expect), Lit(n.Value))
 			return false
 		}
 		v.SetUint(u)
@@ -486,7 +492,7 @@ func join(path, name string) string {
 // mapPath names a map entry: "headers.X-Spam" for ordinary keys, and
 // headers["odd key"] for keys that would make the path ambiguous.
 func mapPath(path, key string) string {
-	if key != "" && !strings.ContainsAny(key, ".[]\"") && lit(key) == key {
+	if key != "" && !strings.ContainsAny(key, ".[]\"") && Lit(key) == key {
 		return join(path, key)
 	}
 	return path + "[" + strconv.Quote(key) + "]"

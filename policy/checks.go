@@ -1,0 +1,135 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Check results every check can give (RFC 7208 §8 and RFC 8601 use the
+// same words).
+const (
+	ResultTemperror = "temperror"
+	ResultPermerror = "permerror"
+)
+
+// checker adapts one check (a package under checks/, which knows nothing
+// of transactions) to the engine: which stage it belongs to, what it needs,
+// and how to run it on a transaction. Adding a check is one register call.
+type checker struct {
+	name  string
+	stage Stage
+	deps  []string
+	run   func(ctx context.Context, tx *Transaction) CheckFacts
+}
+
+// register adds a check. It is called when the engine is built, before any
+// session runs.
+func (e *Engine) register(c *checker) { e.checks[c.name] = c }
+
+// needed returns the checks to run at stage for rules that read names, with
+// their dependencies, ordered so that a check comes after what it needs.
+// A rule that reads the generic "checks" map needs every check due by then.
+func (e *Engine) needed(stage Stage, names map[string]bool) []*checker {
+	want := map[string]bool{}
+	var add func(name string)
+	add = func(name string) {
+		c, ok := e.checks[name]
+		if !ok || want[name] || c.stage > stage {
+			return
+		}
+		want[name] = true
+		for _, d := range c.deps {
+			add(d)
+		}
+	}
+	for name := range names {
+		add(name)
+	}
+	if names["checks"] {
+		for name := range e.checks {
+			add(name)
+		}
+	}
+	var out []*checker
+	for name := range want {
+		out = append(out, e.checks[name])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// runChecks runs what the stage's rules need and has not run yet on this
+// transaction. Checks whose dependencies are done run concurrently, each
+// with its own deadline; results are stored by check name, so a verdict
+// never depends on which goroutine finished first.
+func (e *Engine) runChecks(ctx context.Context, stage Stage, tx *Transaction, names map[string]bool) {
+	pending := e.needed(stage, names)
+	for len(pending) > 0 {
+		var ready, wait []*checker
+		for _, c := range pending {
+			if _, done := tx.Checks[c.name]; done {
+				continue
+			}
+			ok := true
+			for _, d := range c.deps {
+				if _, done := tx.Checks[d]; !done {
+					ok = false
+				}
+			}
+			if ok {
+				ready = append(ready, c)
+			} else {
+				wait = append(wait, c)
+			}
+		}
+		if len(ready) == 0 {
+			for _, c := range wait { // a dependency that cannot run
+				tx.Checks[c.name] = CheckRecord{Result: ResultTemperror, Detail: "a check it depends on did not run"}
+			}
+			return
+		}
+		results := make([]CheckRecord, len(ready))
+		var wg sync.WaitGroup
+		for i, c := range ready {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = e.runOne(ctx, c, tx)
+			}()
+		}
+		wg.Wait()
+		for i, c := range ready {
+			tx.Checks[c.name] = results[i]
+		}
+		pending = wait
+	}
+}
+
+// runOne runs one check under its deadline. A check that panics or does not
+// answer in time gives temperror: never a crash, never a silent pass.
+func (e *Engine) runOne(ctx context.Context, c *checker, tx *Transaction) (rec CheckRecord) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, e.checkTimeout)
+	defer cancel()
+	done := make(chan CheckFacts, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				e.logger.Error("check panicked", "check", c.name, "session", tx.Session, "panic", p, "stack", string(debug.Stack()))
+				done <- CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("internal error in check %s", c.name)}
+			}
+		}()
+		done <- c.run(ctx, tx)
+	}()
+	var f CheckFacts
+	select {
+	case f = <-done:
+	case <-ctx.Done():
+		f = CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("no answer within %s", e.checkTimeout)}
+	}
+	return CheckRecord{Result: f.Result, Detail: f.Detail, DurationMS: float64(time.Since(start).Microseconds()) / 1000}
+}

@@ -1,0 +1,139 @@
+package policy
+
+import (
+	"reflect"
+	"strings"
+)
+
+// Facts is what rules are written against: the transaction as the rules
+// engine sees it. Field tags give each fact its name in rules (expr), in the
+// verdict log (json) and its meaning (doc); "mxguard rules facts" prints the
+// schema from these tags, so the documentation cannot drift from the code.
+// Checks add their facts here as they land.
+type Facts struct {
+	Stage     string                `expr:"stage" json:"stage" doc:"the stage being decided: connect, helo, mail, rcpt or data"`
+	Client    ClientFacts           `expr:"client" json:"client"`
+	HELO      string                `expr:"helo" json:"helo" doc:"the name the client gave in HELO/EHLO (\"\" before it did)"`
+	ESMTP     bool                  `expr:"esmtp" json:"esmtp" doc:"the client greeted with EHLO rather than HELO"`
+	TLS       bool                  `expr:"tls" json:"tls" doc:"the session is protected by STARTTLS"`
+	TLSVer    string                `expr:"tls_version" json:"tls_version" doc:"the TLS version, e.g. \"TLS 1.3\" (\"\" without TLS)"`
+	MailFrom  AddressFacts          `expr:"mail_from" json:"mail_from"`
+	Rcpt      AddressFacts          `expr:"rcpt" json:"rcpt"`
+	Rcpts     []string              `expr:"rcpts" json:"rcpts" doc:"the recipients accepted so far (all of them at data)"`
+	RcptCount int                   `expr:"rcpt_count" json:"rcpt_count" doc:"len(rcpts)"`
+	Size      int                   `expr:"size" json:"size" doc:"the message size in octets, line endings made canonical (0 before data)"`
+	MessageID string                `expr:"message_id" json:"message_id" doc:"the Message-ID header without angle brackets (\"\" before data or when absent)"`
+	Protocol  ProtocolFacts         `expr:"protocol" json:"protocol"`
+	Checks    map[string]CheckFacts `expr:"checks" json:"checks" doc:"every check run so far, by name: checks.NAME.result and checks.NAME.detail"`
+}
+
+// ClientFacts describe the SMTP client.
+type ClientFacts struct {
+	IP   string `expr:"ip" json:"ip" doc:"the client's IP address (from the PROXY header when behind a load balancer)"`
+	Port int    `expr:"port" json:"port" doc:"the client's TCP port"`
+	PTR  string `expr:"ptr" json:"ptr" doc:"the client's verified reverse DNS name (\"\" when unknown)"`
+}
+
+// AddressFacts split an envelope address.
+type AddressFacts struct {
+	Address string `expr:"address" json:"address" doc:"the whole address, \"\" for the null sender <>"`
+	Local   string `expr:"local" json:"local" doc:"the part before the last @"`
+	Domain  string `expr:"domain" json:"domain" doc:"the part after the last @, lower-cased"`
+}
+
+// ProtocolFacts are what the proxy saw on the wire that a conforming client
+// does not send.
+type ProtocolFacts struct {
+	BareLF        bool `expr:"bare_lf" json:"bare_lf" doc:"a line of the message ended in LF without CR"`
+	BareCR        bool `expr:"bare_cr" json:"bare_cr" doc:"the message held a CR not followed by LF"`
+	NUL           bool `expr:"nul" json:"nul" doc:"the message held a NUL byte"`
+	BadTerminator bool `expr:"bad_terminator" json:"bad_terminator" doc:"a lone-dot line ended in something other than CRLF: an SMTP smuggling attempt"`
+	LongLine      bool `expr:"long_line" json:"long_line" doc:"a line of the message was longer than 1000 octets (RFC 5321 §4.5.3.1.6)"`
+}
+
+// CheckFacts is one check's result as rules see it.
+type CheckFacts struct {
+	Result string `expr:"result" json:"result" doc:"the check's result, e.g. pass, fail, none, temperror, permerror"`
+	Detail string `expr:"detail" json:"detail" doc:"what the check found, for people"`
+}
+
+// FactDoc is one fact in the schema.
+type FactDoc struct {
+	Name, Type, Doc string
+}
+
+// Schema lists every fact rules can use, with its type and meaning, in the
+// order of the Facts struct.
+func Schema() []FactDoc {
+	var out []FactDoc
+	schema(reflect.TypeOf(Facts{}), "", "", &out)
+	return out
+}
+
+func schema(t reflect.Type, prefix, doc string, out *[]FactDoc) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := prefix + f.Tag.Get("expr")
+		switch {
+		case f.Type.Kind() == reflect.Struct:
+			schema(f.Type, name+".", f.Tag.Get("doc"), out)
+		case f.Type.Kind() == reflect.Map:
+			*out = append(*out, FactDoc{Name: name, Type: "map of check results", Doc: f.Tag.Get("doc")})
+			schema(f.Type.Elem(), name+".NAME.", "", out)
+		default:
+			*out = append(*out, FactDoc{Name: name, Type: typeName(f.Type), Doc: f.Tag.Get("doc")})
+		}
+	}
+}
+
+func typeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice:
+		return "list of " + typeName(t.Elem())
+	case reflect.Int, reflect.Int64:
+		return "int"
+	case reflect.Float64:
+		return "float"
+	}
+	return strings.ToLower(t.Kind().String())
+}
+
+// factsFor returns the facts for stage. The Facts value is kept on the
+// transaction and refreshed in place, so a decision allocates little.
+func (tx *Transaction) factsFor(stage Stage) *Facts {
+	f := &tx.facts
+	*f = Facts{
+		Stage:     stage.String(),
+		Client:    ClientFacts{IP: tx.Client.Addr.Addr().Unmap().String(), Port: int(tx.Client.Addr.Port()), PTR: tx.Client.PTR},
+		HELO:      tx.Client.HELO,
+		ESMTP:     tx.Client.ESMTP,
+		MailFrom:  splitAddress(tx.MailFrom),
+		Rcpts:     tx.Rcpts,
+		RcptCount: len(tx.Rcpts),
+		Size:      int(tx.Size),
+		MessageID: tx.MessageID,
+		Protocol: ProtocolFacts{
+			BareLF: tx.Protocol.BareLF, BareCR: tx.Protocol.BareCR, NUL: tx.Protocol.NUL,
+			BadTerminator: tx.Protocol.BadTerminator, LongLine: tx.Protocol.LongLine,
+		},
+		Checks: make(map[string]CheckFacts, len(tx.Checks)),
+	}
+	if tx.Client.TLS != nil {
+		f.TLS, f.TLSVer = true, tx.Client.TLS.Version
+	}
+	if stage == StageRcpt {
+		f.Rcpt = splitAddress(tx.Rcpt)
+	}
+	for k, v := range tx.Checks {
+		f.Checks[k] = CheckFacts{Result: v.Result, Detail: v.Detail}
+	}
+	return f
+}
+
+func splitAddress(a string) AddressFacts {
+	i := strings.LastIndexByte(a, '@')
+	if i < 0 {
+		return AddressFacts{Address: a, Local: a}
+	}
+	return AddressFacts{Address: a, Local: a[:i], Domain: strings.ToLower(a[i+1:])}
+}

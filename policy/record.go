@@ -1,0 +1,62 @@
+package policy
+
+import "time"
+
+// Record is one line of the verdict log: everything an admin needs to
+// answer "why was this message refused?", and everything replay needs to
+// decide again without any DNS. One Record is written per transaction
+// (MAIL to the end of DATA, RSET or QUIT) and one per connection refused
+// before a transaction began.
+type Record struct {
+	Time      time.Time `json:"time"`
+	Session   string    `json:"session"`
+	Tx        string    `json:"tx,omitempty"`
+	ClientIP  string    `json:"client_ip"`
+	ClientPTR string    `json:"client_ptr"`
+	HELO      string    `json:"helo"`
+	TLS       *TLSInfo  `json:"tls"`
+	MailFrom  string    `json:"mail_from"`
+	// Rcpts are the recipients accepted at RCPT; Refused are those refused
+	// there, with the reply each got.
+	Rcpts     []string               `json:"rcpts"`
+	Refused   []RcptRefusal          `json:"refused_rcpts,omitempty"`
+	MessageID string                 `json:"message_id"`
+	Size      int64                  `json:"size"`
+	Checks    map[string]CheckRecord `json:"checks"`
+	Rules     []RuleMatch            `json:"rules"`
+	Score     float64                `json:"score"`
+	// Stage is where the final action was taken; Action is that action
+	// ("accept", "reject", "tempfail", "quarantine", "tag", or "abandoned"
+	// when the client left before the end of DATA).
+	Stage        string `json:"stage"`
+	Action       string `json:"action"`
+	Reply        string `json:"reply"`
+	BackendReply string `json:"backend_reply"`
+	// Facts are the facts at the end of the transaction, the input of
+	// "mxguard rules replay".
+	Facts *Facts `json:"facts,omitempty"`
+}
+
+// RcptRefusal is a recipient refused at RCPT.
+type RcptRefusal struct {
+	Rcpt  string `json:"rcpt"`
+	Reply string `json:"reply"`
+	Rule  string `json:"rule,omitempty"`
+}
+
+// CheckRecord is one check's outcome as logged.
+type CheckRecord struct {
+	Result     string  `json:"result"`
+	Detail     string  `json:"detail,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// RuleMatch is one rule that matched, enforced or in monitor mode.
+type RuleMatch struct {
+	Name   string  `json:"name"`
+	Stage  string  `json:"stage"`
+	Action string  `json:"action"`
+	Mode   string  `json:"mode"`
+	Score  float64 `json:"score,omitempty"`
+	Rcpt   string  `json:"rcpt,omitempty"`
+}

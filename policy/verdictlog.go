@@ -1,0 +1,135 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// VerdictLog writes Records as JSON Lines to a file (or standard output).
+// Each line goes out in one write to a file opened for appending, so lines
+// from concurrent sessions never interleave. Reopen starts a new file under
+// the same name, for log rotation (SIGUSR1).
+type VerdictLog struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+// OpenVerdictLog opens path for appending; "-" is standard output.
+func OpenVerdictLog(path string) (*VerdictLog, error) {
+	l := &VerdictLog{path: path}
+	if err := l.Reopen(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Reopen closes the current file and opens path anew.
+func (l *VerdictLog) Reopen() error {
+	if l.path == "-" {
+		l.mu.Lock()
+		l.f = os.Stdout
+		l.mu.Unlock()
+		return nil
+	}
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("verdict log: %w", err)
+	}
+	l.mu.Lock()
+	old := l.f
+	l.f = f
+	l.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return nil
+}
+
+// Write appends one record.
+func (l *VerdictLog) Write(r *Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("verdict log: %w", err)
+	}
+	b = append(b, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.f.Write(b); err != nil {
+		return fmt.Errorf("verdict log: %w", err)
+	}
+	return nil
+}
+
+// Close closes the file.
+func (l *VerdictLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil || l.f == os.Stdout {
+		return nil
+	}
+	return l.f.Close()
+}
+
+// Outcome is how a transaction (or a refused connection) ended, as the
+// proxy saw it.
+type Outcome struct {
+	Stage        Stage
+	Action       string // accept, reject, tempfail, quarantine, tag, abandoned
+	Reply        string // the reply we sent for it
+	BackendReply string
+}
+
+// Finish writes the verdict line for tx.
+func (s *Session) Finish(tx *Transaction, o Outcome) {
+	rec := NewRecord(tx, o, time.Now())
+	if s.e.log == nil {
+		return
+	}
+	if err := s.e.log.Write(rec); err != nil {
+		s.e.logger.Error("cannot write verdict", "err", err, "session", tx.Session)
+	}
+}
+
+// NewRecord builds the verdict line for tx.
+func NewRecord(tx *Transaction, o Outcome, now time.Time) *Record {
+	f := tx.factsFor(o.Stage)
+	f.Rcpt = AddressFacts{}
+	checks := tx.Checks
+	if checks == nil {
+		checks = map[string]CheckRecord{}
+	}
+	matches := tx.Matches
+	if matches == nil {
+		matches = []RuleMatch{}
+	}
+	rcpts := tx.Rcpts
+	if rcpts == nil {
+		rcpts = []string{}
+	}
+	return &Record{
+		Time:         now.UTC(),
+		Session:      tx.Session,
+		Tx:           tx.ID,
+		ClientIP:     f.Client.IP,
+		ClientPTR:    tx.Client.PTR,
+		HELO:         tx.Client.HELO,
+		TLS:          tx.Client.TLS,
+		MailFrom:     tx.MailFrom,
+		Rcpts:        rcpts,
+		Refused:      tx.Refused,
+		MessageID:    tx.MessageID,
+		Size:         tx.Size,
+		Checks:       checks,
+		Rules:        matches,
+		Score:        tx.Score,
+		Stage:        o.Stage.String(),
+		Action:       o.Action,
+		Reply:        o.Reply,
+		BackendReply: o.BackendReply,
+		Facts:        f,
+	}
+}
