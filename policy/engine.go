@@ -164,10 +164,13 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 // inherit gives a transaction, once, what the session's earlier stages
 // found: a HELO decision builds on connect, a MAIL transaction on HELO.
 func (s *Session) inherit(tx *Transaction, stage Stage) {
-	if tx.Checks != nil {
+	if tx.inherited {
 		return
 	}
-	tx.Checks = map[string]CheckRecord{}
+	tx.inherited = true
+	if tx.Checks == nil {
+		tx.Checks = map[string]CheckRecord{}
+	}
 	from := s.helo
 	if stage <= StageHelo || from == nil {
 		from = s.connect

@@ -17,8 +17,8 @@ type Facts struct {
 	ESMTP     bool                  `expr:"esmtp" json:"esmtp" doc:"the client greeted with EHLO rather than HELO"`
 	TLS       bool                  `expr:"tls" json:"tls" doc:"the session is protected by STARTTLS"`
 	TLSVer    string                `expr:"tls_version" json:"tls_version" doc:"the TLS version, e.g. \"TLS 1.3\" (\"\" without TLS)"`
-	MailFrom  AddressFacts          `expr:"mail_from" json:"mail_from"`
-	Rcpt      AddressFacts          `expr:"rcpt" json:"rcpt"`
+	MailFrom  AddressFacts          `expr:"mail_from" json:"mail_from" doc:"the envelope sender (MAIL FROM)"`
+	Rcpt      AddressFacts          `expr:"rcpt" json:"rcpt" doc:"the recipient being decided (RCPT TO; stage rcpt only)"`
 	Rcpts     []string              `expr:"rcpts" json:"rcpts" doc:"the recipients accepted so far (all of them at data)"`
 	RcptCount int                   `expr:"rcpt_count" json:"rcpt_count" doc:"len(rcpts)"`
 	Size      int                   `expr:"size" json:"size" doc:"the message size in octets, line endings made canonical (0 before data)"`
@@ -81,7 +81,11 @@ func schema(t reflect.Type, prefix, doc string, out *[]FactDoc) {
 			*out = append(*out, FactDoc{Name: name, Type: "map of check results", Doc: f.Tag.Get("doc")})
 			schema(f.Type.Elem(), name+".NAME.", "", out)
 		default:
-			*out = append(*out, FactDoc{Name: name, Type: typeName(f.Type), Doc: f.Tag.Get("doc")})
+			d := f.Tag.Get("doc")
+			if doc != "" {
+				d = doc + ": " + d
+			}
+			*out = append(*out, FactDoc{Name: name, Type: typeName(f.Type), Doc: d})
 		}
 	}
 }

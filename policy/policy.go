@@ -128,6 +128,7 @@ type Transaction struct {
 	// Refused are the recipients refused at RCPT.
 	Refused []RcptRefusal
 
+	inherited   bool // the session's connect and HELO results are in
 	accepted    bool // an enforced accept rule let the transaction through
 	quarantined bool
 	facts       Facts

@@ -28,8 +28,11 @@ type Record struct {
 	// Stage is where the final action was taken; Action is that action
 	// ("accept", "reject", "tempfail", "quarantine", "tag", or "abandoned"
 	// when the client left before the end of DATA).
-	Stage        string `json:"stage"`
-	Action       string `json:"action"`
+	Stage  string `json:"stage"`
+	Action string `json:"action"`
+	// Reason is what decided: the deciding rule's name, or "relay",
+	// "score", "size", "rule-error", "spool" for decisions no rule made.
+	Reason       string `json:"reason,omitempty"`
 	Reply        string `json:"reply"`
 	BackendReply string `json:"backend_reply"`
 	// Facts are the facts at the end of the transaction, the input of

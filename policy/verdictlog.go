@@ -77,8 +77,10 @@ func (l *VerdictLog) Close() error {
 // Outcome is how a transaction (or a refused connection) ended, as the
 // proxy saw it.
 type Outcome struct {
-	Stage        Stage
-	Action       string // accept, reject, tempfail, quarantine, tag, abandoned
+	Stage  Stage
+	Action string // accept, reject, tempfail, quarantine, tag, abandoned
+	// Reason is what decided: a rule's name, "relay", "score", "size", …
+	Reason       string
 	Reply        string // the reply we sent for it
 	BackendReply string
 }
@@ -128,6 +130,7 @@ func NewRecord(tx *Transaction, o Outcome, now time.Time) *Record {
 		Score:        tx.Score,
 		Stage:        o.Stage.String(),
 		Action:       o.Action,
+		Reason:       o.Reason,
 		Reply:        o.Reply,
 		BackendReply: o.BackendReply,
 		Facts:        f,

@@ -3,17 +3,20 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
+
+	"mxguard/policy"
 )
 
 // maxHeaderScan bounds how much of a message is read to find Message-ID.
 const maxHeaderScan = 256 << 10
 
-// messageID returns the Message-ID of msg without angle brackets, or "".
+// MessageID returns the Message-ID of msg without angle brackets, or "".
 // It reads only the header section (RFC 5322 §2.1), unfolding continued
 // lines, and stops at the first blank line or after maxHeaderScan octets.
-func messageID(msg *Message) string {
+func MessageID(msg *Message) string {
 	r, err := msg.Reader()
 	if err != nil {
 		return ""
@@ -49,4 +52,31 @@ func messageID(msg *Message) string {
 		id = id[:998]
 	}
 	return id
+}
+
+// LoadMessage reads a whole message from r (an .eml file, say) the way the
+// proxy reads BDAT content: literally, with line endings made canonical and
+// anything non-conforming recorded as facts. Tools use it to put a stored
+// message through the same pipeline as a live one.
+func LoadMessage(r io.Reader, sp *Spool, max int64) (*Message, policy.Protocol, error) {
+	msg := sp.NewMessage()
+	d := newDataScanner(msg, max, false)
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		if _, err := br.Peek(1); err != nil {
+			break
+		}
+		buf, _ := br.Peek(br.Buffered())
+		n, _ := d.scan(buf)
+		_, _ = br.Discard(n)
+	}
+	if err := d.finish(); err != nil {
+		msg.Close()
+		return nil, policy.Protocol{}, err
+	}
+	if d.tooBig() {
+		msg.Close()
+		return nil, policy.Protocol{}, fmt.Errorf("message is larger than %d octets", max)
+	}
+	return msg, d.facts, nil
 }

@@ -100,7 +100,7 @@ func (s *session) serve() {
 		}
 		s.replyWith(rep)
 		s.flush()
-		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageConnect, Action: v.Action.String(), Reply: rep.String()})
+		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageConnect, Action: v.Action.String(), Reason: v.Reason, Reply: rep.String()})
 		s.log.Info("connection refused", "reason", v.Reason)
 		return
 	}
@@ -292,7 +292,7 @@ func (s *session) resetTx() {
 		if len(tx.Rcpts) == 0 && len(tx.Refused) > 0 {
 			// Every recipient was refused: the refusal is the verdict.
 			last := tx.Refused[len(tx.Refused)-1]
-			o = policy.Outcome{Stage: policy.StageRcpt, Action: "reject", Reply: last.Reply}
+			o = policy.Outcome{Stage: policy.StageRcpt, Action: "reject", Reason: last.Rule, Reply: last.Reply}
 		}
 		s.pol.Finish(tx, o)
 	}
@@ -315,7 +315,7 @@ func (s *session) cmdHello(ehlo bool, arg string) {
 	if v := s.pol.Decide(context.Background(), policy.StageHelo, tx); v.Action.Refuses() {
 		s.client.HELO = ""
 		s.replyWith(v.Reply)
-		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageHelo, Action: v.Action.String(), Reply: v.Reply.String()})
+		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageHelo, Action: v.Action.String(), Reason: v.Reason, Reply: v.Reply.String()})
 		return
 	}
 	if !ehlo {
@@ -415,7 +415,7 @@ func (s *session) cmdMail(arg string) {
 	}
 	if v := s.pol.Decide(context.Background(), policy.StageMail, tx); v.Action.Refuses() {
 		s.replyWith(v.Reply)
-		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageMail, Action: v.Action.String(), Reply: v.Reply.String()})
+		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageMail, Action: v.Action.String(), Reason: v.Reason, Reply: v.Reply.String()})
 		return
 	}
 	s.tx = tx

@@ -104,7 +104,7 @@ func (s *session) cmdBdat(arg string) {
 	}
 	if b.failed != nil {
 		s.replyWith(*b.failed)
-		s.pol.Finish(s.tx, policy.Outcome{Stage: policy.StageData, Action: "reject", Reply: b.failed.String()})
+		s.pol.Finish(s.tx, policy.Outcome{Stage: policy.StageData, Action: "reject", Reason: "size", Reply: b.failed.String()})
 		s.tx = nil
 		s.resetTx()
 		return
@@ -133,21 +133,21 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 		if v.Action == policy.ActionInvalid {
 			action = "tempfail"
 		}
-		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageData, Action: action, Reply: r.String(), BackendReply: backend})
+		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageData, Action: action, Reason: v.Reason, Reply: r.String(), BackendReply: backend})
 	}
 	switch {
 	case scan.tooBig():
 		r := policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message size exceeds fixed limit"}
-		finish(policy.Verdict{Action: policy.ActionReject}, r, "")
+		finish(policy.Verdict{Action: policy.ActionReject, Reason: "size"}, r, "")
 		log.Info("message refused", "reason", "size")
 		return
 	case scan.werr != nil:
 		r := policy.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "local error storing message, try again later (session " + s.id + ")"}
-		finish(policy.Verdict{Action: policy.ActionTempfail}, r, "")
+		finish(policy.Verdict{Action: policy.ActionTempfail, Reason: "spool"}, r, "")
 		log.Error("spool failed", "err", scan.werr)
 		return
 	}
-	tx.MessageID = messageID(msg)
+	tx.MessageID = MessageID(msg)
 	v := s.pol.Decide(context.Background(), policy.StageData, tx)
 	if v.Action.Refuses() {
 		finish(v, v.Reply, "")

@@ -7,6 +7,9 @@
 //	mxguard serve --config FILE   run the proxy
 //	mxguard demo                  run it on an embedded configuration with a built-in backend
 //	mxguard sink --dir DIR        a development backend that stores messages as files
+//	mxguard rules lint|facts|replay|default
+//	mxguard check ... MESSAGE.eml  explain a verdict
+//	mxguard verdicts FILE...       search and summarise verdict logs
 //	mxguard version
 package main
 
@@ -29,6 +32,9 @@ commands:
   serve     run the proxy (mxguard serve --config FILE)
   demo      run the proxy on an embedded configuration, with a built-in backend
   sink      run a development backend that stores each message as a file
+  rules     lint rules files, list the facts, replay a verdict log with new rules
+  check     explain what mxguard would do with a stored message
+  verdicts  search and summarise verdict logs
   version   print the version
 
 "mxguard <command> -h" describes a command's flags.
@@ -50,6 +56,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "sink":
 		return cmdSink(args[1:], stdout, stderr)
+	case "rules":
+		return cmdRules(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "verdicts":
+		return cmdVerdicts(args[1:], stdout, stderr)
 	case "version", "--version":
 		if len(args) > 1 {
 			fmt.Fprint(stderr, "usage: mxguard version\n\nPrints mxguard's version.\n")

@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,12 +21,15 @@ import (
 	"mxguard/internal/sink"
 	"mxguard/policy"
 	"mxguard/proxy"
+	"mxguard/rules"
 )
 
 // instance is a running mxguard: listeners, proxy server and forwarder.
 type instance struct {
 	cfg   *config.Config
 	log   *slog.Logger
+	eng   *policy.Engine
+	vlog  *policy.VerdictLog
 	srv   *proxy.Server
 	fwd   *proxy.Forwarder
 	sink  *sink.Sink
@@ -66,6 +71,16 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 	if err != nil {
 		return nil, err
 	}
+	set, err := loadRules(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.VerdictLog != "" {
+		if in.vlog, err = policy.OpenVerdictLog(cfg.VerdictLog); err != nil {
+			return nil, err
+		}
+	}
+	in.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Log: in.vlog, Logger: in.log})
 	in.fwd = proxy.NewForwarder(proxy.BackendOptions{
 		Network:        network,
 		Address:        addr,
@@ -92,7 +107,7 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 		CommandTimeout:      cfg.Limits.CommandTimeout.Duration,
 		DataTimeout:         cfg.Limits.DataTimeout.Duration,
 		Spool:               proxy.Spool{Dir: cfg.Spool.Dir, Threshold: int(cfg.Spool.MemoryThreshold)},
-		Policy:              policy.NewEngine(policy.Options{Domains: cfg.Domains}),
+		Policy:              in.eng,
 		Backend:             in.fwd,
 		Logger:              in.log,
 	})
@@ -168,6 +183,48 @@ func (in *instance) closeAll() {
 	if in.sink != nil {
 		_ = in.sink.Close()
 	}
+	if in.vlog != nil {
+		_ = in.vlog.Close()
+	}
+}
+
+// loadRules compiles the rules files the config names, or returns nil for
+// the built-in default set.
+func loadRules(cfg *config.Config) (*rules.Set, error) {
+	if len(cfg.Rules) == 0 {
+		return nil, nil
+	}
+	return rules.LoadFiles(cfg.Rules, policy.RulesOptions())
+}
+
+// reload re-reads the config file and its rules and swaps in the new
+// domains and rules at once. Sessions in flight finish on the old ones. On
+// any error nothing changes and the errors are logged.
+func (in *instance) reload(path string) {
+	cfg, err := config.Load(path)
+	if err == nil {
+		var set *rules.Set
+		if set, err = loadRules(cfg); err == nil {
+			in.eng.Reload(cfg.Domains, set)
+			n := len(in.eng.Rules().Rules)
+			in.log.Info("reloaded", "domains", cfg.Domains, "rules", n, "files", cfg.Rules)
+			if cfg.VerdictLog != in.cfg.VerdictLog || !slices.Equal(addrsOf(cfg), addrsOf(in.cfg)) || cfg.Backend != in.cfg.Backend {
+				in.log.Warn("listen, backend and verdict_log changes take effect at the next restart")
+			}
+			return
+		}
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		in.log.Error("reload failed, keeping the running configuration", "error", line)
+	}
+}
+
+func addrsOf(cfg *config.Config) []string {
+	var out []string
+	for _, l := range cfg.Listen {
+		out = append(out, l.Address)
+	}
+	return out
 }
 
 // Exit codes, documented in the README: 0 after a clean shutdown, 1 when
@@ -198,13 +255,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	return serve(cfg, stderr)
+	return serve(cfg, *path, stderr)
 }
 
-// serve runs cfg until a signal, and returns the exit code.
-func serve(cfg *config.Config, logw io.Writer) int {
+// serve runs cfg until a signal, and returns the exit code. path is the
+// config file, re-read on SIGHUP.
+func serve(cfg *config.Config, path string, logw io.Writer) int {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	in, err := start(cfg, logw)
 	if err != nil {
@@ -219,10 +277,20 @@ func serve(cfg *config.Config, logw io.Writer) int {
 			in.shutdown()
 			return exitFailed
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				// A SIGHUP must not kill the service; reloading arrives
-				// with the rules engine.
-				in.log.Warn("SIGHUP received: configuration reload is not supported yet; nothing changed")
+			switch sig {
+			case syscall.SIGHUP:
+				in.reload(path)
+				continue
+			case syscall.SIGUSR1:
+				// Log rotation: the rotated file is closed, a new one
+				// opened under the configured name.
+				if in.vlog != nil {
+					if err := in.vlog.Reopen(); err != nil {
+						in.log.Error("cannot reopen the verdict log", "err", err)
+					} else {
+						in.log.Info("verdict log reopened", "path", in.cfg.VerdictLog)
+					}
+				}
 				continue
 			}
 			in.log.Info("signal received, shutting down", "signal", sig.String())

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"mxguard/config"
+	"mxguard/policy"
+	"mxguard/proxy"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration `file` whose rules and domains to use (default: the built-in rules, and the recipients' domains as local)")
+	clientIP := fs.String("client-ip", "192.0.2.1", "the client's `IP` address")
+	helo := fs.String("helo", "client.example.net", "the `name` the client gave in EHLO")
+	from := fs.String("mail-from", "", "the envelope sender `address` (\"\" for <>)")
+	var rcpts stringList
+	fs.Var(&rcpts, "rcpt", "a recipient `address` (repeatable)")
+	tlsOn := fs.Bool("tls", false, "decide as if the client had used STARTTLS")
+	asJSON := fs.Bool("json", false, "print the verdict line the verdict log would get")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: mxguard check [--config F] --client-ip IP --helo NAME --mail-from ADDR --rcpt ADDR [--json] MESSAGE.eml\n\n"+
+			"Runs a stored message through the same pipeline as serve, stage by stage,\n"+
+			"and explains the verdict: every check with its result, every rule that\n"+
+			"matched, the final action and the reply. Nothing is delivered.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	if fs.NArg() != 1 || len(rcpts) == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	ip, err := netip.ParseAddr(*clientIP)
+	if err != nil {
+		fmt.Fprintf(stderr, "mxguard check: --client-ip: %v\n", err)
+		return exitUsage
+	}
+	cfg := config.Default()
+	if *cfgPath != "" {
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitUsage
+		}
+	} else {
+		for _, r := range rcpts {
+			cfg.Domains = append(cfg.Domains, policy.Domain(r))
+		}
+	}
+	set, err := loadRules(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "mxguard check:", err)
+		return exitFailed
+	}
+	defer f.Close()
+	msg, facts, err := proxy.LoadMessage(f, &proxy.Spool{Dir: cfg.Spool.Dir, Threshold: int(cfg.Spool.MemoryThreshold)}, int64(cfg.Limits.MaxMessageBytes))
+	if err != nil {
+		fmt.Fprintf(stderr, "mxguard check: %s: %v\n", fs.Arg(0), err)
+		return exitFailed
+	}
+	defer msg.Close()
+
+	eng := policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set})
+	sess := eng.NewSession()
+	client := policy.Client{Addr: netip.AddrPortFrom(ip, 25), HELO: *helo, ESMTP: true}
+	if *tlsOn {
+		client.TLS = &policy.TLSInfo{Version: "TLS 1.3", CipherSuite: "TLS_AES_128_GCM_SHA256"}
+	}
+	newTx := func() *policy.Transaction {
+		return &policy.Transaction{Session: "CHECK", ID: "CHECK.1", Start: time.Now(), Client: client}
+	}
+	ctx := context.Background()
+	var lines []string
+	step := func(stage policy.Stage, what string, v policy.Verdict) {
+		res := v.Action.String()
+		if v.Action.Refuses() {
+			res += "  " + v.Reply.String()
+		}
+		lines = append(lines, fmt.Sprintf("  %-8s %-28s %s", stage, what, res))
+	}
+	final := func(tx *policy.Transaction, stage policy.Stage, v policy.Verdict) int {
+		step(stage, "", v)
+		o := policy.Outcome{Stage: stage, Action: v.Action.String(), Reason: v.Reason, Reply: v.Reply.String()}
+		if !v.Action.Refuses() {
+			o.Reply = "(the backend's reply)"
+		}
+		return explain(stdout, tx, o, lines, set == nil, *asJSON)
+	}
+	tx := newTx()
+	if v := sess.Decide(ctx, policy.StageConnect, tx); v.Action.Refuses() {
+		return final(tx, policy.StageConnect, v)
+	} else {
+		step(policy.StageConnect, *clientIP, v)
+	}
+	tx = newTx()
+	if v := sess.Decide(ctx, policy.StageHelo, tx); v.Action.Refuses() {
+		return final(tx, policy.StageHelo, v)
+	} else {
+		step(policy.StageHelo, *helo, v)
+	}
+	tx = newTx()
+	tx.MailFrom = *from
+	if v := sess.Decide(ctx, policy.StageMail, tx); v.Action.Refuses() {
+		return final(tx, policy.StageMail, v)
+	} else {
+		step(policy.StageMail, "<"+*from+">", v)
+	}
+	var last policy.Verdict
+	for _, r := range rcpts {
+		tx.Rcpt = r
+		last = sess.Decide(ctx, policy.StageRcpt, tx)
+		tx.Rcpt = ""
+		step(policy.StageRcpt, "<"+r+">", last)
+		if last.Action.Refuses() {
+			tx.Refused = append(tx.Refused, policy.RcptRefusal{Rcpt: r, Reply: last.Reply.String(), Rule: last.Reason})
+		} else {
+			tx.Rcpts = append(tx.Rcpts, r)
+		}
+	}
+	if len(tx.Rcpts) == 0 {
+		lines = lines[:len(lines)-1]
+		return final(tx, policy.StageRcpt, last)
+	}
+	tx.Size, tx.Protocol, tx.MessageID = msg.Size(), facts, proxy.MessageID(msg)
+	return final(tx, policy.StageData, sess.Decide(ctx, policy.StageData, tx))
+}
+
+// explain prints how the pipeline decided, or the verdict line with --json.
+func explain(w io.Writer, tx *policy.Transaction, o policy.Outcome, stages []string, builtin, asJSON bool) int {
+	rec := policy.NewRecord(tx, o, time.Now())
+	if asJSON {
+		b, _ := json.Marshal(rec)
+		fmt.Fprintf(w, "%s\n", b)
+		return exitOK
+	}
+	src := "the built-in default rules"
+	if !builtin {
+		src = "the configured rules"
+	}
+	fmt.Fprintf(w, "stages (with %s):\n%s\n", src, strings.Join(stages, "\n"))
+	fmt.Fprintln(w, "checks:")
+	if len(rec.Checks) == 0 {
+		fmt.Fprintln(w, "  (none ran: no rule needs one)")
+	}
+	for name, c := range rec.Checks {
+		fmt.Fprintf(w, "  %-10s %-10s %s (%.1f ms)\n", name, c.Result, c.Detail, c.DurationMS)
+	}
+	fmt.Fprintln(w, "rules matched:")
+	if len(rec.Rules) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+	for _, m := range rec.Rules {
+		extra := ""
+		if m.Mode == "monitor" {
+			extra = "  (monitor: logged, not enforced)"
+		}
+		if m.Score != 0 {
+			extra += fmt.Sprintf("  score %+g", m.Score)
+		}
+		fmt.Fprintf(w, "  %-24s %-6s %-10s%s\n", m.Name, m.Stage, m.Action, extra)
+	}
+	if rec.Score != 0 {
+		fmt.Fprintf(w, "score: %g\n", rec.Score)
+	}
+	for _, h := range tx.Headers {
+		fmt.Fprintf(w, "adds header: %s: %s\n", h.Name, h.Value)
+	}
+	fmt.Fprintf(w, "final: %s at %s", rec.Action, rec.Stage)
+	if rec.Reason != "" {
+		fmt.Fprintf(w, " (%s)", rec.Reason)
+	}
+	fmt.Fprintf(w, ": %s\n", rec.Reply)
+	return exitOK
+}

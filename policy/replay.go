@@ -1,0 +1,112 @@
+package policy
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+
+	"mxguard/rules"
+)
+
+// Decisions that no rule makes: replaying other rules cannot change them.
+var fixedReasons = map[string]bool{"relay": true, "size": true, "spool": true}
+
+// ReplayResult is what a rule set would have done to a logged transaction.
+type ReplayResult struct {
+	Action string // accept, reject, tempfail, quarantine, tag, abandoned
+	Stage  string
+	Reason string // the deciding rule, or why no rule decided
+	Reply  string
+}
+
+// Replay decides a logged transaction again with set, from the facts and
+// check results in its record: no DNS, no network, no check is run. The
+// stages are replayed in order as the client went through them; recipients
+// refused by relaying stay refused.
+func Replay(rec *Record, set *rules.Set) ReplayResult {
+	if fixedReasons[rec.Reason] {
+		return ReplayResult{Action: rec.Action, Stage: rec.Stage, Reason: rec.Reason, Reply: rec.Reply}
+	}
+	e := NewEngine(Options{Rules: set, Domains: replayDomains(rec)})
+	s := e.NewSession()
+	tx := replayTx(rec)
+	result := func(stage Stage, v Verdict) ReplayResult {
+		return ReplayResult{Action: v.Action.String(), Stage: stage.String(), Reason: v.Reason, Reply: v.Reply.String()}
+	}
+	if v := s.Decide(context.Background(), StageConnect, replayTx(rec)); v.Action.Refuses() || rec.Stage == "connect" {
+		return result(StageConnect, v)
+	}
+	if v := s.Decide(context.Background(), StageHelo, replayTx(rec)); v.Action.Refuses() || rec.Stage == "helo" {
+		return result(StageHelo, v)
+	}
+	if v := s.Decide(context.Background(), StageMail, tx); v.Action.Refuses() || rec.Stage == "mail" {
+		return result(StageMail, v)
+	}
+	var accepted []string
+	var last Verdict
+	for _, rc := range replayRcpts(rec) {
+		tx.Rcpt = rc
+		last = s.Decide(context.Background(), StageRcpt, tx)
+		tx.Rcpt = ""
+		if !last.Action.Refuses() {
+			accepted = append(accepted, rc)
+			tx.Rcpts = append(tx.Rcpts, rc)
+		}
+	}
+	if len(accepted) == 0 {
+		return result(StageRcpt, last)
+	}
+	if rec.Stage != "data" || rec.Action == "abandoned" {
+		return ReplayResult{Action: "abandoned", Stage: "data"}
+	}
+	return result(StageData, s.Decide(context.Background(), StageData, tx))
+}
+
+// replayTx rebuilds the transaction a record describes, as it stood before
+// any recipient was decided.
+func replayTx(rec *Record) *Transaction {
+	f := rec.Facts
+	if f == nil {
+		f = &Facts{}
+	}
+	ip, _ := netip.ParseAddr(rec.ClientIP)
+	tx := &Transaction{
+		Session:   rec.Session,
+		ID:        rec.Tx,
+		Client:    Client{Addr: netip.AddrPortFrom(ip, uint16(f.Client.Port)), PTR: rec.ClientPTR, HELO: rec.HELO, ESMTP: f.ESMTP, TLS: rec.TLS},
+		MailFrom:  rec.MailFrom,
+		Size:      rec.Size,
+		MessageID: rec.MessageID,
+		Protocol: Protocol{BareLF: f.Protocol.BareLF, BareCR: f.Protocol.BareCR, NUL: f.Protocol.NUL,
+			BadTerminator: f.Protocol.BadTerminator, LongLine: f.Protocol.LongLine},
+		Checks: map[string]CheckRecord{},
+	}
+	for k, v := range rec.Checks {
+		tx.Checks[k] = v
+	}
+	return tx
+}
+
+// replayRcpts are the recipients to decide again: those accepted, and those
+// refused by a rule (a relay refusal is not the rules' to change).
+func replayRcpts(rec *Record) []string {
+	out := append([]string(nil), rec.Rcpts...)
+	for _, r := range rec.Refused {
+		if r.Rule != "relay" {
+			out = append(out, r.Rcpt)
+		}
+	}
+	return out
+}
+
+// replayDomains are the local domains as the record shows them: those of
+// every recipient that was not refused for relaying.
+func replayDomains(rec *Record) []string {
+	var out []string
+	for _, r := range replayRcpts(rec) {
+		if d := Domain(r); d != "" {
+			out = append(out, strings.ToLower(d))
+		}
+	}
+	return out
+}
