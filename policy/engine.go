@@ -136,7 +136,9 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 		return Refuse(ActionReject, "relay", 550, [3]int{5, 7, 1},
 			"relay access denied: we do not accept mail for that domain", tx.Session)
 	}
-	if tx.accepted && stage != StageRcpt {
+	if tx.accepted {
+		// An enforced accept at an earlier stage trusts the rest of the
+		// transaction; only the contracts above still apply.
 		return Accept
 	}
 	set := s.st.rules
@@ -217,7 +219,7 @@ func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome) Verdict
 			}
 			return Verdict{Action: ActionAccept, Reason: r.Name}
 		case rules.Quarantine:
-			tx.quarantined = true
+			tx.quarantined = r.Name
 		case rules.Reject:
 			rep := rules.Reply{Code: 550, Enhanced: [3]int{5, 7, 1}, Text: "refused by local policy"}
 			if r.Reply != nil {
@@ -240,12 +242,12 @@ func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome) Verdict
 	case th.Reject > 0 && tx.Score >= th.Reject:
 		return Refuse(ActionReject, "score", 550, [3]int{5, 7, 1},
 			fmt.Sprintf("message refused: score %g reaches the limit of %g", tx.Score, th.Reject), tx.Session)
-	case th.Quarantine > 0 && tx.Score >= th.Quarantine:
-		tx.quarantined = true
+	case th.Quarantine > 0 && tx.Score >= th.Quarantine && tx.quarantined == "":
+		tx.quarantined = "score"
 	}
-	if tx.quarantined {
+	if tx.quarantined != "" {
 		tx.Headers = append(tx.Headers, Header{Name: "X-Mxguard-Quarantine", Value: fmt.Sprintf("yes (score %g, session %s)", tx.Score, tx.Session)})
-		return Verdict{Action: ActionQuarantine, Reason: "quarantine"}
+		return Verdict{Action: ActionQuarantine, Reason: tx.quarantined}
 	}
 	if len(tx.Headers) > 0 {
 		return Verdict{Action: ActionTag, Reason: "tag"}

@@ -128,9 +128,9 @@ type Transaction struct {
 	// Refused are the recipients refused at RCPT.
 	Refused []RcptRefusal
 
-	inherited   bool // the session's connect and HELO results are in
-	accepted    bool // an enforced accept rule let the transaction through
-	quarantined bool
+	inherited   bool   // the session's connect and HELO results are in
+	accepted    bool   // an enforced accept rule let the transaction through
+	quarantined string // what quarantined it: a rule's name or "score"
 	facts       Facts
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,7 +35,7 @@ func testPostfixBackend(t *testing.T, mode string) {
 		t.Fatalf("postfix is not usable here (.ci/run installs it): %v", err)
 	}
 	final := t.TempDir()
-	sk, err := sink.Start(sink.Options{Listen: "127.0.0.1:0", Dir: final})
+	sk, err := sink.Start(sink.Options{Listen: "127.0.0.1:0", Dir: final, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
