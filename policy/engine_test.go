@@ -1,0 +1,235 @@
+package policy
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mxguard/rules"
+)
+
+func testTx() *Transaction {
+	return &Transaction{Session: "S1", ID: "S1.1", Client: Client{Addr: netip.MustParseAddrPort("192.0.2.7:4000"), HELO: "c.test", ESMTP: true},
+		MailFrom: "a@sender.test", Rcpts: []string{"u@example.org"}, Checks: map[string]CheckRecord{}}
+}
+
+func mustRules(t testing.TB, src string) *rules.Set {
+	t.Helper()
+	s, err := rules.Parse("t.yaml", []byte(src), RulesOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// checkEngine registers test checks: base, dep (needs base), slow (never
+// answers in time), boom (panics), late (belongs to data).
+func checkEngine(t testing.TB) (*Engine, map[string]*atomic.Int32) {
+	e := NewEngine(Options{Domains: []string{"example.org"}, CheckTimeout: 100 * time.Millisecond})
+	runs := map[string]*atomic.Int32{}
+	add := func(name string, stage Stage, deps []string, run func(ctx context.Context, tx *Transaction) CheckFacts) {
+		runs[name] = new(atomic.Int32)
+		n := runs[name]
+		e.register(&checker{name: name, stage: stage, deps: deps, run: func(ctx context.Context, tx *Transaction) CheckFacts {
+			n.Add(1)
+			return run(ctx, tx)
+		}})
+	}
+	add("base", StageMail, nil, func(context.Context, *Transaction) CheckFacts { return CheckFacts{Result: "pass", Detail: "ok"} })
+	add("dep", StageMail, []string{"base"}, func(_ context.Context, tx *Transaction) CheckFacts {
+		// A dependency's result is there before this check runs.
+		return CheckFacts{Result: tx.Checks["base"].Result + "+dep"}
+	})
+	add("slow", StageMail, nil, func(ctx context.Context, _ *Transaction) CheckFacts {
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond)
+		return CheckFacts{Result: "pass"}
+	})
+	add("boom", StageMail, nil, func(context.Context, *Transaction) CheckFacts { panic("check bug") })
+	add("late", StageData, nil, func(context.Context, *Transaction) CheckFacts { return CheckFacts{Result: "none"} })
+	return e, runs
+}
+
+func names(cs []*checker) string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.name)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func TestNeededChecks(t *testing.T) {
+	e, _ := checkEngine(t)
+	for _, c := range []struct {
+		stage Stage
+		names []string
+		want  string
+	}{
+		{StageMail, []string{"dep"}, "base,dep"},
+		{StageMail, []string{"size", "helo"}, ""},
+		{StageConnect, []string{"dep"}, ""},   // not due yet at connect
+		{StageMail, []string{"late"}, ""},     // a data check is not run at mail
+		{StageData, []string{"late"}, "late"}, // but is at data
+		{StageMail, []string{"checks"}, "base,boom,dep,slow"},
+	} {
+		m := map[string]bool{}
+		for _, n := range c.names {
+			m[n] = true
+		}
+		if got := names(e.needed(c.stage, m)); got != c.want {
+			t.Errorf("needed(%v, %v) = %q, want %q", c.stage, c.names, got, c.want)
+		}
+	}
+}
+
+func TestRunChecksTemperrorAndMemo(t *testing.T) {
+	e, runs := checkEngine(t)
+	tx := testTx()
+	start := time.Now()
+	e.runChecks(context.Background(), StageMail, tx, map[string]bool{"checks": true})
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("checks took %v; the deadline must bound them", took)
+	}
+	want := map[string]string{"base": "pass", "dep": "pass+dep", "slow": ResultTemperror, "boom": ResultTemperror}
+	for name, res := range want {
+		if got := tx.Checks[name].Result; got != res {
+			t.Errorf("%s: result %q, want %q (%+v)", name, got, res, tx.Checks[name])
+		}
+	}
+	if _, ran := tx.Checks["late"]; ran {
+		t.Error("a data-stage check ran at mail")
+	}
+	// Memoised: a second decision on the same transaction runs nothing again.
+	e.runChecks(context.Background(), StageData, tx, map[string]bool{"checks": true})
+	for name, n := range runs {
+		if n.Load() != 1 {
+			t.Errorf("%s ran %d times, want once", name, n.Load())
+		}
+	}
+}
+
+// The default rules turn a temperror into 451, never a pass or a 5xx.
+func TestDefaultRulesTempfailOnTemperror(t *testing.T) {
+	e, _ := checkEngine(t)
+	tx := testTx()
+	v := e.NewSession().Decide(context.Background(), StageData, tx)
+	if v.Action != ActionTempfail || v.Reply.Code != 451 || v.Reason != "check-temperror" {
+		t.Fatalf("verdict %+v, want 451 tempfail by check-temperror", v)
+	}
+	if tx.Checks["slow"].Result != ResultTemperror {
+		t.Fatalf("checks: %+v", tx.Checks)
+	}
+}
+
+func TestSessionInheritsConnectAndHelo(t *testing.T) {
+	e := NewEngine(Options{Domains: []string{"example.org"}, Rules: mustRules(t, `
+rules:
+  - name: c
+    stage: connect
+    when: "true"
+    action: score
+    score: 1
+  - name: h
+    stage: helo
+    when: helo == "c.test"
+    action: score
+    score: 2
+  - name: d
+    when: "true"
+    action: score
+    score: 4
+thresholds: {reject: 7}
+`)})
+	s := e.NewSession()
+	tx := testTx()
+	s.Decide(context.Background(), StageConnect, &Transaction{Session: "S1", Client: tx.Client})
+	s.Decide(context.Background(), StageHelo, &Transaction{Session: "S1", Client: tx.Client})
+	// A second EHLO replaces the first HELO's results, it does not add.
+	s.Decide(context.Background(), StageHelo, &Transaction{Session: "S1", Client: tx.Client})
+	tx.Checks = nil
+	v := s.Decide(context.Background(), StageData, tx)
+	if tx.Score != 7 || v.Action != ActionReject || v.Reason != "score" || len(tx.Matches) != 3 {
+		t.Fatalf("score %v verdict %+v matches %+v", tx.Score, v, tx.Matches)
+	}
+}
+
+func TestReloadKeepsSessionRules(t *testing.T) {
+	strict := mustRules(t, "rules:\n  - name: all\n    stage: mail\n    when: \"true\"\n    action: reject\n")
+	e := NewEngine(Options{Domains: []string{"example.org"}})
+	before := e.NewSession()
+	e.Reload([]string{"example.org"}, strict)
+	after := e.NewSession()
+	if v := before.Decide(context.Background(), StageMail, testTx()); v.Action != ActionAccept {
+		t.Errorf("a session from before the reload got %+v", v)
+	}
+	if v := after.Decide(context.Background(), StageMail, testTx()); v.Action != ActionReject {
+		t.Errorf("a session from after the reload got %+v", v)
+	}
+}
+
+func TestReplayRoundTrip(t *testing.T) {
+	set := mustRules(t, "rules:\n  - name: big\n    when: size > 100\n    action: reject\n  - name: nobody\n    stage: rcpt\n    when: rcpt.local == \"nobody\"\n    action: reject\n")
+	e := NewEngine(Options{Domains: []string{"example.org"}, Rules: set})
+	s := e.NewSession()
+	tx := testTx()
+	tx.Rcpts = nil
+	for _, r := range []string{"nobody@example.org", "u@example.org", "x@elsewhere.test"} {
+		tx.Rcpt = r
+		v := s.Decide(context.Background(), StageRcpt, tx)
+		if v.Action.Refuses() {
+			tx.Refused = append(tx.Refused, RcptRefusal{Rcpt: r, Reply: v.Reply.String(), Rule: v.Reason})
+		} else {
+			tx.Rcpts = append(tx.Rcpts, r)
+		}
+	}
+	tx.Rcpt, tx.Size = "", 500
+	v := s.Decide(context.Background(), StageData, tx)
+	rec := NewRecord(tx, Outcome{Stage: StageData, Action: v.Action.String(), Reason: v.Reason, Reply: v.Reply.String()}, time.Now())
+	if got := Replay(rec, set); got.Action != "reject" || got.Reason != "big" {
+		t.Fatalf("replay with the same rules: %+v", got)
+	}
+	lenient := mustRules(t, "rules:\n  - name: huge\n    when: size > 1000\n    action: reject\n")
+	if got := Replay(rec, lenient); got.Action != "accept" {
+		t.Fatalf("replay with a lenient rule: %+v", got)
+	}
+	// Relay refusals stay refused; the rcpt-rule refusal is decided again.
+	if rcpts := replayRcpts(rec); strings.Join(rcpts, ",") != "u@example.org,nobody@example.org" {
+		t.Fatalf("replayed recipients %v", rcpts)
+	}
+}
+
+// BenchmarkDefaultRules is the cost of one evaluation of the default rule
+// set at the end of DATA, facts included.
+func BenchmarkDefaultRules(b *testing.B) {
+	e := NewEngine(Options{Domains: []string{"example.org"}})
+	s := e.NewSession()
+	tx := testTx()
+	tx.Size = 4096
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tx.Matches = tx.Matches[:0]
+		if v := s.Decide(context.Background(), StageData, tx); v.Action != ActionAccept {
+			b.Fatal(v)
+		}
+	}
+}
+
+// BenchmarkRulesEval is the rule set alone, without building facts.
+func BenchmarkRulesEval(b *testing.B) {
+	set := DefaultRules()
+	tx := testTx()
+	f := tx.factsFor(StageData)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if out := set.Eval("data", f, nil); out.Decisive != nil {
+			b.Fatal(out.Decisive.Name)
+		}
+	}
+}
