@@ -31,6 +31,7 @@ backend:
 domains: [example.org]
 spool:
   dir: {{.Spool}}
+verdict_log: {{.Verdicts}}
 limits:
   max_message_bytes: 10MiB
 log:
@@ -56,7 +57,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
-	mail, spool := filepath.Join(*dir, "mail"), filepath.Join(*dir, "spool")
+	mail, spool, verdicts := filepath.Join(*dir, "mail"), filepath.Join(*dir, "spool"), filepath.Join(*dir, "verdicts.jsonl")
 	if err := os.MkdirAll(spool, 0o750); err != nil {
 		fmt.Fprintln(stderr, "mxguard demo:", err)
 		return exitFailed
@@ -66,7 +67,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		level = "debug"
 	}
 	var text bytes.Buffer
-	_ = demoConfig.Execute(&text, map[string]string{"Listen": *listen, "Mail": mail, "Spool": spool, "Level": level})
+	_ = demoConfig.Execute(&text, map[string]string{"Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": level})
 	cfg, err := config.Parse("demo.yaml", text.Bytes())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -80,6 +81,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	addr := in.addrs[0]
 	fmt.Fprintf(stdout, "mxguard is listening on %s for example.org; the built-in backend stores mail in %s\n", addr, mail)
 	ok := demonstrate(stdout, addr, in.sink)
+	fmt.Fprintf(stdout, "Every verdict is in %s; read them with:\n  mxguard verdicts %s\n", verdicts, verdicts)
 	if *once || !ok {
 		in.shutdown()
 		if !ok {

@@ -467,3 +467,36 @@ func TestRulesLintCommand(t *testing.T) {
 		t.Fatalf("lint of the default rules: %v %s", err, out)
 	}
 }
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	eml := filepath.Join(dir, "m.eml")
+	os.WriteFile(eml, []byte("From: a@sender.test\r\nMessage-ID: <m1@sender.test>\r\nSubject: hi\r\n\r\nbare\nLF\r\n"), 0o600)
+	var out, errb strings.Builder
+	code := run([]string{"check", "--client-ip", "198.51.100.4", "--helo", "c.sender.test", "--mail-from", "a@sender.test", "--rcpt", "user@example.org", eml}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"connect  198.51.100.4", "rcpt     <user@example.org>", "bare-line-endings        data   reject",
+		"final: reject at data (bare-line-endings): 554 5.6.0 message refused: bare LF or CR line endings"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// With a config: its domains and rules; --json gives the verdict line.
+	rulesPath := filepath.Join(dir, "r.yaml")
+	os.WriteFile(rulesPath, []byte("rules:\n  - name: from-sender\n    stage: mail\n    when: mail_from.domain == \"sender.test\"\n    action: tempfail\n    mode: monitor\n  - name: tag-all\n    when: \"true\"\n    action: tag\n    headers: {X-Checked: \"yes\"}\n"), 0o600)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("hostname: mx.example.org\nlisten: [{address: 127.0.0.1:2525}]\nbackend: {address: 127.0.0.1:2526}\ndomains: [example.org]\nrules: [r.yaml]\n"), 0o600)
+	os.WriteFile(eml, []byte("Message-ID: <m2@sender.test>\r\n\r\nclean\r\n"), 0o600)
+	out.Reset()
+	code = run([]string{"check", "--config", cfg, "--json", "--mail-from", "a@sender.test", "--rcpt", "user@example.org", "--rcpt", "x@elsewhere.test", eml}, &out, &errb)
+	var rec policy.Record
+	if code != 0 || json.Unmarshal([]byte(out.String()), &rec) != nil {
+		t.Fatalf("exit %d, output %q, stderr %q", code, out.String(), errb.String())
+	}
+	if rec.Action != "tag" || rec.MessageID != "m2@sender.test" || len(rec.Rcpts) != 1 || len(rec.Refused) != 1 || rec.Refused[0].Rule != "relay" ||
+		len(rec.Rules) != 2 || rec.Rules[0].Mode != "monitor" {
+		t.Fatalf("verdict line %+v", rec)
+	}
+}
