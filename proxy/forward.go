@@ -465,7 +465,7 @@ func (f *Forwarder) writeMessage(b *bconn, tx *policy.Transaction, msg *Message)
 		return fmt.Errorf("backend: %w", err)
 	}
 	dw := &dotWriter{w: b.w, bol: true}
-	if _, err := io.Copy(dw, r); err != nil {
+	if err := stripForged(dw, r, f.opts.Hostname); err != nil {
 		if dw.err != nil {
 			return ioErr("write", err)
 		}
