@@ -113,11 +113,12 @@ type Session struct {
 
 // snapshot is what a session-level stage left for later transactions.
 type snapshot struct {
-	matches  []RuleMatch
-	score    float64
-	headers  []Header
-	accepted bool
-	checks   map[string]CheckRecord
+	matches     []RuleMatch
+	score       float64
+	headers     []Header
+	accepted    bool
+	quarantined string
+	checks      map[string]CheckRecord
 }
 
 // LocalDomain reports whether mail for domain is ours to accept.
@@ -184,13 +185,16 @@ func (s *Session) inherit(tx *Transaction, stage Stage) {
 	tx.Score += from.score
 	tx.Headers = append(append([]Header(nil), from.headers...), tx.Headers...)
 	tx.accepted = tx.accepted || from.accepted
+	if tx.quarantined == "" {
+		tx.quarantined = from.quarantined
+	}
 	for k, v := range from.checks {
 		tx.Checks[k] = v
 	}
 }
 
 func takeSnapshot(tx *Transaction) *snapshot {
-	return &snapshot{matches: tx.Matches, score: tx.Score, headers: tx.Headers, accepted: tx.accepted, checks: tx.Checks}
+	return &snapshot{matches: tx.Matches, score: tx.Score, headers: tx.Headers, accepted: tx.accepted, quarantined: tx.quarantined, checks: tx.Checks}
 }
 
 func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome) Verdict {
@@ -203,6 +207,9 @@ func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome) Verdict
 	}
 	tx.Score += out.Score
 	tx.Headers = append(tx.Headers, out.Headers...)
+	for _, err := range out.MonitorErrors {
+		s.e.logger.Warn("monitor rule evaluation failed", "session", tx.Session, "err", err)
+	}
 	if len(out.Errors) > 0 {
 		// A condition that cannot be evaluated must not read as "no
 		// match": that would be a silent pass.

@@ -273,14 +273,9 @@ func (s *session) dispatch(line string) {
 }
 
 // newTx returns a transaction with the session's facts. Only MAIL starts a
-// numbered one; connect and HELO decisions use an unnumbered one.
+// numbered one; connect and HELO decisions are the session's own.
 func (s *session) newTx() *policy.Transaction {
-	return &policy.Transaction{
-		Session: s.id,
-		ID:      s.id + "." + strconv.Itoa(s.txSeq),
-		Start:   time.Now(),
-		Client:  s.client,
-	}
+	return &policy.Transaction{Session: s.id, Start: time.Now(), Client: s.client}
 }
 
 // resetTx ends the transaction in progress, if any, without a message:
@@ -292,7 +287,11 @@ func (s *session) resetTx() {
 		if len(tx.Rcpts) == 0 && len(tx.Refused) > 0 {
 			// Every recipient was refused: the refusal is the verdict.
 			last := tx.Refused[len(tx.Refused)-1]
-			o = policy.Outcome{Stage: policy.StageRcpt, Action: "reject", Reason: last.Rule, Reply: last.Reply}
+			action := "reject"
+			if strings.HasPrefix(last.Reply, "4") {
+				action = "tempfail"
+			}
+			o = policy.Outcome{Stage: policy.StageRcpt, Action: action, Reason: last.Rule, Reply: last.Reply}
 		}
 		s.pol.Finish(tx, o)
 	}
@@ -372,6 +371,7 @@ func (s *session) cmdMail(arg string) {
 	}
 	s.txSeq++
 	tx := s.newTx()
+	tx.ID = s.id + "." + strconv.Itoa(s.txSeq)
 	tx.MailFrom = addr
 	kv, err := parseParams(params)
 	if err != nil {
@@ -388,7 +388,7 @@ func (s *session) cmdMail(arg string) {
 			}
 			if n > s.opts.MaxMessageBytes {
 				// RFC 1870 §6.1
-				s.reply(552, [3]int{5, 3, 4}, "message size exceeds fixed limit")
+				s.reply(552, [3]int{5, 3, 4}, "message size exceeds fixed limit (session "+s.id+")")
 				return
 			}
 		case "BODY":

@@ -92,7 +92,7 @@ func (s *session) cmdBdat(arg string) {
 	if b.scan.tooBig() {
 		// Content is counted and checked like DATA (RFC 3030 §2): refuse as
 		// soon as the limit is passed, and discard the rest of the message.
-		b.failed = &policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message size exceeds fixed limit"}
+		b.failed = &policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message size exceeds fixed limit (session " + s.id + ")"}
 	}
 	if !last {
 		if b.failed != nil {
@@ -137,7 +137,7 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 	}
 	switch {
 	case scan.tooBig():
-		r := policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message size exceeds fixed limit"}
+		r := policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message size exceeds fixed limit (session " + s.id + ")"}
 		finish(policy.Verdict{Action: policy.ActionReject, Reason: "size"}, r, "")
 		log.Info("message refused", "reason", "size")
 		return

@@ -19,9 +19,13 @@ type Outcome struct {
 	Score float64
 	// Headers are what the enforced tag rules that matched add.
 	Headers []Header
-	// Errors are conditions that failed at run time (never at load time:
-	// they are type-checked). The caller must not treat them as no match.
+	// Errors are enforced conditions that failed at run time (never at
+	// load time: they are type-checked). The caller must not treat them as
+	// no match.
 	Errors []error
+	// MonitorErrors are monitor-mode conditions that failed: worth a log
+	// line, never a refusal, since monitor rules enforce nothing.
+	MonitorErrors []error
 }
 
 // Eval runs the rules of stage against env, a value of the facts type the
@@ -37,7 +41,12 @@ func (s *Set) Eval(stage string, env any, rcptDomains []string) Outcome {
 		}
 		v, err := machine.Run(r.program, env)
 		if err != nil {
-			out.Errors = append(out.Errors, fmt.Errorf("rule %s (%s:%d): %w", r.Name, r.File, r.Line, err))
+			err = fmt.Errorf("rule %s (%s:%d): %w", r.Name, r.File, r.Line, err)
+			if r.Mode == Monitor {
+				out.MonitorErrors = append(out.MonitorErrors, err)
+			} else {
+				out.Errors = append(out.Errors, err)
+			}
 			continue
 		}
 		if ok, _ := v.(bool); !ok {

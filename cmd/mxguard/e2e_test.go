@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mxguard/checks/resolver/dnstest"
 )
 
 // binary is the mxguard binary built once for the black-box tests.
@@ -87,11 +89,17 @@ func waitListening(t testing.TB, addr string) {
 	}
 }
 
-// startMxguard writes config text to a file and runs "mxguard serve".
+// startMxguard writes config text to a file and runs "mxguard serve". A
+// config without a dns section gets the test DNS server with
+// testdata/zones/e2e.zone: no test may query the machine's resolver.
 func startMxguard(t testing.TB, cfg string) (*daemon, string) {
 	t.Helper()
 	listen := freePort(t)
 	cfg = strings.ReplaceAll(cfg, "LISTEN", listen)
+	if !strings.Contains(cfg, "\ndns:") {
+		srv := dnstest.StartFiles(t, "testdata/zones/e2e.zone")
+		cfg += "dns:\n  servers: [" + srv.Addr() + "]\n"
+	}
 	path := filepath.Join(t.TempDir(), "mxguard.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,47 @@
+// Package houserules holds tests that enforce project-wide rules on the
+// source itself.
+package houserules
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// Every DNS query goes through checks/resolver, which caches, bounds and
+// classifies failures, and which tests point at a loopback server. A direct
+// call to Go's resolver would reach the machine's /etc/resolv.conf: off the
+// machine in tests, and uncached and unbounded in production.
+func TestNoSystemResolver(t *testing.T) {
+	banned := regexp.MustCompile(`net\.(DefaultResolver|Lookup[A-Z][A-Za-z]*)\(|net\.DefaultResolver|&net\.Resolver\{`)
+	root := "../.."
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.Contains(path, filepath.Join("checks", "resolver")+string(filepath.Separator)) {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			if c := strings.Index(line, "//"); c >= 0 {
+				line = line[:c]
+			}
+			if banned.MatchString(line) {
+				t.Errorf("%s:%d: uses Go's own resolver; go through checks/resolver: %s", path, i+1, strings.TrimSpace(line))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
