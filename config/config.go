@@ -63,6 +63,11 @@ type Config struct {
 	// file and checks that each names a regular file; it does not parse
 	// them.
 	Rules []string `yaml:"rules" expect:"a list of rules file paths"`
+
+	// AuthenticationResults adds an Authentication-Results header (RFC
+	// 8601) with the SPF, DKIM and DMARC results to every accepted message,
+	// so those checks run on every message whatever the rules need.
+	AuthenticationResults bool `yaml:"authentication_results"`
 }
 
 // Listener is one listening socket.
@@ -234,7 +239,8 @@ func Default() *Config {
 			CommandTimeout:      Dur(5 * time.Minute),
 			DataTimeout:         Dur(10 * time.Minute),
 		},
-		DrainTimeout: Dur(30 * time.Second),
+		DrainTimeout:          Dur(30 * time.Second),
+		AuthenticationResults: true,
 		Log: Log{
 			Format: FormatText,
 			Level:  "info",

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mxguard/checks/resolver"
 	"mxguard/rules"
 )
 
@@ -23,7 +24,15 @@ type Options struct {
 	Log *VerdictLog
 	// CheckTimeout bounds each check [10s].
 	CheckTimeout time.Duration
-	Logger       *slog.Logger
+	// Resolver is the DNS resolver of the SPF, DKIM and DMARC checks; nil
+	// runs no DNS-using check (their facts stay empty).
+	Resolver *resolver.Resolver
+	// Hostname is our authserv-id in Authentication-Results.
+	Hostname string
+	// AuthResults adds an Authentication-Results header to every accepted
+	// message, which runs SPF, DKIM and DMARC whatever the rules need.
+	AuthResults bool
+	Logger      *slog.Logger
 }
 
 // state is what a reload replaces as a whole. A session keeps the state it
@@ -41,6 +50,9 @@ type Engine struct {
 	log          *VerdictLog
 	checks       map[string]*checker
 	checkTimeout time.Duration
+	resolver     *resolver.Resolver
+	hostname     string
+	authResults  bool
 	logger       *slog.Logger
 }
 
@@ -52,6 +64,7 @@ func RulesOptions() rules.Options {
 		Since: map[string]string{
 			"helo": "helo", "esmtp": "helo", "mail_from": "mail", "rcpts": "rcpt", "rcpt_count": "rcpt",
 			"size": "data", "message_id": "data", "protocol": "data",
+			"spf": "mail", "dkim": "data", "dmarc": "data", "from": "data",
 		},
 		Only: map[string]string{"rcpt": "rcpt"},
 	}
@@ -75,7 +88,11 @@ func NewEngine(opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	e := &Engine{log: opts.Log, checks: map[string]*checker{}, checkTimeout: opts.CheckTimeout, logger: opts.Logger}
+	e := &Engine{log: opts.Log, checks: map[string]*checker{}, checkTimeout: opts.CheckTimeout, logger: opts.Logger,
+		resolver: opts.Resolver, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil}
+	if opts.Resolver != nil {
+		e.registerAuth(opts.Resolver)
+	}
 	e.Reload(opts.Domains, opts.Rules)
 	return e
 }
@@ -143,7 +160,12 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 		return Accept
 	}
 	set := s.st.rules
-	s.e.runChecks(ctx, stage, tx, set.Names(stage.String()))
+	names := set.Names(stage.String())
+	if stage == StageData {
+		names = s.dataNames()
+		s.fromFacts(tx)
+	}
+	s.e.runChecks(ctx, stage, tx, names)
 	f := tx.factsFor(stage)
 	var domains []string
 	switch stage {
@@ -155,6 +177,11 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 		}
 	}
 	v := s.apply(stage, tx, set.Eval(stage.String(), f, domains))
+	if stage == StageData && !v.Action.Refuses() && s.e.authResults {
+		if h, ok := s.authResultsHeader(tx); ok {
+			tx.Headers = append([]Header{h}, tx.Headers...)
+		}
+	}
 	switch stage {
 	case StageConnect:
 		s.connect = takeSnapshot(tx)

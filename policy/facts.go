@@ -24,6 +24,10 @@ type Facts struct {
 	Size      int                   `expr:"size" json:"size" doc:"the message size in octets, line endings made canonical (0 before data)"`
 	MessageID string                `expr:"message_id" json:"message_id" doc:"the Message-ID header without angle brackets (\"\" before data or when absent)"`
 	Protocol  ProtocolFacts         `expr:"protocol" json:"protocol"`
+	SPF       SPFFacts              `expr:"spf" json:"spf"`
+	DKIM      DKIMFacts             `expr:"dkim" json:"dkim"`
+	DMARC     DMARCFacts            `expr:"dmarc" json:"dmarc"`
+	From      FromFacts             `expr:"from" json:"from" doc:"the From header"`
 	Checks    map[string]CheckFacts `expr:"checks" json:"checks" doc:"every check run so far, by name: checks.NAME.result and checks.NAME.detail"`
 }
 
@@ -77,6 +81,9 @@ func schema(t reflect.Type, prefix, doc string, out *[]FactDoc) {
 		switch {
 		case f.Type.Kind() == reflect.Struct:
 			schema(f.Type, name+".", f.Tag.Get("doc"), out)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			*out = append(*out, FactDoc{Name: name, Type: "list of " + f.Type.Elem().Name(), Doc: f.Tag.Get("doc")})
+			schema(f.Type.Elem(), name+"[].", "", out)
 		case f.Type.Kind() == reflect.Map:
 			*out = append(*out, FactDoc{Name: name, Type: "map of check results", Doc: f.Tag.Get("doc")})
 			schema(f.Type.Elem(), name+".NAME.", "", out)
@@ -128,6 +135,7 @@ func (tx *Transaction) factsFor(stage Stage) *Facts {
 	if stage == StageRcpt {
 		f.Rcpt = splitAddress(tx.Rcpt)
 	}
+	f.SPF, f.DKIM, f.DMARC, f.From = tx.auth.SPF, tx.auth.DKIM, tx.auth.DMARC, tx.auth.From
 	for k, v := range tx.Checks {
 		f.Checks[k] = CheckFacts{Result: v.Result, Detail: v.Detail}
 	}

@@ -10,6 +10,8 @@ package policy
 import (
 	"fmt"
 
+	"mxguard/checks/dkim"
+
 	"mxguard/rules"
 	"net/netip"
 	"strings"
@@ -128,6 +130,13 @@ type Transaction struct {
 	// Refused are the recipients refused at RCPT.
 	Refused []RcptRefusal
 
+	// Content is the message, set by the proxy before the data stage.
+	Content Content
+
+	auth        authFacts
+	dkimStream  *dkim.Verifier
+	headerBytes []byte
+	fromDone    bool
 	inherited   bool   // the session's connect and HELO results are in
 	accepted    bool   // an enforced accept rule let the transaction through
 	quarantined string // what quarantined it: a rule's name or "score"

@@ -84,6 +84,9 @@ func replayTx(rec *Record) *Transaction {
 	for k, v := range rec.Checks {
 		tx.Checks[k] = v
 	}
+	// The checks' own facts come from the log too: replay never runs one.
+	tx.auth = authFacts{SPF: f.SPF, DKIM: f.DKIM, DMARC: f.DMARC, From: f.From}
+	tx.fromDone = true
 	return tx
 }
 

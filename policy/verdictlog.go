@@ -87,6 +87,10 @@ type Outcome struct {
 
 // Finish writes the verdict line for tx.
 func (s *Session) Finish(tx *Transaction, o Outcome) {
+	if tx.dkimStream != nil {
+		tx.dkimStream.Abort()
+		tx.dkimStream = nil
+	}
 	rec := NewRecord(tx, o, time.Now())
 	if s.e.log == nil {
 		return

@@ -37,7 +37,7 @@ func (s *session) cmdData(arg string) {
 	}
 	msg := s.opts.Spool.NewMessage()
 	defer msg.Close()
-	scan := newDataScanner(msg, s.opts.MaxMessageBytes, true)
+	scan := newDataScanner(s.sink(msg), s.opts.MaxMessageBytes, true)
 	if err := scan.readData(s.r); err != nil && !isWriteErr(scan, err) {
 		s.readFailed(err)
 		s.quit = true
@@ -47,6 +47,15 @@ func (s *session) cmdData(arg string) {
 }
 
 func isWriteErr(d *dataScanner, err error) bool { return d.werr != nil && errors.Is(err, d.werr) }
+
+// sink is where message content goes as it arrives: the spool, and the
+// policy's tap (DKIM verifies while the message streams in) when it has one.
+func (s *session) sink(msg *Message) io.Writer {
+	if tap := s.pol.DataTap(context.Background(), s.tx); tap != nil {
+		return io.MultiWriter(msg, tap)
+	}
+	return msg
+}
 
 func (s *session) cmdBdat(arg string) {
 	f := strings.Fields(arg)
@@ -81,7 +90,7 @@ func (s *session) cmdBdat(arg string) {
 	}
 	if s.bdat == nil {
 		msg := s.opts.Spool.NewMessage()
-		s.bdat = &bdatState{msg: msg, scan: newDataScanner(msg, s.opts.MaxMessageBytes, false)}
+		s.bdat = &bdatState{msg: msg, scan: newDataScanner(s.sink(msg), s.opts.MaxMessageBytes, false)}
 	}
 	b := s.bdat
 	if err := b.scan.readChunk(s.r, size); err != nil && !isWriteErr(b.scan, err) {
@@ -148,6 +157,7 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 		return
 	}
 	tx.MessageID = MessageID(msg)
+	tx.Content = msg
 	v := s.pol.Decide(context.Background(), policy.StageData, tx)
 	if v.Action.Refuses() {
 		finish(v, v.Reply, "")

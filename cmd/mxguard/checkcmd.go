@@ -81,7 +81,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	defer msg.Close()
 
-	eng := policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set})
+	res, err := newResolver(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "mxguard check:", err)
+		return exitFailed
+	}
+	eng := policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Resolver: res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults})
 	sess := eng.NewSession()
 	client := policy.Client{Addr: netip.AddrPortFrom(ip, 25), HELO: *helo, ESMTP: true}
 	if *tlsOn {
@@ -142,7 +147,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		lines = lines[:len(lines)-1]
 		return final(tx, policy.StageRcpt, last)
 	}
-	tx.Size, tx.Protocol, tx.MessageID = msg.Size(), facts, proxy.MessageID(msg)
+	tx.Size, tx.Protocol, tx.MessageID, tx.Content = msg.Size(), facts, proxy.MessageID(msg), msg
 	return final(tx, policy.StageData, sess.Decide(ctx, policy.StageData, tx))
 }
 

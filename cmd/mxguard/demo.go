@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	_ "embed"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"text/template"
 	"time"
 
+	"mxguard/checks/resolver/dnstest"
 	"mxguard/config"
 	"mxguard/internal/sink"
 )
@@ -22,6 +24,9 @@ import (
 // demoConfig is the embedded configuration of "mxguard demo": the real
 // config loader reads it, and the backend is the built-in sink, so a new
 // user sees the real relay path without installing a mail server.
+//go:embed demo.zone
+var demoZone string
+
 var demoConfig = template.Must(template.New("demo.yaml").Parse(`# mxguard demo configuration (embedded)
 hostname: mx.example.org
 listen:
@@ -29,6 +34,8 @@ listen:
 backend:
   address: "builtin:{{.Mail}}"
 domains: [example.org]
+dns:
+  servers: [{{.DNS}}]
 spool:
   dir: {{.Spool}}
 verdict_log: {{.Verdicts}}
@@ -66,8 +73,16 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		level = "debug"
 	}
+	// The demo serves its own sample zone on loopback, so the checks run
+	// for real without asking the machine's resolver.
+	zone, err := dnstest.New(demoZone)
+	if err != nil {
+		fmt.Fprintln(stderr, "mxguard demo:", err)
+		return exitFailed
+	}
+	defer zone.Close()
 	var text bytes.Buffer
-	_ = demoConfig.Execute(&text, map[string]string{"Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": level})
+	_ = demoConfig.Execute(&text, map[string]string{"DNS": zone.Addr(), "Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": level})
 	cfg, err := config.Parse("demo.yaml", text.Bytes())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -104,12 +119,14 @@ func demonstrate(w io.Writer, addr string, sk *sink.Sink) bool {
 	steps := []struct {
 		title, from, rcpt, body, want string
 	}{
-		{"1. A normal message for example.org is relayed; the 250 carries the backend's queue id",
-			"alice@sender.test", "user@example.org", "Subject: hello\r\n\r\nHello from the mxguard demo.\r\n", "250 "},
+		{"1. A message from sender.test, which SPF authorises, is relayed with an Authentication-Results header;\n   the 250 carries the backend's queue id",
+			"alice@sender.test", "user@example.org", "From: alice@sender.test\r\nSubject: hello\r\n\r\nHello from the mxguard demo.\r\n", "250 "},
 		{"2. A recipient outside example.org is refused: mxguard is never an open relay",
 			"alice@sender.test", "someone@elsewhere.test", "", "550 "},
 		{"3. A message with a smuggled second message behind <LF>.<LF> is refused",
-			"alice@sender.test", "user@example.org", "Subject: innocent\r\n\r\nhi\n.\nMAIL FROM:<ceo@example.org>\r\n", "554 "},
+			"alice@sender.test", "user@example.org", "From: alice@sender.test\r\nSubject: innocent\r\n\r\nhi\n.\nMAIL FROM:<ceo@example.org>\r\n", "554 "},
+		{"4. A message From bank.test, whose DMARC policy is reject, sent from an address bank.test does not authorise, is refused",
+			"ceo@bank.test", "user@example.org", "From: ceo@bank.test\r\nSubject: urgent wire transfer\r\n\r\nPlease pay.\r\n", "550 "},
 	}
 	ok := true
 	for _, st := range steps {

@@ -232,7 +232,7 @@ log:
 	// The transaction in flight still completes after SIGTERM.
 	time.Sleep(200 * time.Millisecond)
 	expect("DATA", "354 ")
-	fmt.Fprintf(c, "Subject: drain\r\n\r\nbody\r\n.\r\n")
+	fmt.Fprintf(c, "From: a@sender.test\r\nSubject: drain\r\n\r\nbody\r\n.\r\n")
 	expect("", "250 2.0.0 Ok: queued as ")
 	// Between transactions the session is told at once.
 	expect("", "421 4.3.2")
@@ -261,7 +261,7 @@ func TestDemoOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"250 2.0.0 Ok: queued as", "550 5.7.1", "554 5.6.0", "holds 1 message"} {
+	for _, want := range []string{"250 2.0.0 Ok: queued as", "550 5.7.1 relay", "554 5.6.0", "550 5.7.1 message refused: the DMARC policy", "holds 1 message"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
@@ -269,6 +269,10 @@ func TestDemoOnce(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dir, "mail", "*.eml"))
 	if len(files) != 1 {
 		t.Fatalf("demo stored %d messages, want 1", len(files))
+	}
+	data, _ := os.ReadFile(files[0])
+	if !bytes.Contains(data, []byte("Authentication-Results: mx.example.org;\r\n\tspf=pass smtp.mailfrom=alice@sender.test;\r\n\tdkim=none;\r\n\tdmarc=pass header.from=sender.test")) {
+		t.Errorf("stored message lacks the Authentication-Results header:\n%s", data)
 	}
 }
 

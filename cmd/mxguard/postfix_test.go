@@ -92,7 +92,7 @@ domains: [example.org]
 		step("MAIL FROM:<sender@sender.test>")
 		step("RCPT TO:<user@example.org>")
 		step("DATA")
-		fmt.Fprintf(c, "Subject: via postfix %d\r\n\r\nhello\r\n.\r\n", i)
+		fmt.Fprintf(c, "From: sender@sender.test\r\nSubject: via postfix %d\r\n\r\nhello\r\n.\r\n", i)
 		step("")
 		m := regexp.MustCompile(`^250 2\.0\.0 Ok: queued as ([0-9A-Za-z]+) \(session`).FindStringSubmatch(last)
 		if m == nil {

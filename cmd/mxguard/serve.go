@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"mxguard/checks/resolver"
 	"mxguard/config"
 	"mxguard/internal/sink"
 	"mxguard/policy"
@@ -80,7 +81,12 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 			return nil, err
 		}
 	}
-	in.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Log: in.vlog, Logger: in.log})
+	res, err := newResolver(cfg)
+	if err != nil {
+		return nil, err
+	}
+	in.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Log: in.vlog, Logger: in.log,
+		Resolver: res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults})
 	in.fwd = proxy.NewForwarder(proxy.BackendOptions{
 		Network:        network,
 		Address:        addr,
@@ -186,6 +192,15 @@ func (in *instance) closeAll() {
 	if in.vlog != nil {
 		_ = in.vlog.Close()
 	}
+}
+
+// newResolver builds the DNS resolver the checks share.
+func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
+	r, err := resolver.New(resolver.Options{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout.Duration})
+	if err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	return r, nil
 }
 
 // loadRules compiles the rules files the config names, or returns nil for

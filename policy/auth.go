@@ -1,0 +1,253 @@
+package policy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/emersion/go-msgauth/authres"
+
+	"mxguard/checks/dkim"
+	"mxguard/checks/dmarc"
+	"mxguard/checks/resolver"
+	"mxguard/checks/spf"
+)
+
+// SPFFacts are the SPF check's facts (RFC 7208).
+type SPFFacts struct {
+	Result     string `expr:"result" json:"result" doc:"pass, fail, softfail, neutral, none, temperror or permerror (\"\" when SPF did not run)"`
+	Domain     string `expr:"domain" json:"domain" doc:"the domain whose policy gave the result: MAIL FROM's, or HELO's for the null sender"`
+	Identity   string `expr:"identity" json:"identity" doc:"mailfrom or helo: which identity result is about"`
+	HELOResult string `expr:"helo_result" json:"helo_result" doc:"the result for the HELO identity, always evaluated (RFC 7208 §2.3)"`
+}
+
+// DKIMFacts are the DKIM check's facts (RFC 6376).
+type DKIMFacts struct {
+	Result     string         `expr:"result" json:"result" doc:"pass if any signature passes, else temperror, fail, permerror or neutral; none when unsigned"`
+	Domains    []string       `expr:"domains" json:"domains" doc:"the d= domains of the signatures that pass"`
+	Signatures []DKIMSigFacts `expr:"signatures" json:"signatures" doc:"every signature, in header order (at most 8 are verified)"`
+}
+
+// DKIMSigFacts describe one DKIM signature.
+type DKIMSigFacts struct {
+	Domain     string `expr:"domain" json:"domain"`
+	Selector   string `expr:"selector" json:"selector"`
+	Algorithm  string `expr:"algorithm" json:"algorithm"`
+	Result     string `expr:"result" json:"result"`
+	KeyBits    int    `expr:"key_bits" json:"key_bits"`
+	BodyLength bool   `expr:"body_length" json:"body_length"`
+	FromSigned bool   `expr:"from_signed" json:"from_signed"`
+}
+
+// DMARCFacts are the DMARC check's facts (RFC 7489).
+type DMARCFacts struct {
+	Result      string `expr:"result" json:"result" doc:"pass, fail, none, temperror or permerror (permerror: the From header does not hold exactly one address)"`
+	Policy      string `expr:"policy" json:"policy" doc:"the policy that applies to the From domain: none, quarantine or reject (\"\" without a record)"`
+	Percent     int    `expr:"percent" json:"percent" doc:"the record's pct (0 without a record)"`
+	SPFAligned  bool   `expr:"spf_aligned" json:"spf_aligned" doc:"SPF passed for a domain aligned with From"`
+	DKIMAligned bool   `expr:"dkim_aligned" json:"dkim_aligned" doc:"a DKIM signature aligned with From passed"`
+	Detail      string `expr:"detail" json:"detail" doc:"what DMARC found, for people"`
+}
+
+// FromFacts describe the RFC5322.From header.
+type FromFacts struct {
+	Domain string `expr:"domain" json:"domain" doc:"the domain of the one From address (\"\" when there is not exactly one)"`
+	Local  bool   `expr:"local" json:"local" doc:"the From domain is one of ours (config domains): mail claiming to be from us"`
+}
+
+// maxHeaderBytes bounds the header section kept for the header checks.
+const maxHeaderBytes = 256 << 10
+
+// Content is the message content as the engine reads it: the proxy's spool.
+type Content interface {
+	Reader() (io.Reader, error)
+}
+
+// registerAuth adds the SPF, DKIM and DMARC checks on r.
+func (e *Engine) registerAuth(r *resolver.Resolver) {
+	sp := &spf.Checker{Resolver: r}
+	e.register(&checker{name: "spf", stage: StageMail, run: func(ctx context.Context, tx *Transaction) CheckFacts {
+		res := sp.Check(ctx, spf.Input{IP: tx.Client.Addr.Addr().Unmap(), HELO: tx.Client.HELO, MailFrom: tx.MailFrom})
+		tx.auth.SPF = SPFFacts{Result: res.Result, Domain: res.Domain, Identity: res.Identity, HELOResult: res.HELOResult}
+		return CheckFacts{Result: res.Result, Detail: res.Detail}
+	}})
+	dopts := dkim.Options{Lookup: r.LookupTXT}
+	e.register(&checker{name: "dkim", stage: StageData, run: func(ctx context.Context, tx *Transaction) CheckFacts {
+		var res dkim.Result
+		if v := tx.dkimStream; v != nil {
+			tx.dkimStream = nil
+			res = v.Close()
+		} else {
+			rd, err := contentReader(tx)
+			if err != nil {
+				return CheckFacts{Result: ResultTemperror, Detail: err.Error()}
+			}
+			res = dkim.Verify(ctx, rd, dopts)
+		}
+		f := DKIMFacts{Result: res.Result}
+		var details []string
+		for _, s := range res.Signatures {
+			f.Signatures = append(f.Signatures, DKIMSigFacts{Domain: s.Domain, Selector: s.Selector, Algorithm: s.Algorithm,
+				Result: s.Result, KeyBits: s.KeyBits, BodyLength: s.BodyLength, FromSigned: s.FromSigned})
+			if s.Result == dkim.Pass {
+				f.Domains = append(f.Domains, strings.ToLower(s.Domain))
+			}
+			details = append(details, s.Domain+"/"+s.Selector+": "+s.Result+" "+s.Detail)
+		}
+		tx.auth.DKIM = f
+		tx.auth.dkimSigs = res.Signatures
+		return CheckFacts{Result: res.Result, Detail: strings.Join(details, "; ")}
+	}})
+	dm := &dmarc.Checker{Lookup: r.LookupTXT, Exists: func(ctx context.Context, domain string) (bool, error) {
+		_, err := r.LookupIPAddr(ctx, domain)
+		if err == nil {
+			return true, nil
+		}
+		if de, ok := err.(*net.DNSError); ok && de.IsNotFound {
+			if _, err := r.LookupMX(ctx, domain); err == nil {
+				return true, nil
+			} else if de, ok := err.(*net.DNSError); ok && de.IsNotFound {
+				return false, nil
+			}
+		}
+		return false, err
+	}}
+	e.register(&checker{name: "dmarc", stage: StageData, deps: []string{"spf", "dkim"}, run: func(ctx context.Context, tx *Transaction) CheckFacts {
+		in := dmarc.Input{Header: tx.header(), SPFResult: tx.auth.SPF.Result, SPFDomain: tx.auth.SPF.Domain}
+		for _, s := range tx.auth.DKIM.Signatures {
+			in.DKIM = append(in.DKIM, dmarc.DKIMSig{Domain: s.Domain, Result: s.Result})
+		}
+		res := dm.Check(ctx, in)
+		tx.auth.DMARC = DMARCFacts{Result: res.Result, Policy: res.Policy, Percent: res.Percent,
+			SPFAligned: res.SPFAligned, DKIMAligned: res.DKIMAligned, Detail: res.Detail}
+		return CheckFacts{Result: res.Result, Detail: res.Detail}
+	}})
+}
+
+// authFacts are what the authentication checks found, kept on the
+// transaction; Facts copies them.
+type authFacts struct {
+	SPF      SPFFacts
+	DKIM     DKIMFacts
+	DMARC    DMARCFacts
+	From     FromFacts
+	dkimSigs []dkim.Signature
+}
+
+func contentReader(tx *Transaction) (io.Reader, error) {
+	if tx.Content == nil {
+		return bytes.NewReader(nil), nil
+	}
+	return tx.Content.Reader()
+}
+
+// header returns the message's header section (up to the blank line),
+// read once and kept.
+func (tx *Transaction) header() []byte {
+	if tx.headerBytes != nil {
+		return tx.headerBytes
+	}
+	tx.headerBytes = []byte{}
+	r, err := contentReader(tx)
+	if err != nil {
+		return tx.headerBytes
+	}
+	br := bufio.NewReader(io.LimitReader(r, maxHeaderBytes))
+	var out []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(bytes.TrimRight(line, "\r\n")) == 0 && len(line) > 0 {
+			break
+		}
+		out = append(out, line...)
+		if err != nil && err != bufio.ErrBufferFull {
+			break
+		}
+	}
+	tx.headerBytes = out
+	return out
+}
+
+// fromFacts fills in the From facts from the header, for the data stage.
+func (s *Session) fromFacts(tx *Transaction) {
+	if tx.fromDone {
+		return
+	}
+	tx.fromDone = true
+	d, err := dmarc.FromDomain(tx.header())
+	if err != nil {
+		return
+	}
+	tx.auth.From = FromFacts{Domain: d, Local: s.LocalDomain(d)}
+}
+
+// DataTap returns a writer to copy the message to while it arrives, so
+// that DKIM verification (and its key lookups) overlaps the transfer; nil
+// when no data-stage consumer needs DKIM. Finish releases it.
+func (s *Session) DataTap(ctx context.Context, tx *Transaction) io.Writer {
+	if s.e.checks["dkim"] == nil || !s.needsAtData("dkim") {
+		return nil
+	}
+	tx.dkimStream = dkim.NewVerifier(ctx, dkim.Options{Lookup: s.e.resolver.LookupTXT})
+	return tx.dkimStream
+}
+
+// needsAtData reports whether the data stage will run check name.
+func (s *Session) needsAtData(name string) bool {
+	for _, c := range s.e.needed(StageData, s.dataNames()) {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// dataNames are the facts the data stage reads: its rules', and the
+// authentication checks when the Authentication-Results header is on.
+func (s *Session) dataNames() map[string]bool {
+	names := s.st.rules.Names(StageData.String())
+	if s.e.authResults {
+		names["spf"], names["dkim"], names["dmarc"] = true, true, true
+	}
+	return names
+}
+
+// authResultsHeader renders the Authentication-Results header (RFC 8601)
+// for what the checks found, with our hostname as the authserv-id.
+func (s *Session) authResultsHeader(tx *Transaction) (Header, bool) {
+	var results []authres.Result
+	if c, ok := tx.Checks["spf"]; ok {
+		r := &authres.SPFResult{Value: authres.ResultValue(c.Result)}
+		if tx.auth.SPF.Identity == "helo" {
+			r.Helo = tx.auth.SPF.Domain
+		} else {
+			r.From = tx.MailFrom
+		}
+		results = append(results, r)
+	}
+	if _, ok := tx.Checks["dkim"]; ok {
+		if len(tx.auth.dkimSigs) == 0 {
+			results = append(results, &authres.DKIMResult{Value: authres.ResultNone})
+		}
+		for _, sig := range tx.auth.dkimSigs {
+			results = append(results, &authres.DKIMResult{Value: authres.ResultValue(sig.Result), Domain: sig.Domain, Identifier: sig.Identifier})
+		}
+	}
+	if c, ok := tx.Checks["dmarc"]; ok {
+		results = append(results, &authres.DMARCResult{Value: authres.ResultValue(c.Result), From: tx.auth.From.Domain})
+	}
+	if len(results) == 0 {
+		return Header{}, false
+	}
+	v := authres.Format(s.e.hostname, results)
+	return Header{Name: "Authentication-Results", Value: foldAR(v)}, true
+}
+
+// foldAR puts each result of an Authentication-Results value on its own
+// folded line, keeping header lines short (RFC 5322 §2.1.1).
+func foldAR(v string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(v, " ;", ";"), "; ", ";\r\n\t")
+}
