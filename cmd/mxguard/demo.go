@@ -24,6 +24,7 @@ import (
 // demoConfig is the embedded configuration of "mxguard demo": the real
 // config loader reads it, and the backend is the built-in sink, so a new
 // user sees the real relay path without installing a mail server.
+//
 //go:embed demo.zone
 var demoZone string
 
