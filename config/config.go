@@ -45,6 +45,15 @@ type Config struct {
 	Domains []string `yaml:"domains" required:"true" expect:"a list of domain names"`
 	// DNS (dns) configures the resolver used for DNS-based checks.
 	DNS DNS `yaml:"dns"`
+
+	// DNSBL lists the DNS block and allow lists queried at connect.
+	DNSBL []DNSBL `yaml:"dnsbl" expect:"a list of DNS lists"`
+
+	// Recipients configures recipient verification at RCPT.
+	Recipients Recipients `yaml:"recipients"`
+
+	// Headers configures the header checks.
+	Headers Headers `yaml:"headers"`
 	// VerdictLog (verdict_log, default "") is where one JSON line per
 	// message verdict is appended: a path, "-" for stdout, "" to disable.
 	VerdictLog string `yaml:"verdict_log" expect:"a file path, \"-\" or \"\""`
@@ -197,6 +206,49 @@ type Limits struct {
 	// DataTimeout (data_timeout, default 10m) is the time allowed to
 	// receive the whole message content.
 	DataTimeout Duration `yaml:"data_timeout"`
+	// GreetPause (greet_pause, default 0s) holds the banner back so that a
+	// client that talks first shows itself (smtp.pregreet).
+	GreetPause Duration `yaml:"greet_pause"`
+	// Rate limits connections, messages and recipients per client per
+	// minute.
+	Rate Rate `yaml:"rate"`
+}
+
+// Rate is the per-client rate limits; 0 turns one off. Each applies per
+// client address and, NetFactor times larger, per /24 (IPv6 /64).
+type Rate struct {
+	ConnectionsPerMinute int `yaml:"connections_per_minute"`
+	MessagesPerMinute    int `yaml:"messages_per_minute"`
+	RecipientsPerMinute  int `yaml:"recipients_per_minute"`
+	NetFactor            int `yaml:"net_factor"`
+	MaxTracked           int `yaml:"max_tracked"`
+}
+
+// DNSBL is one DNS block list (positive weight) or allow list (negative).
+type DNSBL struct {
+	Zone   string  `yaml:"zone" required:"true" expect:"a DNS list zone like bl.example.net"`
+	Weight float64 `yaml:"weight"`
+	// Codes are the return codes that count as a listing: "127.0.0.2",
+	// "127.0.0.2-127.0.0.11", "127.0.0.0/24", comma-separated; "" = any.
+	Codes string `yaml:"codes"`
+}
+
+// Recipients configures recipient verification.
+type Recipients struct {
+	// Verify is none, backend, file or both.
+	Verify      string   `yaml:"verify" enum:"none,backend,file,both"`
+	File        string   `yaml:"file" expect:"a file path"`
+	PositiveTTL Duration `yaml:"positive_ttl"`
+	NegativeTTL Duration `yaml:"negative_ttl"`
+}
+
+// Headers configures the header checks.
+type Headers struct {
+	// ProtectedDomains are domains, besides our own, whose names in a
+	// From display name with an address elsewhere count as spoofing.
+	ProtectedDomains []string `yaml:"protected_domains" expect:"a list of domain names"`
+	MaxBytes         ByteSize `yaml:"max_bytes"`
+	MaxFields        int      `yaml:"max_fields"`
 }
 
 // Log configures mxguard's diagnostic log (not the verdict log).
@@ -230,7 +282,10 @@ func Default() *Config {
 			Dir:             os.TempDir(),
 			MemoryThreshold: 1 * MiB,
 		},
+		Recipients: Recipients{Verify: "none", PositiveTTL: Dur(time.Hour), NegativeTTL: Dur(5 * time.Minute)},
+		Headers:    Headers{MaxBytes: 64 * KiB, MaxFields: 500},
 		Limits: Limits{
+			Rate:                Rate{ConnectionsPerMinute: 200, MessagesPerMinute: 600, RecipientsPerMinute: 2000, NetFactor: 4, MaxTracked: 100000},
 			MaxConnections:      10000,
 			MaxConnectionsPerIP: 50,
 			MaxMessageBytes:     25 * MiB,

@@ -52,6 +52,37 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 	atLeast(d, "limits.max_errors", "an integer", int64(l.MaxErrors), 1)
 	positive(d, "limits.command_timeout", l.CommandTimeout)
 	positive(d, "limits.data_timeout", l.DataTimeout)
+	atLeast(d, "limits.rate.connections_per_minute", "an integer", int64(l.Rate.ConnectionsPerMinute), 0)
+	atLeast(d, "limits.rate.messages_per_minute", "an integer", int64(l.Rate.MessagesPerMinute), 0)
+	atLeast(d, "limits.rate.recipients_per_minute", "an integer", int64(l.Rate.RecipientsPerMinute), 0)
+	atLeast(d, "limits.rate.net_factor", "an integer", int64(l.Rate.NetFactor), 1)
+	atLeast(d, "limits.rate.max_tracked", "an integer", int64(l.Rate.MaxTracked), 1)
+	for i, bl := range c.DNSBL {
+		path := fmt.Sprintf("dnsbl[%d]", i)
+		if n := d.Node(path + ".zone"); n != nil && !validDomain(bl.Zone) {
+			d.Errorf(n, "%s.zone: expected a DNS zone like bl.example.net, got %s", path, yamlpos.Lit(bl.Zone))
+		}
+		if n := d.Node(path + ".codes"); n != nil && !validCodes(bl.Codes) {
+			d.Errorf(n, "%s.codes: expected return codes like 127.0.0.2, 127.0.0.2-127.0.0.11 or 127.0.0.0/24, got %s", path, yamlpos.Lit(bl.Codes))
+		}
+	}
+	if r := c.Recipients; r.Verify == "file" || r.Verify == "both" {
+		if n := d.Node("recipients.file"); n == nil {
+			d.Errorf(d.Node("recipients"), "recipients.file: verify: %s needs a recipients file", r.Verify)
+		} else if fi, err := os.Stat(r.File); err != nil || !fi.Mode().IsRegular() {
+			d.Errorf(n, "recipients.file: no such file %s", yamlpos.Lit(r.File))
+		}
+	}
+	positive(d, "recipients.positive_ttl", c.Recipients.PositiveTTL)
+	positive(d, "recipients.negative_ttl", c.Recipients.NegativeTTL)
+	for i, dom := range c.Headers.ProtectedDomains {
+		if n := d.Node(fmt.Sprintf("headers.protected_domains[%d]", i)); n != nil && !validDomain(dom) {
+			d.Errorf(n, "headers.protected_domains[%d]: expected a domain name, got %s", i, yamlpos.Lit(dom))
+		}
+		c.Headers.ProtectedDomains[i] = strings.ToLower(strings.TrimSuffix(dom, "."))
+	}
+	atLeast(d, "headers.max_bytes", "a size in bytes", int64(c.Headers.MaxBytes), 1024)
+	atLeast(d, "headers.max_fields", "an integer", int64(c.Headers.MaxFields), 10)
 	// drain_timeout may be 0: "stop immediately" is a legitimate choice.
 }
 
@@ -366,4 +397,30 @@ func validAddressLiteral(s string) bool {
 	}
 	a, err := netip.ParseAddr(inner)
 	return err == nil && a.Is4()
+}
+
+// validCodes accepts DNSBL return codes: addresses, ranges and prefixes,
+// comma-separated (the dnsbl check parses them again).
+func validCodes(s string) bool {
+	if strings.TrimSpace(s) == "" {
+		return true
+	}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if a, b, ok := strings.Cut(part, "-"); ok {
+			x, err1 := netip.ParseAddr(strings.TrimSpace(a))
+			y, err2 := netip.ParseAddr(strings.TrimSpace(b))
+			if err1 != nil || err2 != nil || y.Less(x) {
+				return false
+			}
+			continue
+		}
+		if _, err := netip.ParsePrefix(part); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(part); err != nil {
+			return false
+		}
+	}
+	return true
 }

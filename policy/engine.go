@@ -65,6 +65,7 @@ func RulesOptions() rules.Options {
 			"helo": "helo", "esmtp": "helo", "mail_from": "mail", "rcpts": "rcpt", "rcpt_count": "rcpt",
 			"size": "data", "message_id": "data", "protocol": "data",
 			"spf": "mail", "dkim": "data", "dmarc": "data", "from": "data",
+			"smtp": "connect",
 		},
 		Only: map[string]string{"rcpt": "rcpt"},
 	}

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/netip"
 	"sort"
 	"strings"
@@ -29,7 +31,8 @@ func mustRules(t testing.TB, src string) *rules.Set {
 // checkEngine registers test checks: base, dep (needs base), slow (never
 // answers in time), boom (panics), late (belongs to data).
 func checkEngine(t testing.TB) (*Engine, map[string]*atomic.Int32) {
-	e := NewEngine(Options{Domains: []string{"example.org"}, CheckTimeout: 100 * time.Millisecond})
+	e := NewEngine(Options{Domains: []string{"example.org"}, CheckTimeout: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	runs := map[string]*atomic.Int32{}
 	add := func(name string, stage Stage, deps []string, run func(ctx context.Context, tx *Transaction) CheckFacts) {
 		runs[name] = new(atomic.Int32)

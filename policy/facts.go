@@ -23,6 +23,7 @@ type Facts struct {
 	RcptCount int                   `expr:"rcpt_count" json:"rcpt_count" doc:"len(rcpts)"`
 	Size      int                   `expr:"size" json:"size" doc:"the message size in octets, line endings made canonical (0 before data)"`
 	MessageID string                `expr:"message_id" json:"message_id" doc:"the Message-ID header without angle brackets (\"\" before data or when absent)"`
+	SMTP      SMTPFacts             `expr:"smtp" json:"smtp" doc:"how the client behaves on the wire (the session so far)"`
 	Protocol  ProtocolFacts         `expr:"protocol" json:"protocol"`
 	SPF       SPFFacts              `expr:"spf" json:"spf"`
 	DKIM      DKIMFacts             `expr:"dkim" json:"dkim"`
@@ -43,6 +44,18 @@ type AddressFacts struct {
 	Address string `expr:"address" json:"address" doc:"the whole address, \"\" for the null sender <>"`
 	Local   string `expr:"local" json:"local" doc:"the part before the last @"`
 	Domain  string `expr:"domain" json:"domain" doc:"the part after the last @, lower-cased"`
+}
+
+// SMTPFacts are the client's conduct in the session so far.
+type SMTPFacts struct {
+	Pregreet         bool `expr:"pregreet" json:"pregreet" doc:"the client talked before our banner"`
+	BareLF           bool `expr:"bare_lf" json:"bare_lf" doc:"a command line ended in LF without CR"`
+	UnauthPipelining bool `expr:"unauth_pipelining" json:"unauth_pipelining" doc:"commands were sent ahead of our replies where RFC 2920 forbids it"`
+	LongCommand      bool `expr:"long_command" json:"long_command" doc:"a command line was longer than 512 octets"`
+	BadHELO          bool `expr:"bad_helo" json:"bad_helo" doc:"the HELO name is neither a domain nor an address literal"`
+	HELOIsUs         bool `expr:"helo_is_us" json:"helo_is_us" doc:"the HELO name is our hostname, one of our domains or our address"`
+	Errors           int  `expr:"errors" json:"errors" doc:"commands refused as malformed or out of sequence so far"`
+	UnknownRcpts     int  `expr:"unknown_rcpts" json:"unknown_rcpts" doc:"recipients refused as unknown so far in the session"`
 }
 
 // ProtocolFacts are what the proxy saw on the wire that a conforming client
@@ -131,6 +144,10 @@ func (tx *Transaction) factsFor(stage Stage) *Facts {
 	}
 	if tx.Client.TLS != nil {
 		f.TLS, f.TLSVer = true, tx.Client.TLS.Version
+	}
+	if b := tx.Client.SMTP; b != nil {
+		f.SMTP = SMTPFacts{Pregreet: b.Pregreet, BareLF: b.BareLF, UnauthPipelining: b.UnauthPipelining, LongCommand: b.LongCommand,
+			BadHELO: b.BadHELO, HELOIsUs: b.HELOIsUs, Errors: b.Errors, UnknownRcpts: b.UnknownRcpts}
 	}
 	if stage == StageRcpt {
 		f.Rcpt = splitAddress(tx.Rcpt)

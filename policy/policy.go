@@ -65,6 +65,35 @@ type Client struct {
 	// ESMTP is true when the client greeted with EHLO rather than HELO.
 	ESMTP bool
 	TLS   *TLSInfo
+	// SMTP is how the client has behaved on the wire so far. It is shared
+	// by the session's transactions and grows as the session goes on.
+	SMTP *SMTPBehaviour
+}
+
+// SMTPBehaviour is what the proxy saw of a client's conduct, the input of
+// the screening rules (Postfix's postscreen tests, and its
+// smtpd_forbid_bare_newline and smtpd_forbid_unauth_pipelining).
+type SMTPBehaviour struct {
+	// Pregreet: the client talked before our banner (RFC 5321 §3.1 has the
+	// client wait for it); bots that do not are caught by a greet pause.
+	Pregreet bool
+	// BareLF: a command line ended in LF without CR (RFC 5321 §2.3.8).
+	BareLF bool
+	// UnauthPipelining: the client sent commands ahead of our replies
+	// where RFC 2920 does not allow it (before EHLO, after HELO, or after
+	// a command that must end a group: EHLO, DATA, STARTTLS, …).
+	UnauthPipelining bool
+	// LongCommand: a command line over RFC 5321 §4.5.3.1.4's 512 octets.
+	LongCommand bool
+	// BadHELO: the HELO/EHLO argument is neither a domain name nor an
+	// address literal (RFC 5321 §4.1.1.1).
+	BadHELO bool
+	// HELOIsUs: the client greeted with our own name or address.
+	HELOIsUs bool
+	// Errors counts commands refused as malformed or out of sequence.
+	Errors int
+	// UnknownRcpts counts recipients refused as unknown in this session.
+	UnknownRcpts int
 }
 
 // Protocol holds what the proxy saw on the wire that is not how a conforming

@@ -68,8 +68,8 @@ func TestEngineRelayAndProtocol(t *testing.T) {
 			t.Errorf("protocol %+v: %+v, want 554 reject", p, v)
 		}
 	}
-	tx.Protocol = Protocol{LongLine: true}
-	if v := e.NewSession().Decide(context.Background(), StageData, (&Transaction{Session: "S", Protocol: tx.Protocol})); v.Action != ActionAccept {
-		t.Errorf("a long line alone is not ambiguous, got %+v", v)
+	lt := &Transaction{Session: "S", Protocol: Protocol{LongLine: true}}
+	if v := e.NewSession().Decide(context.Background(), StageData, lt); v.Reason != "long-line" || v.Reply.Code != 554 {
+		t.Errorf("a line over 1000 octets: %+v, want the long-line rule's 554", v)
 	}
 }

@@ -117,10 +117,7 @@ func TestStartTLS(t *testing.T) {
 		t.Fatalf("last EHLO line %q, want STARTTLS advertised", got)
 	}
 	d.expect("MAIL FROM:<a@sender.test>", "250 ")
-	// Plaintext pipelined after STARTTLS must be dropped, never executed
-	// inside the TLS session (CVE-2011-0411).
-	d.send("STARTTLS\r\nRSET\r\n")
-	d.expect("", "220 2.0.0")
+	d.expect("STARTTLS", "220 2.0.0")
 	tc := tls.Client(d.c, &tls.Config{RootCAs: cert.Pool, ServerName: "mx.example.org", MinVersion: tls.VersionTLS12})
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
@@ -189,6 +186,27 @@ func TestLMTPOverUnixSocket(t *testing.T) {
 	if m := be.messages(); len(m) != 1 || len(m[0].Rcpts) != 2 {
 		t.Fatalf("backend holds %+v", m)
 	}
+}
+
+// Plaintext pipelined after STARTTLS is dropped, never executed inside the
+// TLS session (CVE-2011-0411), and the client is marked as pipelining
+// without permission: its mail is refused.
+func TestPipeliningAfterStartTLS(t *testing.T) {
+	be := startBackend(t, nil)
+	cert, addr := startTLSProxy(t, be.addr)
+	d := dial(t, addr)
+	d.expect("", "220 ")
+	d.expect("EHLO client.example.net", "250 ")
+	d.send("STARTTLS\r\nRSET\r\n")
+	d.expect("", "220 2.0.0")
+	tc := tls.Client(d.c, &tls.Config{RootCAs: cert.Pool, ServerName: "mx.example.org", MinVersion: tls.VersionTLS12})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	d.c, d.r = tc, newReader(tc)
+	// Had the RSET been run inside TLS, this EHLO's reply would come second.
+	d.expect("EHLO client.example.net", "250 ")
+	d.expect("MAIL FROM:<a@sender.test>", "550 5.5.1 protocol error")
 }
 
 func TestTLS11Refused(t *testing.T) {

@@ -245,8 +245,11 @@ func TestCommandLineEndings(t *testing.T) {
 	px := startProxy(t, be.addr, nil)
 	d := dial(t, px.addr)
 	d.expect("", "220 ")
+	// A bare LF is taken as a line end and noted; the rules refuse the
+	// session's mail (smtp-conduct).
 	d.send("EHLO client.example.net\n")
-	d.expect("", "500 5.5.2 command line must end with CRLF")
+	d.expect("", "250 ")
+	d.expect("MAIL FROM:<a@sender.test>", "550 5.5.1 protocol error")
 	d.send("EHLO a\rb\r\n")
 	d.expect("", "500 5.5.2 control character")
 	d.send("EHLO " + strings.Repeat("a", 3000) + "\r\n")

@@ -65,6 +65,9 @@ type Options struct {
 	CommandTimeout time.Duration
 	// DataTimeout bounds the transfer of a whole message [10m].
 	DataTimeout time.Duration
+	// GreetPause holds the banner back this long, so that a client that
+	// talks first shows itself (smtp.pregreet) [0: no pause].
+	GreetPause time.Duration
 	// Spool holds message content during a transaction.
 	Spool Spool
 	// Policy decides at each stage; Backend delivers accepted messages.

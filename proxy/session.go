@@ -76,7 +76,7 @@ func newSession(srv *Server, c net.Conn, lo Listener, client netip.AddrPort) *se
 		lo:     lo,
 		conn:   c,
 		id:     id,
-		client: policy.Client{Addr: client},
+		client: policy.Client{Addr: client, SMTP: &policy.SMTPBehaviour{}},
 	}
 	s.log = srv.opts.Logger.With("session", id, "client", client.Addr().String())
 	s.r = bufio.NewReaderSize(c, 4096)
@@ -87,6 +87,9 @@ func newSession(srv *Server, c net.Conn, lo Listener, client netip.AddrPort) *se
 func (s *session) serve() {
 	s.log.Debug("connect")
 	s.pol = s.opts.Policy.NewSession()
+	if !s.greetPause() {
+		return
+	}
 	tx := s.newTx()
 	if v := s.pol.Decide(context.Background(), policy.StageConnect, tx); v.Action.Refuses() {
 		// RFC 5321 §3.1: a server that will not talk answers 554 instead of
@@ -123,6 +126,21 @@ func (s *session) serve() {
 	}
 	s.flush()
 	s.resetTx()
+}
+
+// greetPause waits GreetPause before the banner and notes a client that
+// talks first (RFC 5321 §3.1: the client waits for the greeting). With no
+// pause it still notes input that is already there. It reports false when
+// the client has gone.
+func (s *session) greetPause() bool {
+	_ = s.conn.SetReadDeadline(time.Now().Add(s.opts.GreetPause))
+	_, err := s.r.Peek(1)
+	if err == nil {
+		s.client.SMTP.Pregreet = true
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // readFailed answers a read that ended the session.
@@ -170,6 +188,7 @@ func (s *session) flush() {
 // fail answers a client error and counts it towards MaxErrors.
 func (s *session) fail(code int, enh [3]int, text string) {
 	s.errors++
+	s.client.SMTP.Errors = s.errors
 	s.reply(code, enh, text)
 }
 
@@ -221,19 +240,45 @@ func (s *session) readCommand() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if len(line) > 512 {
+		s.client.SMTP.LongCommand = true // RFC 5321 §4.5.3.1.4
+	}
 	if len(line) < 2 || line[len(line)-2] != '\r' {
-		// RFC 5321 §2.3.8: only CRLF ends a line. Taking a bare LF as one
-		// is how command injection and smuggling start.
-		s.fail(500, [3]int{5, 5, 2}, "command line must end with CRLF")
-		return "", nil
+		// RFC 5321 §2.3.8: only CRLF ends a line. The command is read as
+		// one, and the fact is the rules' to act on (the default rules
+		// refuse the session's mail).
+		s.client.SMTP.BareLF = true
+		return string(line[:len(line)-1]), nil
 	}
 	return string(line[:len(line)-2]), nil
 }
+
+// groupEnders are the commands after which a client must wait for our
+// reply (RFC 2920 §3.1, RFC 3207 §4 for STARTTLS).
+var groupEnders = map[string]bool{"EHLO": true, "HELO": true, "DATA": true, "VRFY": true, "EXPN": true,
+	"TURN": true, "NOOP": true, "STARTTLS": true, "AUTH": true}
+
+// nonSMTP are the first words of other protocols sent to port 25 by
+// scanners and proxies: HTTP, and POP3 logins.
+var nonSMTP = map[string]bool{"GET": true, "POST": true, "HEAD": true, "PUT": true, "OPTIONS": true,
+	"CONNECT": true, "USER": true, "PASS": true}
 
 func (s *session) dispatch(line string) {
 	verb, arg, _ := strings.Cut(line, " ")
 	verb = strings.ToUpper(verb)
 	arg = strings.TrimSpace(arg)
+	if s.r.Buffered() > 0 && (groupEnders[verb] || !s.client.ESMTP) && verb != "QUIT" && verb != "BDAT" {
+		s.client.SMTP.UnauthPipelining = true
+	}
+	if nonSMTP[verb] {
+		// Not a mail client: answer once and close, like postscreen.
+		s.reply(554, [3]int{5, 5, 1}, "this is an SMTP server, closing connection (session "+s.id+")")
+		s.pol.Finish(s.newTx(), policy.Outcome{Stage: policy.StageConnect, Action: "reject", Reason: "non-smtp",
+			Reply: "554 5.5.1 this is an SMTP server, closing connection"})
+		s.log.Info("non-SMTP client", "verb", verb)
+		s.quit = true
+		return
+	}
 	if hasControl(line) {
 		// A CR, NUL or other control octet inside a command would end up in
 		// our Received header or in the backend's parser.
@@ -310,6 +355,8 @@ func (s *session) cmdHello(ehlo bool, arg string) {
 	// RFC 5321 §4.1.4: EHLO resets the transaction state.
 	s.resetTx()
 	s.client.HELO, s.client.ESMTP = arg, ehlo
+	s.client.SMTP.BadHELO = !validHELO(arg)
+	s.client.SMTP.HELOIsUs = s.heloIsUs(arg)
 	tx := s.newTx()
 	if v := s.pol.Decide(context.Background(), policy.StageHelo, tx); v.Action.Refuses() {
 		s.client.HELO = ""
@@ -465,6 +512,31 @@ func (s *session) cmdRcpt(arg string) {
 	}
 	s.tx.Rcpts = append(s.tx.Rcpts, addr)
 	s.reply(250, [3]int{2, 1, 5}, "Ok")
+}
+
+// validHELO accepts a domain name or an address literal (RFC 5321 §4.1.3).
+func validHELO(h string) bool {
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		lit := strings.TrimPrefix(h[1:len(h)-1], "IPv6:")
+		_, err := netip.ParseAddr(lit)
+		return err == nil
+	}
+	return validDomain(h) && strings.Contains(strings.TrimSuffix(h, "."), ".")
+}
+
+// heloIsUs reports a client greeting us with our own name, one of our
+// domains, or the address it connected to: a forger's shortcut.
+func (s *session) heloIsUs(h string) bool {
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	if h == strings.ToLower(s.opts.Hostname) || s.pol.LocalDomain(h) {
+		return true
+	}
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		lit, err := netip.ParseAddr(strings.TrimPrefix(strings.TrimPrefix(h[1:len(h)-1], "ipv6:"), "IPv6:"))
+		local := addrPort(s.conn.LocalAddr())
+		return err == nil && local.IsValid() && lit.Unmap() == local.Addr().Unmap()
+	}
+	return false
 }
 
 func cutPrefixFold(s, prefix string) (string, bool) {

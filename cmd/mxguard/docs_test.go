@@ -38,7 +38,7 @@ func TestRulesDocListsEveryFact(t *testing.T) {
 	}
 	if table != out.String() {
 		t.Errorf("the facts table in docs/rules.md is out of date: replace the lines between %q and %q "+
-			"with the output of \"mxguard rules facts --markdown\" (go run ./cmd/mxguard rules facts --markdown).\n"+
+			"with the output of \"mxguard rules facts --markdown\" (docs/update-facts.sh does it).\n"+
 			"docs/rules.md has:\n%s\nthe command prints:\n%s",
 			strings.TrimSpace(factsBegin), factsEnd, table, out.String())
 	}

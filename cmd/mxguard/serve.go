@@ -112,6 +112,7 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 		MaxErrors:           cfg.Limits.MaxErrors,
 		CommandTimeout:      cfg.Limits.CommandTimeout.Duration,
 		DataTimeout:         cfg.Limits.DataTimeout.Duration,
+		GreetPause:          cfg.Limits.GreetPause.Duration,
 		Spool:               proxy.Spool{Dir: cfg.Spool.Dir, Threshold: int(cfg.Spool.MemoryThreshold)},
 		Policy:              in.eng,
 		Backend:             in.fwd,
