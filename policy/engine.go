@@ -177,7 +177,7 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 			domains = append(domains, Domain(r))
 		}
 	}
-	v := s.apply(stage, tx, set.Eval(stage.String(), f, domains))
+	v := s.apply(stage, tx, set.Eval(stage.String(), f, domains), f)
 	if stage == StageData && !v.Action.Refuses() && s.e.authResults {
 		if h, ok := s.authResultsHeader(tx); ok {
 			tx.Headers = append([]Header{h}, tx.Headers...)
@@ -225,7 +225,7 @@ func takeSnapshot(tx *Transaction) *snapshot {
 	return &snapshot{matches: tx.Matches, score: tx.Score, headers: tx.Headers, accepted: tx.accepted, quarantined: tx.quarantined, checks: tx.Checks}
 }
 
-func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome) Verdict {
+func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome, f *Facts) Verdict {
 	for _, r := range out.Matches {
 		m := RuleMatch{Name: r.Name, Stage: r.Stage, Action: r.Action, Mode: r.Mode, Score: r.Score}
 		if stage == StageRcpt {
@@ -258,13 +258,13 @@ func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome) Verdict
 		case rules.Reject:
 			rep := rules.Reply{Code: 550, Enhanced: [3]int{5, 7, 1}, Text: "refused by local policy"}
 			if r.Reply != nil {
-				rep = *r.Reply
+				rep = r.RenderReply(f)
 			}
 			return Refuse(ActionReject, r.Name, rep.Code, rep.Enhanced, rep.Text, tx.Session)
 		case rules.Tempfail:
 			rep := rules.Reply{Code: 451, Enhanced: [3]int{4, 7, 1}, Text: "temporarily refused by local policy, try again later"}
 			if r.Reply != nil {
-				rep = *r.Reply
+				rep = r.RenderReply(f)
 			}
 			return Refuse(ActionTempfail, r.Name, rep.Code, rep.Enhanced, rep.Text, tx.Session)
 		}

@@ -150,7 +150,7 @@ func Parse(file string, data []byte, o Options) (*Set, error) {
 			}
 			names[rs.Name] = i
 		}
-		validateAction(d, at, path, r, rs)
+		validateAction(d, at, path, r, rs, o)
 		if len(rs.Domains) > 0 {
 			if r.Stage != "rcpt" && r.Stage != "data" {
 				d.Errorf(at("domains"), "%s.domains: recipient domains are known only at stage rcpt or data, not %s", path, r.Stage)
@@ -179,7 +179,7 @@ func Parse(file string, data []byte, o Options) (*Set, error) {
 	return set, nil
 }
 
-func validateAction(d *yamlpos.Decoder, at func(string) *yaml.Node, path string, r *Rule, rs ruleSpec) {
+func validateAction(d *yamlpos.Decoder, at func(string) *yaml.Node, path string, r *Rule, rs ruleSpec, o Options) {
 	if rs.Reply != "" {
 		switch rs.Action {
 		case Reject, Tempfail:
@@ -193,6 +193,9 @@ func validateAction(d *yamlpos.Decoder, at func(string) *yaml.Node, path string,
 				d.Errorf(at("reply"), "%s.reply: a tempfail answers 4xx, got %d", path, rep.Code)
 			default:
 				r.Reply = &rep
+				if err := r.compileReply(o); err != nil {
+					d.Errorf(at("reply"), "%s.reply: %v", path, err)
+				}
 			}
 		case "":
 		default:

@@ -106,7 +106,8 @@ type Rule struct {
 	File         string
 	Line, Column int
 
-	program *vm.Program
+	program    *vm.Program
+	replyParts []replyPart
 }
 
 // Header is a header field a tag rule adds.

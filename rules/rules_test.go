@@ -233,3 +233,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestReplyPlaceholders(t *testing.T) {
+	s := mustParse(t, `
+rules:
+  - name: named
+    stage: connect
+    when: client.ip != ""
+    action: reject
+    reply: "554 5.7.1 ${client.ip} is listed (${upper(helo)}); see ${helo}"
+`)
+	env := &testEnv{HELO: "bad\r\nhost"}
+	env.Client.IP = "192.0.2.9"
+	got := s.Rules[0].RenderReply(env)
+	if got.String() != "554 5.7.1 192.0.2.9 is listed (BAD  HOST); see bad  host" {
+		t.Fatalf("rendered %q", got.String())
+	}
+	if _, err := Parse("t.yaml", []byte("rules:\n  - name: x\n    when: \"true\"\n    action: reject\n    reply: \"550 5.7.1 ${nosuch}\"\n"), testOpts); err == nil || !strings.Contains(err.Error(), "t.yaml:5:12: rules[0].reply: in ${nosuch}: unknown name nosuch") {
+		t.Fatalf("bad placeholder: %v", err)
+	}
+}
