@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mxguard/checks/dnsbl"
 	"mxguard/checks/resolver"
 	"mxguard/rules"
 )
@@ -29,6 +30,8 @@ type Options struct {
 	Resolver *resolver.Resolver
 	// Hostname is our authserv-id in Authentication-Results.
 	Hostname string
+	// DNSBL are the DNS lists queried at connect (with Resolver).
+	DNSBL []dnsbl.Zone
 	// AuthResults adds an Authentication-Results header to every accepted
 	// message, which runs SPF, DKIM and DMARC whatever the rules need.
 	AuthResults bool
@@ -65,7 +68,7 @@ func RulesOptions() rules.Options {
 			"helo": "helo", "esmtp": "helo", "mail_from": "mail", "rcpts": "rcpt", "rcpt_count": "rcpt",
 			"size": "data", "message_id": "data", "protocol": "data",
 			"spf": "mail", "dkim": "data", "dmarc": "data", "from": "data",
-			"smtp": "connect",
+			"smtp": "connect", "dnsbl": "connect",
 		},
 		Only: map[string]string{"rcpt": "rcpt"},
 	}
@@ -93,6 +96,9 @@ func NewEngine(opts Options) *Engine {
 		resolver: opts.Resolver, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil}
 	if opts.Resolver != nil {
 		e.registerAuth(opts.Resolver)
+		if len(opts.DNSBL) > 0 {
+			e.registerDNSBL(opts.DNSBL)
+		}
 	}
 	e.Reload(opts.Domains, opts.Rules)
 	return e
@@ -137,6 +143,7 @@ type snapshot struct {
 	accepted    bool
 	quarantined string
 	checks      map[string]CheckRecord
+	screen      screenFacts
 }
 
 // LocalDomain reports whether mail for domain is ours to accept.
@@ -216,13 +223,14 @@ func (s *Session) inherit(tx *Transaction, stage Stage) {
 	if tx.quarantined == "" {
 		tx.quarantined = from.quarantined
 	}
+	tx.screen = from.screen
 	for k, v := range from.checks {
 		tx.Checks[k] = v
 	}
 }
 
 func takeSnapshot(tx *Transaction) *snapshot {
-	return &snapshot{matches: tx.Matches, score: tx.Score, headers: tx.Headers, accepted: tx.accepted, quarantined: tx.quarantined, checks: tx.Checks}
+	return &snapshot{matches: tx.Matches, score: tx.Score, headers: tx.Headers, accepted: tx.accepted, quarantined: tx.quarantined, checks: tx.Checks, screen: tx.screen}
 }
 
 func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome, f *Facts) Verdict {

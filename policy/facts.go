@@ -25,6 +25,7 @@ type Facts struct {
 	MessageID string                `expr:"message_id" json:"message_id" doc:"the Message-ID header without angle brackets (\"\" before data or when absent)"`
 	SMTP      SMTPFacts             `expr:"smtp" json:"smtp" doc:"how the client behaves on the wire (the session so far)"`
 	Protocol  ProtocolFacts         `expr:"protocol" json:"protocol"`
+	DNSBL     DNSBLFacts            `expr:"dnsbl" json:"dnsbl"`
 	SPF       SPFFacts              `expr:"spf" json:"spf"`
 	DKIM      DKIMFacts             `expr:"dkim" json:"dkim"`
 	DMARC     DMARCFacts            `expr:"dmarc" json:"dmarc"`
@@ -153,6 +154,7 @@ func (tx *Transaction) factsFor(stage Stage) *Facts {
 		f.Rcpt = splitAddress(tx.Rcpt)
 	}
 	f.SPF, f.DKIM, f.DMARC, f.From = tx.auth.SPF, tx.auth.DKIM, tx.auth.DMARC, tx.auth.From
+	f.DNSBL = tx.screen.DNSBL
 	for k, v := range tx.Checks {
 		f.Checks[k] = CheckFacts{Result: v.Result, Detail: v.Detail}
 	}

@@ -163,6 +163,7 @@ type Transaction struct {
 	Content Content
 
 	auth        authFacts
+	screen      screenFacts
 	dkimStream  *dkim.Verifier
 	headerBytes []byte
 	fromDone    bool

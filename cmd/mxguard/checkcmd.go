@@ -86,7 +86,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mxguard check:", err)
 		return exitFailed
 	}
-	eng := policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Resolver: res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults})
+	lists, err := dnsblZones(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "mxguard check:", err)
+		return exitFailed
+	}
+	eng := policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Resolver: res, Hostname: cfg.Hostname,
+		AuthResults: cfg.AuthenticationResults, DNSBL: lists})
 	sess := eng.NewSession()
 	client := policy.Client{Addr: netip.AddrPortFrom(ip, 25), HELO: *helo, ESMTP: true}
 	if *tlsOn {

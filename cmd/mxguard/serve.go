@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"mxguard/checks/dnsbl"
 	"mxguard/checks/resolver"
 	"mxguard/config"
 	"mxguard/internal/sink"
@@ -85,8 +86,12 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 	if err != nil {
 		return nil, err
 	}
+	lists, err := dnsblZones(cfg)
+	if err != nil {
+		return nil, err
+	}
 	in.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Log: in.vlog, Logger: in.log,
-		Resolver: res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults})
+		Resolver: res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, DNSBL: lists})
 	in.fwd = proxy.NewForwarder(proxy.BackendOptions{
 		Network:        network,
 		Address:        addr,
@@ -202,6 +207,26 @@ func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
 	return r, nil
+}
+
+// dnsblZones turns the dnsbl config into the check's zones.
+func dnsblZones(cfg *config.Config) ([]dnsbl.Zone, error) {
+	var out []dnsbl.Zone
+	for _, z := range cfg.DNSBL {
+		zone := dnsbl.Zone{Zone: z.Zone, Weight: z.Weight}
+		if strings.TrimSpace(z.Codes) != "" {
+			codes, err := dnsbl.ParseCodes(z.Codes)
+			if err != nil {
+				return nil, fmt.Errorf("dnsbl %s: %w", z.Zone, err)
+			}
+			zone.Match = codes
+		}
+		if err := zone.Validate(); err != nil {
+			return nil, fmt.Errorf("dnsbl %s: %w", z.Zone, err)
+		}
+		out = append(out, zone)
+	}
+	return out, nil
 }
 
 // loadRules compiles the rules files the config names, or returns nil for
