@@ -62,3 +62,119 @@ dns:
 		}
 	}
 }
+
+// TestScreeningRawClients drives mxguard serve with raw sockets that send
+// exactly the bytes of each attack, and checks the answer and that the
+// backend never receives a refused message or one smuggled inside it.
+func TestScreeningRawClients(t *testing.T) {
+	dir := t.TempDir()
+	mail := filepath.Join(dir, "mail")
+	_, listen := startMxguard(t, `
+hostname: mx.example.org
+listen:
+  - address: LISTEN
+backend:
+  address: "builtin:`+mail+`"
+domains: [example.org]
+limits:
+  greet_pause: 100ms
+`)
+	smuggled := "MAIL FROM:<ceo@example.org>\r\nRCPT TO:<user@example.org>\r\nDATA\r\nFrom: ceo@example.org\r\nSubject: smuggled\r\n\r\npay now\r\n"
+	head := "From: alice@sender.test\r\nSubject: first\r\n\r\nbody"
+	variants := []struct{ name, seq string }{
+		{"LF.LF", "\n.\n"}, {"LF.CRLF", "\n.\r\n"}, {"CRLF.LF", "\r\n.\n"}, {"CR.CR", "\r.\r"},
+		{"CR.CRLF", "\r.\r\n"}, {"CRLF.CR", "\r\n.\r"}, {"CR.LF", "\r.\n"}, {"LF.CR", "\n.\r"},
+		{"CRLF.CRCRLF", "\r\n.\r\r\n"}, {"CRLF.NULCRLF", "\r\n.\x00\r\n"},
+	}
+	for _, v := range variants {
+		t.Run("end-of-data "+v.name, func(t *testing.T) {
+			c := dialConv(t, "", listen)
+			c.say("", "220 ")
+			c.say("EHLO client.sender.test", "250 ")
+			c.say("MAIL FROM:<alice@sender.test>", "250 ")
+			c.say("RCPT TO:<user@example.org>", "250 ")
+			c.say("DATA", "354 ")
+			c.c.Write([]byte(head + v.seq + smuggled + ".\r\n"))
+			c.say("", "554 5.6.0 message refused")
+			c.say("NOOP", "250 ") // still in step: no smuggled command ran
+		})
+	}
+	body := func(name, msg, want string) {
+		t.Run(name, func(t *testing.T) {
+			c := dialConv(t, "", listen)
+			c.say("", "220 ")
+			c.say("EHLO client.sender.test", "250 ")
+			c.say("MAIL FROM:<alice@sender.test>", "250 ")
+			c.say("RCPT TO:<user@example.org>", "250 ")
+			c.say("DATA", "354 ")
+			c.c.Write([]byte(msg + ".\r\n"))
+			c.say("", want)
+		})
+	}
+	body("bare LF", "From: alice@sender.test\r\n\r\nline\nline\r\n", "554 5.6.0 message refused: bare LF or CR")
+	body("bare CR", "From: alice@sender.test\r\n\r\nline\rline\r\n", "554 5.6.0 message refused: bare LF or CR")
+	body("NUL", "From: alice@sender.test\r\n\r\nnul\x00byte\r\n", "554 5.6.0 message refused: NUL byte")
+	body("text line over 1000", "From: alice@sender.test\r\n\r\n"+strings.Repeat("x", 1200)+"\r\n", "554 5.6.0 message refused: a line is longer than 1000 octets")
+
+	t.Run("pregreet", func(t *testing.T) {
+		c := dialConv(t, "", listen)
+		c.c.Write([]byte("EHLO early.sender.test\r\n"))
+		c.say("", "554 5.5.1 protocol error: you talked before the greeting")
+	})
+	t.Run("HTTP", func(t *testing.T) {
+		c := dialConv(t, "", listen)
+		c.say("", "220 ")
+		c.c.Write([]byte("GET / HTTP/1.1\r\nHost: mx.example.org\r\n\r\n"))
+		c.say("", "554 5.5.1 this is an SMTP server")
+	})
+	t.Run("unauthorised pipelining before EHLO", func(t *testing.T) {
+		c := dialConv(t, "", listen)
+		c.say("", "220 ")
+		c.c.Write([]byte("HELO client.sender.test\r\nMAIL FROM:<alice@sender.test>\r\n"))
+		c.say("", "250 ")
+		c.say("", "550 5.5.1 protocol error")
+	})
+	t.Run("message sent before 354", func(t *testing.T) {
+		c := dialConv(t, "", listen)
+		c.say("", "220 ")
+		c.say("EHLO client.sender.test", "250 ")
+		c.say("MAIL FROM:<alice@sender.test>", "250 ")
+		c.say("RCPT TO:<user@example.org>", "250 ")
+		c.c.Write([]byte("DATA\r\nFrom: alice@sender.test\r\n\r\nhi\r\n.\r\n"))
+		c.say("", "354 ")
+		c.say("", "554 5.5.1 protocol error")
+	})
+	t.Run("bare LF command", func(t *testing.T) {
+		c := dialConv(t, "", listen)
+		c.say("", "220 ")
+		c.c.Write([]byte("EHLO client.sender.test\n"))
+		c.say("", "250 ")
+		c.say("MAIL FROM:<alice@sender.test>", "550 5.5.1 protocol error")
+	})
+	t.Run("command over 512 octets", func(t *testing.T) {
+		c := dialConv(t, "", listen)
+		c.say("", "220 ")
+		c.say("EHLO client.sender.test", "250 ")
+		c.say("MAIL FROM:<alice@sender.test> "+strings.Repeat("X-PAD=1 ", 70), "555 5.5.4")
+		c.say("MAIL FROM:<alice@sender.test>", "550 5.5.1 protocol error")
+	})
+	t.Run("bad HELO", func(t *testing.T) {
+		c := dialConv(t, "", listen)
+		c.say("", "220 ")
+		c.say("EHLO localhost", "550 5.7.1 invalid HELO name")
+		c.say("EHLO mx.example.org", "550 5.7.1 invalid HELO name")
+		c.say("EHLO [127.0.0.1]", "550 5.7.1 invalid HELO name") // our own address
+		c.say("EHLO client.sender.test", "250 ")
+	})
+	// A well-behaved client is still delivered, and nothing else was.
+	c := dialConv(t, "", listen)
+	c.say("", "220 ")
+	c.say("EHLO client.sender.test", "250 ")
+	c.say("MAIL FROM:<alice@sender.test>", "250 ")
+	c.say("RCPT TO:<user@example.org>", "250 ")
+	c.data("From: alice@sender.test\r\nSubject: good\r\n\r\nfine\r\n", "250 2.0.0 Ok: queued")
+	files, _ := filepath.Glob(filepath.Join(mail, "*.eml"))
+	if len(files) != 1 {
+		t.Fatalf("backend holds %d messages, want only the good one", len(files))
+	}
+}
