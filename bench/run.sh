@@ -48,6 +48,9 @@ dns:
   servers: [127.0.0.1:53]
 spool:
   dir: $work
+limits:
+  # One load generator on one address: per-client rate limits off.
+  rate: {connections_per_minute: 0, messages_per_minute: 0, recipients_per_minute: 0}
 log:
   level: warn
 YAML

@@ -256,3 +256,24 @@ func TestCommandLineEndings(t *testing.T) {
 	d.expect("", "500 5.5.2 line too long")
 	d.expect("EHLO client.example.net", "250 ")
 }
+
+func TestRateLimits(t *testing.T) {
+	be := startBackend(t, nil)
+	px := startProxy(t, be.addr, func(o *Options, _ *BackendOptions) {
+		o.Rate = RateLimits{ConnectionsPerMinute: 3, MessagesPerMinute: 2, RecipientsPerMinute: 3}
+	})
+	d := hello(t, px.addr)
+	d.expect("MAIL FROM:<a@sender.test>", "250 ")
+	d.expect("RCPT TO:<a@example.org>", "250 ")
+	d.expect("RCPT TO:<b@example.org>", "250 ")
+	d.expect("RCPT TO:<c@example.org>", "250 ")
+	d.expect("RCPT TO:<d@example.org>", "451 4.7.1 too many recipients per minute from 127.0.0.1")
+	d.expect("RSET", "250 ")
+	d.expect("MAIL FROM:<a@sender.test>", "250 ")
+	d.expect("RSET", "250 ")
+	d.expect("MAIL FROM:<a@sender.test>", "451 4.7.1 too many messages per minute from 127.0.0.1")
+	hello(t, px.addr)
+	hello(t, px.addr)
+	over := dial(t, px.addr)
+	over.expect("", "421 4.7.0 mx.example.org too many connections per minute from 127.0.0.1")
+}

@@ -65,6 +65,9 @@ type Options struct {
 	CommandTimeout time.Duration
 	// DataTimeout bounds the transfer of a whole message [10m].
 	DataTimeout time.Duration
+	// Rate limits connections, messages and recipients per client per
+	// minute; the zero value is no limit.
+	Rate RateLimits
 	// GreetPause holds the banner back this long, so that a client that
 	// talks first shows itself (smtp.pregreet) [0: no pause].
 	GreetPause time.Duration
@@ -123,6 +126,7 @@ type Server struct {
 	lns      []net.Listener
 	draining bool
 
+	rate   *rateLimiter
 	wg     sync.WaitGroup
 	nextID atomic.Uint64
 }
@@ -131,6 +135,7 @@ type Server struct {
 func NewServer(opts Options) *Server {
 	opts.setDefaults()
 	return &Server{
+		rate:     newRateLimiter(opts.Rate, time.Now),
 		opts:     opts,
 		perIP:    make(map[netip.Addr]int),
 		sessions: make(map[*session]struct{}),
@@ -228,7 +233,14 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 		return
 	}
 	ip := ap.Addr().Unmap()
-	if reason := s.admit(ip); reason != "" {
+	reason := s.admit(ip)
+	if reason == "" {
+		if ok, key := s.rate.allow(rateConn, ip); !ok {
+			s.release(ip)
+			reason = "too many connections per minute from " + key
+		}
+	}
+	if reason != "" {
 		// 421 closes the session (RFC 5321 §3.8); 4.7.0 says the refusal is
 		// policy, so the sender retries later.
 		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))

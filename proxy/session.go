@@ -411,6 +411,11 @@ func (s *session) cmdMail(arg string) {
 		s.fail(501, [3]int{5, 5, 4}, "syntax: MAIL FROM:<address>")
 		return
 	}
+	if ok, key := s.srv.rate.allow(rateMsg, s.client.Addr.Addr()); !ok {
+		// RFC 5321 §4.2.5: 451 asks the sender to come back later.
+		s.reply(451, [3]int{4, 7, 1}, "too many messages per minute from "+key+", try again later (session "+s.id+")")
+		return
+	}
 	addr, params, err := parsePath(rest)
 	if err != nil {
 		s.fail(501, [3]int{5, 1, 7}, "bad sender address syntax")
@@ -508,6 +513,12 @@ func (s *session) cmdRcpt(arg string) {
 	if v.Action.Refuses() {
 		s.replyWith(v.Reply)
 		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: v.Reply.String(), Rule: v.Reason})
+		return
+	}
+	if ok, key := s.srv.rate.allow(rateRcpt, s.client.Addr.Addr()); !ok {
+		rep := policy.Reply{Code: 451, Enhanced: [3]int{4, 7, 1}, Text: "too many recipients per minute from " + key + ", try again later (session " + s.id + ")"}
+		s.replyWith(rep)
+		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: rep.String(), Rule: "rate"})
 		return
 	}
 	s.tx.Rcpts = append(s.tx.Rcpts, addr)

@@ -118,10 +118,17 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 		CommandTimeout:      cfg.Limits.CommandTimeout.Duration,
 		DataTimeout:         cfg.Limits.DataTimeout.Duration,
 		GreetPause:          cfg.Limits.GreetPause.Duration,
-		Spool:               proxy.Spool{Dir: cfg.Spool.Dir, Threshold: int(cfg.Spool.MemoryThreshold)},
-		Policy:              in.eng,
-		Backend:             in.fwd,
-		Logger:              in.log,
+		Rate: proxy.RateLimits{
+			ConnectionsPerMinute: cfg.Limits.Rate.ConnectionsPerMinute,
+			MessagesPerMinute:    cfg.Limits.Rate.MessagesPerMinute,
+			RecipientsPerMinute:  cfg.Limits.Rate.RecipientsPerMinute,
+			NetFactor:            cfg.Limits.Rate.NetFactor,
+			MaxTracked:           cfg.Limits.Rate.MaxTracked,
+		},
+		Spool:   proxy.Spool{Dir: cfg.Spool.Dir, Threshold: int(cfg.Spool.MemoryThreshold)},
+		Policy:  in.eng,
+		Backend: in.fwd,
+		Logger:  in.log,
 	})
 	for _, lc := range cfg.Listen {
 		var lo proxy.Listener
