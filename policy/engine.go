@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mxguard/checks/dnsbl"
+	"mxguard/checks/headers"
 	"mxguard/checks/resolver"
 	"mxguard/rules"
 )
@@ -32,6 +33,9 @@ type Options struct {
 	Hostname string
 	// DNSBL are the DNS lists queried at connect (with Resolver).
 	DNSBL []dnsbl.Zone
+	// Headers configures the header checks (Domains is filled in from
+	// the engine's domains).
+	Headers headers.Options
 	// AuthResults adds an Authentication-Results header to every accepted
 	// message, which runs SPF, DKIM and DMARC whatever the rules need.
 	AuthResults bool
@@ -41,8 +45,9 @@ type Options struct {
 // state is what a reload replaces as a whole. A session keeps the state it
 // started with, so it finishes on the rules it began under.
 type state struct {
-	domains map[string]struct{}
-	rules   *rules.Set
+	domains    map[string]struct{}
+	domainList []string
+	rules      *rules.Set
 }
 
 // Engine decides, at each stage of a transaction, whether it goes on: the
@@ -68,7 +73,7 @@ func RulesOptions() rules.Options {
 			"helo": "helo", "esmtp": "helo", "mail_from": "mail", "rcpts": "rcpt", "rcpt_count": "rcpt",
 			"size": "data", "message_id": "data", "protocol": "data",
 			"spf": "mail", "dkim": "data", "dmarc": "data", "from": "data",
-			"smtp": "connect", "dnsbl": "connect",
+			"smtp": "connect", "dnsbl": "connect", "headers": "data",
 		},
 		Only: map[string]string{"rcpt": "rcpt"},
 	}
@@ -94,6 +99,7 @@ func NewEngine(opts Options) *Engine {
 	}
 	e := &Engine{log: opts.Log, checks: map[string]*checker{}, checkTimeout: opts.CheckTimeout, logger: opts.Logger,
 		resolver: opts.Resolver, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil}
+	e.registerHeaders(opts.Headers)
 	if opts.Resolver != nil {
 		e.registerAuth(opts.Resolver)
 		if len(opts.DNSBL) > 0 {
@@ -112,7 +118,9 @@ func (e *Engine) Reload(domains []string, set *rules.Set) {
 	}
 	st := &state{domains: make(map[string]struct{}, len(domains)), rules: set}
 	for _, d := range domains {
-		st.domains[strings.ToLower(strings.TrimSuffix(d, "."))] = struct{}{}
+		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		st.domains[d] = struct{}{}
+		st.domainList = append(st.domainList, d)
 	}
 	e.cur.Store(st)
 }
@@ -172,6 +180,7 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 	if stage == StageData {
 		names = s.dataNames()
 		s.fromFacts(tx)
+		tx.localDomains = s.st.domainList
 	}
 	s.e.runChecks(ctx, stage, tx, names)
 	f := tx.factsFor(stage)

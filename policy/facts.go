@@ -26,6 +26,7 @@ type Facts struct {
 	SMTP      SMTPFacts             `expr:"smtp" json:"smtp" doc:"how the client behaves on the wire (the session so far)"`
 	Protocol  ProtocolFacts         `expr:"protocol" json:"protocol"`
 	DNSBL     DNSBLFacts            `expr:"dnsbl" json:"dnsbl"`
+	Headers   HeadersFacts          `expr:"headers" json:"headers"`
 	SPF       SPFFacts              `expr:"spf" json:"spf"`
 	DKIM      DKIMFacts             `expr:"dkim" json:"dkim"`
 	DMARC     DMARCFacts            `expr:"dmarc" json:"dmarc"`
@@ -154,7 +155,7 @@ func (tx *Transaction) factsFor(stage Stage) *Facts {
 		f.Rcpt = splitAddress(tx.Rcpt)
 	}
 	f.SPF, f.DKIM, f.DMARC, f.From = tx.auth.SPF, tx.auth.DKIM, tx.auth.DMARC, tx.auth.From
-	f.DNSBL = tx.screen.DNSBL
+	f.DNSBL, f.Headers = tx.screen.DNSBL, tx.screen.Headers
 	for k, v := range tx.Checks {
 		f.Checks[k] = CheckFacts{Result: v.Result, Detail: v.Detail}
 	}

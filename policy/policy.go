@@ -162,15 +162,16 @@ type Transaction struct {
 	// Content is the message, set by the proxy before the data stage.
 	Content Content
 
-	auth        authFacts
-	screen      screenFacts
-	dkimStream  *dkim.Verifier
-	headerBytes []byte
-	fromDone    bool
-	inherited   bool   // the session's connect and HELO results are in
-	accepted    bool   // an enforced accept rule let the transaction through
-	quarantined string // what quarantined it: a rule's name or "score"
-	facts       Facts
+	auth         authFacts
+	localDomains []string // the session's domains, for the header checks
+	screen       screenFacts
+	dkimStream   *dkim.Verifier
+	headerBytes  []byte
+	fromDone     bool
+	inherited    bool   // the session's connect and HELO results are in
+	accepted     bool   // an enforced accept rule let the transaction through
+	quarantined  string // what quarantined it: a rule's name or "score"
+	facts        Facts
 }
 
 // Header is a header field added to a forwarded message.

@@ -88,7 +88,7 @@ func replayTx(rec *Record) *Transaction {
 	}
 	// The checks' own facts come from the log too: replay never runs one.
 	tx.auth = authFacts{SPF: f.SPF, DKIM: f.DKIM, DMARC: f.DMARC, From: f.From}
-	tx.screen = screenFacts{DNSBL: f.DNSBL}
+	tx.screen = screenFacts{DNSBL: f.DNSBL, Headers: f.Headers}
 	tx.fromDone = true
 	return tx
 }

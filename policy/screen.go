@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"mxguard/checks/dnsbl"
+	"mxguard/checks/headers"
 )
 
 // DNSBLFacts are the DNS list check's facts (RFC 5782).
@@ -48,5 +49,59 @@ func (e *Engine) registerDNSBL(zones []dnsbl.Zone) {
 
 // screenFacts are what the screening checks found, kept on the transaction.
 type screenFacts struct {
-	DNSBL DNSBLFacts
+	DNSBL   DNSBLFacts
+	Headers HeadersFacts
+}
+
+// HeadersFacts are the header checks' facts (RFC 5322 §3.6).
+type HeadersFacts struct {
+	FromCount        int      `expr:"from_count" json:"from_count" doc:"From header fields"`
+	FromAddresses    int      `expr:"from_addresses" json:"from_addresses" doc:"addresses in the From field(s)"`
+	DateCount        int      `expr:"date_count" json:"date_count" doc:"Date header fields"`
+	DateValid        bool     `expr:"date_valid" json:"date_valid" doc:"there is exactly one Date and it parses"`
+	MessageIDCount   int      `expr:"message_id_count" json:"message_id_count" doc:"Message-ID header fields"`
+	Duplicates       []string `expr:"duplicates" json:"duplicates" doc:"fields that may appear once but appear more often (From, Date, Subject, To, …)"`
+	Fields           int      `expr:"fields" json:"fields" doc:"header fields in all"`
+	Bytes            int      `expr:"bytes" json:"bytes" doc:"size of the header section"`
+	TooBig           bool     `expr:"too_big" json:"too_big" doc:"the header section is over headers.max_bytes or headers.max_fields"`
+	EightBit         bool     `expr:"eight_bit" json:"eight_bit" doc:"8-bit bytes in the header without SMTPUTF8"`
+	Malformed        int      `expr:"malformed" json:"malformed" doc:"lines that are neither a field nor a continuation"`
+	DisplayNameSpoof bool     `expr:"display_name_spoof" json:"display_name_spoof" doc:"the From display name holds another address, or names one of our (or protected) domains, while the address is elsewhere"`
+	SpoofDetail      string   `expr:"spoof_detail" json:"spoof_detail" doc:"why display_name_spoof is set"`
+	FromDisplay      string   `expr:"from_display" json:"from_display" doc:"the From display name, RFC 2047 decoded"`
+	Subject          string   `expr:"subject" json:"subject" doc:"the Subject, RFC 2047 decoded"`
+}
+
+// registerHeaders adds the header checks.
+func (e *Engine) registerHeaders(o headers.Options) {
+	e.register(&checker{name: "headers", stage: StageData, run: func(ctx context.Context, tx *Transaction) CheckFacts {
+		opts := o
+		opts.SMTPUTF8 = tx.SMTPUTF8
+		opts.Domains = tx.localDomains
+		r := headers.Check(tx.header(), opts)
+		tx.screen.Headers = HeadersFacts{FromCount: r.FromCount, FromAddresses: r.FromAddresses, DateCount: r.DateCount,
+			DateValid: r.DateValid, MessageIDCount: r.MessageIDCount, Duplicates: r.Duplicates, Fields: r.Fields,
+			Bytes: r.Bytes, TooBig: r.TooBig, EightBit: r.EightBit, Malformed: len(r.Malformed),
+			DisplayNameSpoof: r.DisplayNameSpoof, SpoofDetail: r.SpoofDetail, FromDisplay: r.FromDisplay, Subject: r.Subject}
+		var problems []string
+		if len(r.Duplicates) > 0 {
+			problems = append(problems, "duplicated "+strings.Join(r.Duplicates, ", "))
+		}
+		if r.DateCount == 0 {
+			problems = append(problems, "no Date")
+		}
+		if r.MessageIDCount == 0 {
+			problems = append(problems, "no Message-ID")
+		}
+		if r.TooBig {
+			problems = append(problems, "header section too big")
+		}
+		if r.DisplayNameSpoof {
+			problems = append(problems, "display name: "+r.SpoofDetail)
+		}
+		if len(problems) == 0 {
+			return CheckFacts{Result: "pass", Detail: fmt.Sprintf("%d fields", r.Fields)}
+		}
+		return CheckFacts{Result: "fail", Detail: strings.Join(problems, "; ")}
+	}})
 }

@@ -92,7 +92,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	eng := policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Resolver: res, Hostname: cfg.Hostname,
-		AuthResults: cfg.AuthenticationResults, DNSBL: lists})
+		AuthResults: cfg.AuthenticationResults, DNSBL: lists, Headers: headerOptions(cfg)})
 	sess := eng.NewSession()
 	client := policy.Client{Addr: netip.AddrPortFrom(ip, 25), HELO: *helo, ESMTP: true}
 	if *tlsOn {

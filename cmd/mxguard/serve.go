@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"mxguard/checks/dnsbl"
+	"mxguard/checks/headers"
 	"mxguard/checks/resolver"
 	"mxguard/config"
 	"mxguard/internal/sink"
@@ -91,7 +92,7 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 		return nil, err
 	}
 	in.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Log: in.vlog, Logger: in.log,
-		Resolver: res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, DNSBL: lists})
+		Resolver: res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, DNSBL: lists, Headers: headerOptions(cfg)})
 	in.fwd = proxy.NewForwarder(proxy.BackendOptions{
 		Network:        network,
 		Address:        addr,
@@ -214,6 +215,11 @@ func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
 	return r, nil
+}
+
+// headerOptions are the header checks' limits and protected domains.
+func headerOptions(cfg *config.Config) headers.Options {
+	return headers.Options{MaxBytes: int(cfg.Headers.MaxBytes), MaxFields: cfg.Headers.MaxFields, Protected: cfg.Headers.ProtectedDomains}
 }
 
 // dnsblZones turns the dnsbl config into the check's zones.
