@@ -178,3 +178,27 @@ limits:
 		t.Fatalf("backend holds %d messages, want only the good one", len(files))
 	}
 }
+
+func TestHeaderChecks(t *testing.T) {
+	h := startAuth(t)
+	h.send(t, "alice@sender.test", "From: alice@sender.test\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nSubject: a\r\nSubject: b\r\n\r\nx\r\n",
+		"550 5.7.1 message refused: duplicated header fields: Subject")
+	h.send(t, "alice@sender.test", "From: \"ceo@example.org\" <alice@sender.test>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <d1@sender.test>\r\nSubject: pay\r\n\r\nx\r\n",
+		"250 2.0.0 Ok: queued")
+	h.send(t, "alice@sender.test", "From: =?utf-8?q?Example=2Eorg_Support?= <alice@sender.test>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <d2@sender.test>\r\n\r\nx\r\n",
+		"250 2.0.0 Ok: queued")
+	recs := waitVerdicts(t, h.vlog, 3)
+	if r := recs[0]; r.Reason != "duplicate-headers" || strings.Join(r.Facts.Headers.Duplicates, ",") != "Subject" {
+		t.Fatalf("duplicate verdict: %+v", r.Facts.Headers)
+	}
+	for _, r := range recs[1:] {
+		if r.Action != "quarantine" || r.Reason != "display-name-spoof" || !r.Facts.Headers.DisplayNameSpoof {
+			t.Fatalf("display-name spoof verdict: action %s reason %s facts %+v", r.Action, r.Reason, r.Facts.Headers)
+		}
+	}
+	for _, m := range h.stored(t) {
+		if !strings.Contains(m, "X-Mxguard-Quarantine: yes") {
+			t.Fatalf("spoofed message delivered without the quarantine mark:\n%s", m)
+		}
+	}
+}
