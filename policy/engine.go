@@ -10,6 +10,7 @@ import (
 
 	"mxguard/checks/dnsbl"
 	"mxguard/checks/headers"
+	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
 	"mxguard/rules"
 )
@@ -33,6 +34,8 @@ type Options struct {
 	Hostname string
 	// DNSBL are the DNS lists queried at connect (with Resolver).
 	DNSBL []dnsbl.Zone
+	// Recipients verifies recipients at RCPT; nil verifies none.
+	Recipients *rcpt.Verifier
 	// Headers configures the header checks (Domains is filled in from
 	// the engine's domains).
 	Headers headers.Options
@@ -59,6 +62,7 @@ type Engine struct {
 	checks       map[string]*checker
 	checkTimeout time.Duration
 	resolver     *resolver.Resolver
+	recipients   *rcpt.Verifier
 	hostname     string
 	authResults  bool
 	logger       *slog.Logger
@@ -75,7 +79,7 @@ func RulesOptions() rules.Options {
 			"spf": "mail", "dkim": "data", "dmarc": "data", "from": "data",
 			"smtp": "connect", "dnsbl": "connect", "headers": "data",
 		},
-		Only: map[string]string{"rcpt": "rcpt"},
+		Only: map[string]string{"rcpt": "rcpt", "rcpt_verify": "rcpt"},
 	}
 }
 
@@ -98,7 +102,7 @@ func NewEngine(opts Options) *Engine {
 		opts.Logger = slog.Default()
 	}
 	e := &Engine{log: opts.Log, checks: map[string]*checker{}, checkTimeout: opts.CheckTimeout, logger: opts.Logger,
-		resolver: opts.Resolver, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil}
+		resolver: opts.Resolver, recipients: opts.Recipients, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil}
 	e.registerHeaders(opts.Headers)
 	if opts.Resolver != nil {
 		e.registerAuth(opts.Resolver)
@@ -183,6 +187,9 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 		tx.localDomains = s.st.domainList
 	}
 	s.e.runChecks(ctx, stage, tx, names)
+	if stage == StageRcpt && names["rcpt_verify"] {
+		s.verifyRcpt(ctx, tx)
+	}
 	f := tx.factsFor(stage)
 	var domains []string
 	switch stage {

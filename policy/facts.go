@@ -19,6 +19,7 @@ type Facts struct {
 	TLSVer    string                `expr:"tls_version" json:"tls_version" doc:"the TLS version, e.g. \"TLS 1.3\" (\"\" without TLS)"`
 	MailFrom  AddressFacts          `expr:"mail_from" json:"mail_from" doc:"the envelope sender (MAIL FROM)"`
 	Rcpt      AddressFacts          `expr:"rcpt" json:"rcpt" doc:"the recipient being decided (RCPT TO; stage rcpt only)"`
+	RcptCheck RcptVerifyFacts       `expr:"rcpt_verify" json:"-" doc:"recipient verification of the recipient being decided (stage rcpt only)"`
 	Rcpts     []string              `expr:"rcpts" json:"rcpts" doc:"the recipients accepted so far (all of them at data)"`
 	RcptCount int                   `expr:"rcpt_count" json:"rcpt_count" doc:"len(rcpts)"`
 	Size      int                   `expr:"size" json:"size" doc:"the message size in octets, line endings made canonical (0 before data)"`
@@ -153,6 +154,7 @@ func (tx *Transaction) factsFor(stage Stage) *Facts {
 	}
 	if stage == StageRcpt {
 		f.Rcpt = splitAddress(tx.Rcpt)
+		f.RcptCheck = tx.rcptVerify
 	}
 	f.SPF, f.DKIM, f.DMARC, f.From = tx.auth.SPF, tx.auth.DKIM, tx.auth.DMARC, tx.auth.From
 	f.DNSBL, f.Headers = tx.screen.DNSBL, tx.screen.Headers

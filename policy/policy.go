@@ -163,6 +163,7 @@ type Transaction struct {
 	Content Content
 
 	auth         authFacts
+	rcptVerify   RcptVerifyFacts
 	localDomains []string // the session's domains, for the header checks
 	screen       screenFacts
 	dkimStream   *dkim.Verifier

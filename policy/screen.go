@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"mxguard/checks/dnsbl"
 	"mxguard/checks/headers"
+	"mxguard/checks/rcpt"
 )
 
 // DNSBLFacts are the DNS list check's facts (RFC 5782).
@@ -104,4 +106,35 @@ func (e *Engine) registerHeaders(o headers.Options) {
 		}
 		return CheckFacts{Result: "fail", Detail: strings.Join(problems, "; ")}
 	}})
+}
+
+// RcptVerifyFacts are recipient verification's facts for the recipient
+// being decided.
+type RcptVerifyFacts struct {
+	Result string `expr:"result" json:"result" doc:"known, unknown, temperror or unchecked (no method configured)"`
+	Detail string `expr:"detail" json:"detail" doc:"the backend's reply, or why the file does not list it"`
+}
+
+// verifyRcpt runs recipient verification for tx.Rcpt. It is per
+// recipient, so it is not memoised per transaction like the other checks;
+// the verifier has its own cache.
+func (s *Session) verifyRcpt(ctx context.Context, tx *Transaction) {
+	tx.rcptVerify = RcptVerifyFacts{Result: string(rcpt.Unchecked)}
+	v := s.e.recipients
+	if v == nil {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.e.checkTimeout)
+	defer cancel()
+	r := v.Verify(ctx, tx.Rcpt)
+	tx.rcptVerify = RcptVerifyFacts{Result: string(r.Status), Detail: r.Detail}
+	detail := r.Detail
+	if r.Cached {
+		detail += " (cached)"
+	}
+	tx.Checks["rcpt <"+tx.Rcpt+">"] = CheckRecord{Result: string(r.Status), Detail: detail, DurationMS: float64(time.Since(start).Microseconds()) / 1000}
+	if r.Status == rcpt.Unknown && tx.Client.SMTP != nil {
+		tx.Client.SMTP.UnknownRcpts++
+	}
 }

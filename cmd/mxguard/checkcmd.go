@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"mxguard/checks/rcpt"
 	"mxguard/config"
 	"mxguard/policy"
 	"mxguard/proxy"
@@ -91,8 +92,18 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mxguard check:", err)
 		return exitFailed
 	}
+	var verifier *rcpt.Verifier
+	if network, addr := cfg.Backend.Kind(); network != "builtin" {
+		if verifier, err = newVerifier(cfg, network, addr); err != nil {
+			fmt.Fprintln(stderr, "mxguard check:", err)
+			return exitFailed
+		}
+		if verifier != nil {
+			defer verifier.Close()
+		}
+	}
 	eng := policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Resolver: res, Hostname: cfg.Hostname,
-		AuthResults: cfg.AuthenticationResults, DNSBL: lists, Headers: headerOptions(cfg)})
+		AuthResults: cfg.AuthenticationResults, DNSBL: lists, Headers: headerOptions(cfg), Recipients: verifier})
 	sess := eng.NewSession()
 	client := policy.Client{Addr: netip.AddrPortFrom(ip, 25), HELO: *helo, ESMTP: true}
 	if *tlsOn {

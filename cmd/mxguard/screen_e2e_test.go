@@ -1,9 +1,15 @@
 package main
 
 import (
+	"io"
+	"log"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/emersion/go-smtp"
 
 	"mxguard/checks/resolver/dnstest"
 )
@@ -201,4 +207,98 @@ func TestHeaderChecks(t *testing.T) {
 			t.Fatalf("spoofed message delivered without the quarantine mark:\n%s", m)
 		}
 	}
+}
+
+// knownUsers is a real go-smtp backend that knows some recipients and
+// counts what it is asked.
+type knownUsers struct {
+	mu          sync.Mutex
+	known       map[string]bool
+	rcpts, data int
+}
+
+func (k *knownUsers) NewSession(*smtp.Conn) (smtp.Session, error) { return &knownSession{k: k}, nil }
+
+type knownSession struct{ k *knownUsers }
+
+func (s *knownSession) Reset()                               {}
+func (s *knownSession) Logout() error                        { return nil }
+func (s *knownSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *knownSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.k.mu.Lock()
+	defer s.k.mu.Unlock()
+	s.k.rcpts++
+	if !s.k.known[strings.ToLower(to)] {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: Recipient address rejected: User unknown"}
+	}
+	return nil
+}
+func (s *knownSession) Data(r io.Reader) error {
+	io.Copy(io.Discard, r)
+	s.k.mu.Lock()
+	s.k.data++
+	s.k.mu.Unlock()
+	return nil
+}
+
+func (k *knownUsers) counts() (int, int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.rcpts, k.data
+}
+
+// TestRecipientVerification: an unknown recipient is refused at RCPT and
+// no DATA reaches the backend; the second probe is answered from the
+// cache; after five unknown recipients the rest are refused.
+func TestRecipientVerification(t *testing.T) {
+	k := &knownUsers{known: map[string]bool{"user@example.org": true}}
+	srv := smtp.NewServer(k)
+	srv.Domain = "backend.test"
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	dir := t.TempDir()
+	vlog := filepath.Join(dir, "v.jsonl")
+	_, listen := startMxguard(t, `
+hostname: mx.example.org
+listen:
+  - address: LISTEN
+backend:
+  address: `+l.Addr().String()+`
+domains: [example.org]
+verdict_log: `+vlog+`
+recipients:
+  verify: backend
+`)
+	c := dialConv(t, "", listen)
+	c.say("", "220 ")
+	c.say("EHLO client.sender.test", "250 ")
+	c.say("MAIL FROM:<alice@sender.test>", "250 ")
+	c.say("RCPT TO:<nobody@example.org>", "550 5.1.1 <nobody@example.org>: no such user here")
+	c.say("RCPT TO:<nobody@example.org>", "550 5.1.1")
+	c.say("DATA", "554 5.5.1 no valid recipients")
+	c.say("RSET", "250 ")
+	rcpts, data := k.counts()
+	if rcpts != 1 || data != 0 {
+		t.Fatalf("backend saw %d RCPT probes and %d DATA; want 1 probe (the second from the cache) and no DATA", rcpts, data)
+	}
+	recs := waitVerdicts(t, vlog, 1)
+	if r := recs[0]; r.Action != "reject" || r.Stage != "rcpt" || r.Reason != "unknown-recipient" ||
+		!strings.Contains(r.Checks["rcpt <nobody@example.org>"].Detail, "(cached)") {
+		t.Fatalf("verdict %+v", r)
+	}
+	// A known recipient still goes through; then harvesting: five unknown
+	// ones in the session, and the known one is refused too.
+	c.say("MAIL FROM:<alice@sender.test>", "250 ")
+	c.say("RCPT TO:<user@example.org>", "250 ")
+	c.data("From: alice@sender.test\r\nSubject: hi\r\n\r\nhello\r\n", "250 ")
+	c.say("MAIL FROM:<alice@sender.test>", "250 ")
+	for _, u := range []string{"a", "b", "c"} {
+		c.say("RCPT TO:<"+u+"@example.org>", "550 5.1.1")
+	}
+	c.say("RCPT TO:<user@example.org>", "451 4.7.1 too many unknown recipients")
 }

@@ -19,6 +19,7 @@ import (
 
 	"mxguard/checks/dnsbl"
 	"mxguard/checks/headers"
+	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
 	"mxguard/config"
 	"mxguard/internal/sink"
@@ -32,6 +33,7 @@ type instance struct {
 	cfg   *config.Config
 	log   *slog.Logger
 	eng   *policy.Engine
+	rcpts *rcpt.Verifier
 	vlog  *policy.VerdictLog
 	srv   *proxy.Server
 	fwd   *proxy.Forwarder
@@ -91,8 +93,12 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if in.rcpts, err = newVerifier(cfg, network, addr); err != nil {
+		return nil, err
+	}
 	in.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Log: in.vlog, Logger: in.log,
-		Resolver: res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, DNSBL: lists, Headers: headerOptions(cfg)})
+		Resolver: res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, DNSBL: lists, Headers: headerOptions(cfg),
+		Recipients: in.rcpts})
 	in.fwd = proxy.NewForwarder(proxy.BackendOptions{
 		Network:        network,
 		Address:        addr,
@@ -206,6 +212,28 @@ func (in *instance) closeAll() {
 	if in.vlog != nil {
 		_ = in.vlog.Close()
 	}
+	if in.rcpts != nil {
+		_ = in.rcpts.Close()
+	}
+}
+
+// newVerifier builds recipient verification, probing the backend at
+// network/addr; nil when the config verifies no recipients.
+func newVerifier(cfg *config.Config, network, addr string) (*rcpt.Verifier, error) {
+	r := cfg.Recipients
+	if r.Verify == "" || r.Verify == "none" {
+		return nil, nil
+	}
+	backend := addr
+	if network == "unix" {
+		backend = "unix:" + addr
+	}
+	v, err := rcpt.New(rcpt.Options{Verify: r.Verify, File: r.File, Backend: backend, LMTP: cfg.Backend.Protocol == config.ProtocolLMTP,
+		Helo: cfg.Backend.HELO, PositiveTTL: r.PositiveTTL.Duration, NegativeTTL: r.NegativeTTL.Duration})
+	if err != nil {
+		return nil, fmt.Errorf("recipients: %w", err)
+	}
+	return v, nil
 }
 
 // newResolver builds the DNS resolver the checks share.
@@ -258,7 +286,10 @@ func (in *instance) reload(path string) {
 	cfg, err := config.Load(path)
 	if err == nil {
 		var set *rules.Set
-		if set, err = loadRules(cfg); err == nil {
+		if set, err = loadRules(cfg); err == nil && in.rcpts != nil {
+			err = in.rcpts.Reload()
+		}
+		if err == nil {
 			in.eng.Reload(cfg.Domains, set)
 			n := len(in.eng.Rules().Rules)
 			in.log.Info("reloaded", "domains", cfg.Domains, "rules", n, "files", cfg.Rules)
