@@ -54,6 +54,9 @@ type Config struct {
 
 	// Headers configures the header checks.
 	Headers Headers `yaml:"headers"`
+
+	// Metrics configures the Prometheus metrics and health endpoints.
+	Metrics Metrics `yaml:"metrics"`
 	// VerdictLog (verdict_log, default "") is where one JSON line per
 	// message verdict is appended: a path, "-" for stdout, "" to disable.
 	VerdictLog string `yaml:"verdict_log" expect:"a file path, \"-\" or \"\""`
@@ -240,6 +243,12 @@ type Recipients struct {
 	File        string   `yaml:"file" expect:"a file path"`
 	PositiveTTL Duration `yaml:"positive_ttl"`
 	NegativeTTL Duration `yaml:"negative_ttl"`
+}
+
+// Metrics configures the HTTP endpoint with /metrics, /healthz and /readyz.
+type Metrics struct {
+	// Address is host:port to listen on; "" serves none.
+	Address string `yaml:"address" expect:"an address like 127.0.0.1:9325"`
 }
 
 // Headers configures the header checks.

@@ -81,6 +81,11 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 		}
 		c.Headers.ProtectedDomains[i] = strings.ToLower(strings.TrimSuffix(dom, "."))
 	}
+	if n := d.Node("metrics.address"); n != nil && c.Metrics.Address != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Address); err != nil {
+			d.Errorf(n, "metrics.address: expected host:port like 127.0.0.1:9325, got %s", yamlpos.Lit(c.Metrics.Address))
+		}
+	}
 	atLeast(d, "headers.max_bytes", "a size in bytes", int64(c.Headers.MaxBytes), 1024)
 	atLeast(d, "headers.max_fields", "an integer", int64(c.Headers.MaxFields), 10)
 	// drain_timeout may be 0: "stop immediately" is a legitimate choice.

@@ -131,5 +131,7 @@ func (e *Engine) runOne(ctx context.Context, c *checker, tx *Transaction) (rec C
 	case <-ctx.Done():
 		f = CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("no answer within %s", e.checkTimeout)}
 	}
-	return CheckRecord{Result: f.Result, Detail: f.Detail, DurationMS: float64(time.Since(start).Microseconds()) / 1000}
+	took := time.Since(start)
+	e.metrics.Check(c.name, f.Result, took)
+	return CheckRecord{Result: f.Result, Detail: f.Detail, DurationMS: float64(took.Microseconds()) / 1000}
 }

@@ -12,6 +12,7 @@ import (
 	"mxguard/checks/headers"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
+	"mxguard/internal/metrics"
 	"mxguard/rules"
 )
 
@@ -34,6 +35,8 @@ type Options struct {
 	Hostname string
 	// DNSBL are the DNS lists queried at connect (with Resolver).
 	DNSBL []dnsbl.Zone
+	// Metrics records verdicts, checks and rule matches; nil records none.
+	Metrics *metrics.Metrics
 	// Recipients verifies recipients at RCPT; nil verifies none.
 	Recipients *rcpt.Verifier
 	// Headers configures the header checks (Domains is filled in from
@@ -63,6 +66,7 @@ type Engine struct {
 	checkTimeout time.Duration
 	resolver     *resolver.Resolver
 	recipients   *rcpt.Verifier
+	metrics      *metrics.Metrics
 	hostname     string
 	authResults  bool
 	logger       *slog.Logger
@@ -102,7 +106,7 @@ func NewEngine(opts Options) *Engine {
 		opts.Logger = slog.Default()
 	}
 	e := &Engine{log: opts.Log, checks: map[string]*checker{}, checkTimeout: opts.CheckTimeout, logger: opts.Logger,
-		resolver: opts.Resolver, recipients: opts.Recipients, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil}
+		resolver: opts.Resolver, recipients: opts.Recipients, metrics: opts.Metrics, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil}
 	e.registerHeaders(opts.Headers)
 	if opts.Resolver != nil {
 		e.registerAuth(opts.Resolver)
@@ -256,6 +260,7 @@ func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome, f *Fact
 			m.Rcpt = tx.Rcpt
 		}
 		tx.Matches = append(tx.Matches, m)
+		s.e.metrics.RuleMatch(r.Name, r.Mode)
 	}
 	tx.Score += out.Score
 	tx.Headers = append(tx.Headers, out.Headers...)

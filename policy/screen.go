@@ -133,7 +133,9 @@ func (s *Session) verifyRcpt(ctx context.Context, tx *Transaction) {
 	if r.Cached {
 		detail += " (cached)"
 	}
-	tx.Checks["rcpt <"+tx.Rcpt+">"] = CheckRecord{Result: string(r.Status), Detail: detail, DurationMS: float64(time.Since(start).Microseconds()) / 1000}
+	took := time.Since(start)
+	s.e.metrics.Check("rcpt", string(r.Status), took)
+	tx.Checks["rcpt <"+tx.Rcpt+">"] = CheckRecord{Result: string(r.Status), Detail: detail, DurationMS: float64(took.Microseconds()) / 1000}
 	if r.Status == rcpt.Unknown && tx.Client.SMTP != nil {
 		tx.Client.SMTP.UnknownRcpts++
 	}

@@ -91,10 +91,11 @@ func (s *Session) Finish(tx *Transaction, o Outcome) {
 		tx.dkimStream.Abort()
 		tx.dkimStream = nil
 	}
-	rec := NewRecord(tx, o, time.Now())
+	s.e.metrics.Transaction(o.Action)
 	if s.e.log == nil {
 		return
 	}
+	rec := NewRecord(tx, o, time.Now())
 	if err := s.e.log.Write(rec); err != nil {
 		s.e.logger.Error("cannot write verdict", "err", err, "session", tx.Session)
 	}

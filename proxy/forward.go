@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"mxguard/internal/metrics"
 	"mxguard/policy"
 )
 
@@ -42,6 +43,8 @@ type BackendOptions struct {
 	MaxIdle     int
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
+	// Metrics records delivery times and failures; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Forwarder delivers accepted messages to the backend over a pool of
@@ -138,6 +141,15 @@ func (f *Forwarder) Ping(ctx context.Context) error {
 // reply for the client. Only a 2xx from the backend for this message gives
 // a 2xx; a connection failure at any point gives 451, so the client retries.
 func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) Delivery {
+	start := time.Now()
+	d, kind := f.deliver(ctx, tx, msg)
+	f.opts.Metrics.Backend(time.Since(start), kind)
+	return d
+}
+
+// deliver is Deliver, with the kind of failure for the metrics ("" when
+// the backend took the message).
+func (f *Forwarder) deliver(ctx context.Context, tx *policy.Transaction, msg *Message) (Delivery, string) {
 	log := f.opts.Logger.With("session", tx.Session, "tx", tx.ID)
 	for {
 		b := f.take()
@@ -146,7 +158,7 @@ func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 			var err error
 			if b, err = f.dial(ctx); err != nil {
 				log.Warn("backend unavailable", "err", err)
-				return Delivery{Reply: tempReply(tx, [3]int{4, 4, 1}, "backend unavailable, try again later"), Backend: err.Error()}
+				return Delivery{Reply: tempReply(tx, [3]int{4, 4, 1}, "backend unavailable, try again later"), Backend: err.Error()}, "unavailable"
 			}
 		}
 		rep, committed, err := f.transact(b, reused, tx, msg)
@@ -155,7 +167,7 @@ func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 			var dr deliveryError
 			if errors.As(err, &dr) {
 				log.Warn("backend refused", "err", err)
-				return dr.Delivery
+				return dr.Delivery, "refused"
 			}
 			if reused && !committed {
 				// A kept connection the backend had closed: nothing of
@@ -164,7 +176,7 @@ func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 				continue
 			}
 			log.Warn("backend delivery failed", "err", err)
-			return Delivery{Reply: tempReply(tx, [3]int{4, 4, 2}, "backend connection failed, try again later"), Backend: err.Error()}
+			return Delivery{Reply: tempReply(tx, [3]int{4, 4, 2}, "backend connection failed, try again later"), Backend: err.Error()}, "connection"
 		}
 		if b.spent {
 			// After XCLIENT the backend treats this connection as the
@@ -173,11 +185,20 @@ func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 			// transaction.
 			_, _ = b.cmd(f.opts.CommandTimeout, "QUIT")
 			b.close()
-			return rep
+			return rep, failureKind(rep)
 		}
 		f.put(b)
-		return rep
+		return rep, failureKind(rep)
 	}
+}
+
+// failureKind labels a delivery whose final reply is not 2xx (an LMTP
+// partial delivery).
+func failureKind(d Delivery) string {
+	if d.Reply.Code/100 == 2 {
+		return ""
+	}
+	return "refused"
 }
 
 // deliveryError is a refusal by the backend that is relayed to the client;

@@ -16,10 +16,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"mxguard/internal/metrics"
 	"mxguard/policy"
 )
 
@@ -68,6 +70,8 @@ type Options struct {
 	// Rate limits connections, messages and recipients per client per
 	// minute; the zero value is no limit.
 	Rate RateLimits
+	// Metrics records connections; nil records nothing.
+	Metrics *metrics.Metrics
 	// GreetPause holds the banner back this long, so that a client that
 	// talks first shows itself (smtp.pregreet) [0: no pause].
 	GreetPause time.Duration
@@ -246,9 +250,12 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		fmt.Fprintf(c, "421 4.7.0 %s %s, try again later\r\n", s.opts.Hostname, reason)
 		s.opts.Logger.Info("connection refused", "client", ip, "reason", reason)
+		s.opts.Metrics.ConnRefused(metricReason(reason))
 		return
 	}
 	defer s.release(ip)
+	s.opts.Metrics.ConnOpened()
+	defer s.opts.Metrics.ConnClosed()
 
 	sess := newSession(s, c, lo, netip.AddrPortFrom(ip, ap.Port()))
 	s.mu.Lock()
@@ -301,6 +308,21 @@ func (s *Server) Active() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.active
+}
+
+// metricReason turns a refusal's text into a short metric label.
+func metricReason(reason string) string {
+	switch {
+	case strings.HasPrefix(reason, "too many connections per minute"):
+		return "rate"
+	case reason == "too many connections from your address":
+		return "per_ip_limit"
+	case reason == "too many connections":
+		return "limit"
+	case reason == "shutting down":
+		return "draining"
+	}
+	return "other"
 }
 
 func addrPort(a net.Addr) netip.AddrPort {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
 	"mxguard/config"
+	"mxguard/internal/metrics"
 	"mxguard/internal/sink"
 	"mxguard/policy"
 	"mxguard/proxy"
@@ -30,18 +32,20 @@ import (
 
 // instance is a running mxguard: listeners, proxy server and forwarder.
 type instance struct {
-	cfg   *config.Config
-	log   *slog.Logger
-	eng   *policy.Engine
-	rcpts *rcpt.Verifier
-	vlog  *policy.VerdictLog
-	srv   *proxy.Server
-	fwd   *proxy.Forwarder
-	sink  *sink.Sink
-	lns   []net.Listener
-	addrs []string
-	errc  chan error
-	wg    sync.WaitGroup
+	cfg     *config.Config
+	log     *slog.Logger
+	eng     *policy.Engine
+	metrics *metrics.Metrics
+	http    *http.Server
+	rcpts   *rcpt.Verifier
+	vlog    *policy.VerdictLog
+	srv     *proxy.Server
+	fwd     *proxy.Forwarder
+	sink    *sink.Sink
+	lns     []net.Listener
+	addrs   []string
+	errc    chan error
+	wg      sync.WaitGroup
 }
 
 func newLogger(w io.Writer, l config.Log) *slog.Logger {
@@ -55,7 +59,7 @@ func newLogger(w io.Writer, l config.Log) *slog.Logger {
 // start builds everything the config describes and starts serving. Nothing
 // is left running when it returns an error.
 func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
-	in := &instance{cfg: cfg, log: newLogger(logw, cfg.Log), errc: make(chan error, len(cfg.Listen))}
+	in := &instance{cfg: cfg, log: newLogger(logw, cfg.Log), errc: make(chan error, len(cfg.Listen)), metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			in.closeAll()
@@ -98,7 +102,11 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 	}
 	in.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Log: in.vlog, Logger: in.log,
 		Resolver: res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, DNSBL: lists, Headers: headerOptions(cfg),
-		Recipients: in.rcpts})
+		Recipients: in.rcpts, Metrics: in.metrics})
+	in.metrics.DNSStats(func() (uint64, uint64, uint64, uint64) {
+		st := res.Stats()
+		return st.Hits, st.Misses, st.Queries, st.Errors
+	})
 	in.fwd = proxy.NewForwarder(proxy.BackendOptions{
 		Network:        network,
 		Address:        addr,
@@ -114,8 +122,10 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 		MaxIdle:        cfg.Backend.MaxIdleConnections,
 		IdleTimeout:    cfg.Backend.IdleTimeout.Duration,
 		Logger:         in.log,
+		Metrics:        in.metrics,
 	})
 	in.srv = proxy.NewServer(proxy.Options{
+		Metrics:             in.metrics,
 		Hostname:            cfg.Hostname,
 		MaxConnections:      cfg.Limits.MaxConnections,
 		MaxConnectionsPerIP: cfg.Limits.MaxConnectionsPerIP,
@@ -137,6 +147,11 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 		Backend: in.fwd,
 		Logger:  in.log,
 	})
+	if cfg.Metrics.Address != "" {
+		if err := in.serveMetrics(cfg.Metrics.Address); err != nil {
+			return nil, err
+		}
+	}
 	for _, lc := range cfg.Listen {
 		var lo proxy.Listener
 		if lc.TLS != nil {
@@ -200,6 +215,9 @@ func (in *instance) shutdown() bool {
 }
 
 func (in *instance) closeAll() {
+	if in.http != nil {
+		_ = in.http.Close()
+	}
 	for _, l := range in.lns {
 		_ = l.Close()
 	}

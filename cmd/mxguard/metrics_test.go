@@ -1,0 +1,63 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	h := &authHarness{}
+	addr := freePort(t)
+	dir := t.TempDir()
+	_, listen := startMxguard(t, `
+hostname: mx.example.org
+listen:
+  - address: LISTEN
+backend:
+  address: "builtin:`+filepath.Join(dir, "mail")+`"
+domains: [example.org]
+metrics:
+  address: `+addr+`
+`)
+	h.listen = listen
+	h.send(t, "alice@sender.test", "From: alice@sender.test\r\nSubject: m\r\n\r\nbody\r\n", "250 2.0.0 Ok: queued")
+	h.send(t, "alice@sender.test", "From: alice@sender.test\r\n\r\nbare\nLF\r\n", "554 5.6.0")
+	if code, body := get(t, "http://"+addr+"/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz: %d %q", code, body)
+	}
+	if code, body := get(t, "http://"+addr+"/readyz"); code != 200 || body != "ready\n" {
+		t.Fatalf("/readyz: %d %q", code, body)
+	}
+	_, body := get(t, "http://"+addr+"/metrics")
+	for _, want := range []string{
+		`mxguard_transactions_total{action="accept"} 1`,
+		`mxguard_transactions_total{action="reject"} 1`,
+		`mxguard_rule_matches_total{mode="enforce",rule="bare-line-endings"} 1`,
+		`mxguard_check_results_total{check="spf",result="pass"} 2`,
+		`mxguard_check_duration_seconds_count{check="dmarc"}`,
+		`mxguard_backend_delivery_seconds_count 1`,
+		`mxguard_dns_cache_hits_total`,
+		`mxguard_connections_open 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", body)
+	}
+}
