@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"io"
+	"sync"
 
 	"mxguard/policy"
 )
@@ -48,8 +49,22 @@ type dataScanner struct {
 	werr    error
 }
 
+// outPool recycles the scanners' 32 KiB staging buffers: one per message
+// would be the largest allocation of the receive path.
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+
 func newDataScanner(w io.Writer, max int64, dotted bool) *dataScanner {
-	return &dataScanner{dotted: dotted, w: w, max: max, out: make([]byte, 0, 32<<10)}
+	return &dataScanner{dotted: dotted, w: w, max: max}
+}
+
+// release returns the staging buffer to the pool; the scanner must not be
+// used afterwards.
+func (d *dataScanner) release() {
+	if d.out != nil {
+		b := d.out[:0]
+		outPool.Put(&b)
+		d.out = nil
+	}
 }
 
 // tooBig reports whether the content passed the size limit.
@@ -59,6 +74,9 @@ func (d *dataScanner) emit(p ...byte) {
 	d.size += int64(len(p))
 	if d.tooBig() || d.werr != nil {
 		return
+	}
+	if d.out == nil {
+		d.out = (*outPool.Get().(*[]byte))[:0]
 	}
 	d.out = append(d.out, p...)
 	if len(d.out) >= 32<<10 {

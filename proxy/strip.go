@@ -5,7 +5,11 @@ import (
 	"bytes"
 	"io"
 	"strings"
+	"sync"
 )
+
+// readerPool recycles the forward path's 32 KiB read buffers.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
 
 // stripForged copies the header section of a message from r to w without
 // the fields that only mxguard may write: every Authentication-Results
@@ -14,7 +18,12 @@ import (
 // and every X-Mxguard-* field (our verdict headers). The body is copied as
 // it is. r must have canonical CRLF line endings.
 func stripForged(w io.Writer, r io.Reader, authservID string) error {
-	br := bufio.NewReaderSize(r, 32<<10)
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() {
+		br.Reset(nil)
+		readerPool.Put(br)
+	}()
 	var field []byte // the current field, continuation lines included
 	flush := func() error {
 		if len(field) == 0 {
@@ -41,8 +50,15 @@ func stripForged(w io.Writer, r io.Reader, authservID string) error {
 			_, err = io.Copy(w, br)
 			return err
 		}
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') && len(field) > 0 {
-			field = append(field, line...) // RFC 5322 §2.2.3 folding
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			if len(field) > 0 {
+				field = append(field, line...) // RFC 5322 §2.2.3 folding
+			} else if _, werr := w.Write(line); werr != nil {
+				// A stray continuation line before any field: another
+				// parser might still read fields after it, so we go on
+				// looking at them too.
+				return werr
+			}
 		} else {
 			if ferr := flush(); ferr != nil {
 				return ferr

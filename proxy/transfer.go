@@ -38,6 +38,7 @@ func (s *session) cmdData(arg string) {
 	msg := s.opts.Spool.NewMessage()
 	defer msg.Close()
 	scan := newDataScanner(s.sink(msg), s.opts.MaxMessageBytes, true)
+	defer scan.release()
 	if err := scan.readData(s.r); err != nil && !isWriteErr(scan, err) {
 		s.readFailed(err)
 		s.quit = true
@@ -124,6 +125,7 @@ func (s *session) cmdBdat(arg string) {
 	msg := b.msg
 	s.bdat = nil
 	defer msg.Close()
+	defer b.scan.release()
 	s.finishMessage(msg, b.scan)
 }
 
