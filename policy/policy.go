@@ -164,7 +164,9 @@ type Transaction struct {
 
 	auth         authFacts
 	rcptVerify   RcptVerifyFacts
-	localDomains []string // the session's domains, for the header checks
+	rcptChecks   map[string]CheckRecord // per-recipient verification, for the log
+	replayRcpts  map[string]CheckRecord // logged verification answers, for replay
+	localDomains []string               // the session's domains, for the header checks
 	screen       screenFacts
 	dkimStream   *dkim.Verifier
 	headerBytes  []byte

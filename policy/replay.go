@@ -9,7 +9,7 @@ import (
 )
 
 // Decisions that no rule makes: replaying other rules cannot change them.
-var fixedReasons = map[string]bool{"relay": true, "size": true, "spool": true}
+var fixedReasons = map[string]bool{"relay": true, "size": true, "spool": true, "non-smtp": true}
 
 // ReplayResult is what a rule set would have done to a logged transaction.
 type ReplayResult struct {
@@ -84,6 +84,13 @@ func replayTx(rec *Record) *Transaction {
 		Checks: map[string]CheckRecord{},
 	}
 	for k, v := range rec.Checks {
+		if strings.HasPrefix(k, "rcpt <") {
+			if tx.replayRcpts == nil {
+				tx.replayRcpts = map[string]CheckRecord{}
+			}
+			tx.replayRcpts[k] = v
+			continue
+		}
 		tx.Checks[k] = v
 	}
 	// The checks' own facts come from the log too: replay never runs one.
@@ -98,7 +105,7 @@ func replayTx(rec *Record) *Transaction {
 func replayRcpts(rec *Record) []string {
 	out := append([]string(nil), rec.Rcpts...)
 	for _, r := range rec.Refused {
-		if r.Rule != "relay" {
+		if r.Rule != "relay" && r.Rule != "rate" {
 			out = append(out, r.Rcpt)
 		}
 	}

@@ -120,6 +120,11 @@ type RcptVerifyFacts struct {
 // the verifier has its own cache.
 func (s *Session) verifyRcpt(ctx context.Context, tx *Transaction) {
 	tx.rcptVerify = RcptVerifyFacts{Result: string(rcpt.Unchecked)}
+	if c, ok := tx.replayRcpts["rcpt <"+tx.Rcpt+">"]; ok {
+		// Replay decides from the logged answer; it never asks anyone.
+		tx.rcptVerify = RcptVerifyFacts{Result: c.Result, Detail: c.Detail}
+		return
+	}
 	v := s.e.recipients
 	if v == nil {
 		return
@@ -135,7 +140,12 @@ func (s *Session) verifyRcpt(ctx context.Context, tx *Transaction) {
 	}
 	took := time.Since(start)
 	s.e.metrics.Check("rcpt", string(r.Status), took)
-	tx.Checks["rcpt <"+tx.Rcpt+">"] = CheckRecord{Result: string(r.Status), Detail: detail, DurationMS: float64(took.Microseconds()) / 1000}
+	// Kept apart from Checks: a recipient's verification concerns that
+	// recipient only, and must not read as a temperror of the message.
+	if tx.rcptChecks == nil {
+		tx.rcptChecks = map[string]CheckRecord{}
+	}
+	tx.rcptChecks["rcpt <"+tx.Rcpt+">"] = CheckRecord{Result: string(r.Status), Detail: detail, DurationMS: float64(took.Microseconds()) / 1000}
 	if r.Status == rcpt.Unknown && tx.Client.SMTP != nil {
 		tx.Client.SMTP.UnknownRcpts++
 	}

@@ -105,9 +105,12 @@ func (s *Session) Finish(tx *Transaction, o Outcome) {
 func NewRecord(tx *Transaction, o Outcome, now time.Time) *Record {
 	f := tx.factsFor(o.Stage)
 	f.Rcpt = AddressFacts{}
-	checks := tx.Checks
-	if checks == nil {
-		checks = map[string]CheckRecord{}
+	checks := make(map[string]CheckRecord, len(tx.Checks)+len(tx.rcptChecks))
+	for k, v := range tx.Checks {
+		checks[k] = v
+	}
+	for k, v := range tx.rcptChecks {
+		checks[k] = v
 	}
 	matches := tx.Matches
 	if matches == nil {

@@ -1,15 +1,17 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 )
 
 // replyPart is a piece of a reply text: literal text, or a ${expression}
-// whose value is written in (e.g. "listed by ${join(dnsbl.zones, \", \")}").
+// whose value is written in (e.g. "listed by ${join(dnsbl.listed, \", \")}").
 type replyPart struct {
 	text    string
 	program *vm.Program
@@ -42,7 +44,12 @@ func (r *Rule) compileReply(o Options) error {
 		opts := append([]expr.Option{expr.Env(o.Env)}, functions...)
 		prog, err := expr.Compile(src, opts...)
 		if err != nil {
-			return fmt.Errorf("in ${%s}: %v", src, oneLine(err.Error()))
+			msg := oneLine(err.Error())
+			var fe *file.Error
+			if errors.As(err, &fe) && (strings.HasPrefix(fe.Message, "unknown name ") || strings.Contains(fe.Message, " has no field ")) {
+				msg = fmt.Sprintf("unknown fact %s (\"mxguard rules facts\" lists them)", chainAt(src, fe.Line, fe.Column))
+			}
+			return fmt.Errorf("in ${%s}: %s", src, msg)
 		}
 		r.replyParts = append(r.replyParts, replyPart{program: prog})
 		text = text[i+j+1:]

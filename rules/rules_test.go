@@ -249,7 +249,7 @@ rules:
 	if got.String() != "554 5.7.1 192.0.2.9 is listed (BAD  HOST); see bad  host" {
 		t.Fatalf("rendered %q", got.String())
 	}
-	if _, err := Parse("t.yaml", []byte("rules:\n  - name: x\n    when: \"true\"\n    action: reject\n    reply: \"550 5.7.1 ${nosuch}\"\n"), testOpts); err == nil || !strings.Contains(err.Error(), "t.yaml:5:12: rules[0].reply: in ${nosuch}: unknown name nosuch") {
+	if _, err := Parse("t.yaml", []byte("rules:\n  - name: x\n    when: \"true\"\n    action: reject\n    reply: \"550 5.7.1 ${nosuch}\"\n"), testOpts); err == nil || !strings.Contains(err.Error(), "t.yaml:5:12: rules[0].reply: in ${nosuch}: unknown fact nosuch") {
 		t.Fatalf("bad placeholder: %v", err)
 	}
 }

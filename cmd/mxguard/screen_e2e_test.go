@@ -228,6 +228,9 @@ func (s *knownSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	s.k.mu.Lock()
 	defer s.k.mu.Unlock()
 	s.k.rcpts++
+	if strings.HasPrefix(to, "busy@") {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy"}
+	}
 	if !s.k.known[strings.ToLower(to)] {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: Recipient address rejected: User unknown"}
 	}
@@ -291,11 +294,14 @@ recipients:
 		!strings.Contains(r.Checks["rcpt <nobody@example.org>"].Detail, "(cached)") {
 		t.Fatalf("verdict %+v", r)
 	}
-	// A known recipient still goes through; then harvesting: five unknown
-	// ones in the session, and the known one is refused too.
+	// A known recipient still goes through, beside one the backend cannot
+	// verify now: that one is deferred, the message is not.
 	c.say("MAIL FROM:<alice@sender.test>", "250 ")
+	c.say("RCPT TO:<busy@example.org>", "451 4.4.3 cannot verify the recipient now")
 	c.say("RCPT TO:<user@example.org>", "250 ")
 	c.data("From: alice@sender.test\r\nSubject: hi\r\n\r\nhello\r\n", "250 ")
+	// Harvesting: five unknown recipients in the session, and the known one
+	// is refused too.
 	c.say("MAIL FROM:<alice@sender.test>", "250 ")
 	for _, u := range []string{"a", "b", "c"} {
 		c.say("RCPT TO:<"+u+"@example.org>", "550 5.1.1")
