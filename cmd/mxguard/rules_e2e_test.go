@@ -59,6 +59,18 @@ func (v *conv) say(cmd, want string) string {
 	}
 }
 
+// openTx connects, greets and opens a transaction for user@example.org
+// from alice@sender.test, ready for DATA.
+func openTx(t *testing.T, src, listen string) *conv {
+	t.Helper()
+	c := dialConv(t, src, listen)
+	c.say("", "220 ")
+	c.say("EHLO client.sender.test", "250 ")
+	c.say("MAIL FROM:<alice@sender.test>", "250 ")
+	c.say("RCPT TO:<user@example.org>", "250 ")
+	return c
+}
+
 // data sends a message body after DATA and checks the final reply.
 func (v *conv) data(body, want string) string {
 	v.t.Helper()

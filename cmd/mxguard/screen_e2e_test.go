@@ -52,11 +52,7 @@ dns:
 		t.Fatalf("verdict for a listed client: %+v (reply %q)", r, got)
 	}
 	for i, src := range []string{"127.0.0.1", "127.0.0.3", "127.0.0.4"} {
-		c := dialConv(t, src, listen)
-		c.say("", "220 ")
-		c.say("EHLO client.sender.test", "250 ")
-		c.say("MAIL FROM:<alice@sender.test>", "250 ")
-		c.say("RCPT TO:<user@example.org>", "250 ")
+		c := openTx(t, src, listen)
 		c.data("From: alice@sender.test\r\nSubject: hi\r\n\r\nhello\r\n", "250 2.0.0 Ok: queued")
 		c.say("QUIT", "221 ")
 		r := waitVerdicts(t, vlog, 2+i)[1+i]
@@ -94,11 +90,7 @@ limits:
 	}
 	for _, v := range variants {
 		t.Run("end-of-data "+v.name, func(t *testing.T) {
-			c := dialConv(t, "", listen)
-			c.say("", "220 ")
-			c.say("EHLO client.sender.test", "250 ")
-			c.say("MAIL FROM:<alice@sender.test>", "250 ")
-			c.say("RCPT TO:<user@example.org>", "250 ")
+			c := openTx(t, "", listen)
 			c.say("DATA", "354 ")
 			c.c.Write([]byte(head + v.seq + smuggled + ".\r\n"))
 			c.say("", "554 5.6.0 message refused")
@@ -107,11 +99,7 @@ limits:
 	}
 	body := func(name, msg, want string) {
 		t.Run(name, func(t *testing.T) {
-			c := dialConv(t, "", listen)
-			c.say("", "220 ")
-			c.say("EHLO client.sender.test", "250 ")
-			c.say("MAIL FROM:<alice@sender.test>", "250 ")
-			c.say("RCPT TO:<user@example.org>", "250 ")
+			c := openTx(t, "", listen)
 			c.say("DATA", "354 ")
 			c.c.Write([]byte(msg + ".\r\n"))
 			c.say("", want)
@@ -141,11 +129,7 @@ limits:
 		c.say("", "550 5.5.1 protocol error")
 	})
 	t.Run("message sent before 354", func(t *testing.T) {
-		c := dialConv(t, "", listen)
-		c.say("", "220 ")
-		c.say("EHLO client.sender.test", "250 ")
-		c.say("MAIL FROM:<alice@sender.test>", "250 ")
-		c.say("RCPT TO:<user@example.org>", "250 ")
+		c := openTx(t, "", listen)
 		c.c.Write([]byte("DATA\r\nFrom: alice@sender.test\r\n\r\nhi\r\n.\r\n"))
 		c.say("", "354 ")
 		c.say("", "554 5.5.1 protocol error")
@@ -173,11 +157,7 @@ limits:
 		c.say("EHLO client.sender.test", "250 ")
 	})
 	// A well-behaved client is still delivered, and nothing else was.
-	c := dialConv(t, "", listen)
-	c.say("", "220 ")
-	c.say("EHLO client.sender.test", "250 ")
-	c.say("MAIL FROM:<alice@sender.test>", "250 ")
-	c.say("RCPT TO:<user@example.org>", "250 ")
+	c := openTx(t, "", listen)
 	c.data("From: alice@sender.test\r\nSubject: good\r\n\r\nfine\r\n", "250 2.0.0 Ok: queued")
 	files, _ := filepath.Glob(filepath.Join(mail, "*.eml"))
 	if len(files) != 1 {
