@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Measures mxguard against the physical limit: the same smtp-source load is
-# sent (a) straight to Postfix's smtp-sink and (b) through mxguard in front
-# of that sink, in one run on one machine. Everything stays on loopback.
+# Measures mxguard against the physical limit: the same load is sent
+# (a) straight to Postfix's smtp-sink, (b) through mxguard with no DNS checks
+# in front of that sink, and (c) through mxguard with the default rules and
+# every check on (DNSBL, SPF, DKIM, DMARC, header checks, recipient
+# verification against the sink), its DNS answered by "mxguard zone-serve"
+# from bench/bench.zone with a warm cache, in one run on one machine.
+# Everything stays on loopback; nothing asks the machine's resolver.
 #
 #   bench/run.sh [MESSAGES] [SESSIONS] [SIZE]
+#
+# The rate is smtp-source's (MESSAGES over SESSIONS); the latency is
+# bench/smtpload's (LAT_MESSAGES over LAT_SESSIONS, and over one session),
+# per message from MAIL to the final reply. Environment: LAT_MESSAGES
+# (default 4000), LAT_SESSIONS (default 8).
 #
 # Needs smtp-source and smtp-sink (Debian package postfix) and Go.
 set -euo pipefail
@@ -12,13 +21,15 @@ cd "$(dirname "$0")/.."
 messages=${1:-20000}
 sessions=${2:-20}
 size=${3:-4096}
+lat_messages=${LAT_MESSAGES:-4000}
+lat_sessions=${LAT_SESSIONS:-8}
 work=$(mktemp -d /tmp/mxguard-bench-XXXXXX)
 chmod 755 "$work"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$work"
+	if [ -n "${KEEP:-}" ]; then echo "bench: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -27,45 +38,90 @@ for tool in smtp-source smtp-sink; do
 done
 
 go build -o "$work/mxguard" ./cmd/mxguard
+go build -o "$work/smtpload" ./bench/smtpload
 
 sink_port=26001
-mx_port=26002
+mxb_port=26002
+mxc_port=26003
 # smtp-sink: a backlog of 256; -u nobody because it refuses to run as root.
 smtp-sink -u nobody 127.0.0.1:$sink_port 256 &
 pids+=($!)
 
-cat >"$work/mxguard.yaml" <<YAML
+# The DNS of path (c): bench/bench.zone on a loopback port of its choosing,
+# announced on the first line of its output.
+"$work/mxguard" zone-serve bench/bench.zone >"$work/zone.out" 2>"$work/zone.log" &
+pids+=($!)
+dns=
+for _ in $(seq 100); do
+	dns=$(sed -n 's/^listening on //p' "$work/zone.out" 2>/dev/null || true)
+	[ -n "$dns" ] && break
+	sleep 0.05
+done
+[ -n "$dns" ] || { echo "bench: mxguard zone-serve did not start:" >&2; cat "$work/zone.log" >&2; exit 1; }
+
+mkdir -p "$work/spool-b" "$work/spool-c"
+# Path (b): the core proxy, no DNS-using check.
+cat >"$work/mxguard-b.yaml" <<YAML
 hostname: mx.example.org
 listen:
-  - address: 127.0.0.1:$mx_port
+  - address: 127.0.0.1:$mxb_port
 backend:
   address: 127.0.0.1:$sink_port
 domains: [example.org]
 rules: [$PWD/bench/no-checks.yaml]
 authentication_results: false
-# Nothing here needs DNS; a loopback address keeps it that way.
+# Nothing here needs DNS; the loopback zone server keeps it that way.
 dns:
-  servers: [127.0.0.1:53]
+  servers: [$dns]
 spool:
-  dir: $work
+  dir: $work/spool-b
 limits:
   # One load generator on one address: per-client rate limits off.
   rate: {connections_per_minute: 0, messages_per_minute: 0, recipients_per_minute: 0}
 log:
   level: warn
 YAML
-"$work/mxguard" serve --config "$work/mxguard.yaml" 2>"$work/mxguard.log" &
-mx_pid=$!
-pids+=($mx_pid)
+# Path (c): the default rules (no rules key) and every check on.
+cat >"$work/mxguard-c.yaml" <<YAML
+hostname: mx.example.org
+listen:
+  - address: 127.0.0.1:$mxc_port
+backend:
+  address: 127.0.0.1:$sink_port
+domains: [example.org]
+authentication_results: true
+dns:
+  servers: [$dns]
+dnsbl:
+  - zone: bl.bench.test
+    weight: 10
+recipients:
+  verify: backend
+headers:
+  protected_domains: [bank.test]
+verdict_log: $work/verdicts.jsonl
+spool:
+  dir: $work/spool-c
+limits:
+  rate: {connections_per_minute: 0, messages_per_minute: 0, recipients_per_minute: 0}
+log:
+  level: warn
+YAML
+"$work/mxguard" serve --config "$work/mxguard-b.yaml" 2>"$work/mxguard-b.log" &
+mxb_pid=$!
+pids+=($mxb_pid)
+"$work/mxguard" serve --config "$work/mxguard-c.yaml" 2>"$work/mxguard-c.log" &
+mxc_pid=$!
+pids+=($mxc_pid)
 
-for port in $sink_port $mx_port; do
+for port in $sink_port $mxb_port $mxc_port; do
 	for _ in $(seq 100); do
 		(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
 		sleep 0.05
 	done
 done
 
-# run LABEL PORT: prints elapsed seconds for the load against PORT.
+# run PORT: prints elapsed seconds for the load against PORT.
 run() {
 	local start end
 	start=$(date +%s.%N)
@@ -75,26 +131,82 @@ run() {
 	echo "$end - $start" | bc -l
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$mx_pid/stat"; }
+# latency PORT SESSIONS: prints smtpload's key=value summary line.
+latency() {
+	"$work/smtpload" -addr "127.0.0.1:$1" -n "$lat_messages" -c "$2" -size "$size" \
+		-from sender@sender.test -to user@example.org -helo client.test 2>>"$work/smtpload.err" | tail -n 1 || true
+}
+field() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-# Warm up both paths once.
-smtp-source -s 2 -m 200 -l "$size" -f s@sender.test -t user@example.org 127.0.0.1:$sink_port
-smtp-source -s 2 -m 200 -l "$size" -f s@sender.test -t user@example.org 127.0.0.1:$mx_port
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), load average $(loadavg) before"
+awk -v n="$(nproc)" '$1 > n / 4 { print "bench: the machine is busy (load average " $1 "): the numbers will be low and noisy" }' /proc/loadavg >&2
+
+# Warm up every path once; for (c) this fills the DNS and recipient caches.
+for port in $sink_port $mxb_port $mxc_port; do
+	smtp-source -s 2 -m 200 -l "$size" -d -f sender@sender.test -t user@example.org -M client.test 127.0.0.1:$port
+done
 
 direct=$(run $sink_port)
-t0=$(cpu_ticks)
-through=$(run $mx_port)
-t1=$(cpu_ticks)
-hz=$(getconf CLK_TCK)
-rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$mx_pid/status")
-failures=$(grep -c 'level=WARN\|level=ERROR' "$work/mxguard.log" || true)
+b0=$(cpu_ticks $mxb_pid)
+through_b=$(run $mxb_port)
+b1=$(cpu_ticks $mxb_pid)
+c0=$(cpu_ticks $mxc_pid)
+through_c=$(run $mxc_port)
+c1=$(cpu_ticks $mxc_pid)
 
-awk -v m="$messages" -v s="$sessions" -v z="$size" -v d="$direct" -v t="$through" \
-	-v cpu=$((t1 - t0)) -v hz="$hz" -v rss="$rss_kb" -v f="$failures" 'BEGIN {
-	printf "load: %d messages of %d bytes over %d parallel sessions (smtp-source -d)\n", m, z, s
-	printf "%-28s %10s %12s\n", "path", "seconds", "messages/s"
-	printf "%-28s %10.2f %12.0f\n", "(a) straight to smtp-sink", d, m / d
-	printf "%-28s %10.2f %12.0f\n", "(b) through mxguard", t, m / t
-	printf "ratio (b)/(a): %.0f%%\n", 100 * d / t
-	printf "mxguard CPU: %.2f s per 1,000 messages; peak RSS %.1f MiB; warnings logged: %d\n", cpu / hz / m * 1000, rss / 1024, f
+lat_a=$(latency $sink_port "$lat_sessions")
+lat_b=$(latency $mxb_port "$lat_sessions")
+lat_c=$(latency $mxc_port "$lat_sessions")
+lat1_a=$(latency $sink_port 1)
+lat1_b=$(latency $mxb_port 1)
+lat1_c=$(latency $mxc_port 1)
+
+hz=$(getconf CLK_TCK)
+rss_b=$(awk '/VmHWM/ {print $2}' "/proc/$mxb_pid/status")
+rss_c=$(awk '/VmHWM/ {print $2}' "/proc/$mxc_pid/status")
+warn_b=$(grep -c 'level=WARN\|level=ERROR' "$work/mxguard-b.log" || true)
+warn_c=$(grep -c 'level=WARN\|level=ERROR' "$work/mxguard-c.log" || true)
+total_c=$((200 + messages + 2 * lat_messages))
+summary=$("$work/mxguard" verdicts --summary "$work/verdicts.jsonl" | sed -n '/^by action:/,/^$/p; /^by check:/,/^$/p; $p')
+failed=0
+for l in "$lat_a" "$lat_b" "$lat_c" "$lat1_a" "$lat1_b" "$lat1_c"; do
+	f=$(field failed "$l")
+	failed=$((failed + ${f:-1}))
+done
+[ -s "$work/smtpload.err" ] && { echo "bench: smtpload reported:" >&2; head -n 20 "$work/smtpload.err" >&2; }
+accepted=$(grep -c '"action":"accept"' "$work/verdicts.jsonl" || true)
+
+awk -v m="$messages" -v s="$sessions" -v z="$size" -v a="$direct" -v b="$through_b" -v c="$through_c" \
+	-v cpub=$((b1 - b0)) -v cpuc=$((c1 - c0)) -v hz="$hz" -v rssb="$rss_b" -v rssc="$rss_c" \
+	-v wb="$warn_b" -v wc="$warn_c" -v lm="$lat_messages" -v ls="$lat_sessions" \
+	-v a50="$(field p50_ms "$lat_a")" -v a99="$(field p99_ms "$lat_a")" -v ar="$(field rate "$lat_a")" \
+	-v b50="$(field p50_ms "$lat_b")" -v b99="$(field p99_ms "$lat_b")" -v br="$(field rate "$lat_b")" \
+	-v c50="$(field p50_ms "$lat_c")" -v c99="$(field p99_ms "$lat_c")" -v cr="$(field rate "$lat_c")" \
+	-v a150="$(field p50_ms "$lat1_a")" -v a199="$(field p99_ms "$lat1_a")" \
+	-v b150="$(field p50_ms "$lat1_b")" -v b199="$(field p99_ms "$lat1_b")" \
+	-v c150="$(field p50_ms "$lat1_c")" -v c199="$(field p99_ms "$lat1_c")" \
+	-v acc="$accepted" -v tot="$total_c" -v f="$failed" 'BEGIN {
+	printf "rate: %d messages of %d bytes over %d parallel sessions (smtp-source -d)\n", m, z, s
+	printf "%-40s %9s %11s %9s %14s %10s\n", "path", "seconds", "messages/s", "of (a)", "CPU s/1k msgs", "peak RSS"
+	printf "%-40s %9.2f %11.0f %9s %14s %10s\n", "(a) straight to smtp-sink", a, m / a, "100%", "-", "-"
+	printf "%-40s %9.2f %11.0f %8.0f%% %14.3f %6.1f MiB\n", "(b) mxguard, no DNS checks", b, m / b, 100 * a / b, cpub / hz / m * 1000, rssb / 1024
+	printf "%-40s %9.2f %11.0f %8.0f%% %14.3f %6.1f MiB\n", "(c) mxguard, default rules, all checks", c, m / c, 100 * a / c, cpuc / hz / m * 1000, rssc / 1024
+	printf "\nlatency, MAIL to final reply (bench/smtpload, %d messages of %d bytes):\n", lm, z
+	printf "%-40s %14s %14s %16s %16s\n", "path", "p50 / p99 ms", "msgs/s", "added p50 / p99", "1 session p50/p99"
+	printf "%-40s %6.2f / %5.2f %14.0f %16s %8.2f / %5.2f\n", "(a) straight to smtp-sink, " ls " sessions", a50, a99, ar, "-", a150, a199
+	printf "%-40s %6.2f / %5.2f %14.0f %7.2f / %6.2f %8.2f / %5.2f\n", "(b) mxguard, no DNS checks", b50, b99, br, b50 - a50, b99 - a99, b150, b199
+	printf "%-40s %6.2f / %5.2f %14.0f %7.2f / %6.2f %8.2f / %5.2f\n", "(c) mxguard, all checks", c50, c99, cr, c50 - a50, c99 - a99, c150, c199
+	printf "added latency at 1 session: (b) p50 %.2f ms, p99 %.2f ms; (c) p50 %.2f ms, p99 %.2f ms\n", b150 - a150, b199 - a199, c150 - a150, c199 - a199
+	printf "\ntargets: (c)/(a) %.0f%% (target >= 80%%", 100 * a / c
+	if (100 * a / c < 80) printf ", missed by %.0f points", 80 - 100 * a / c
+	printf "); added p99 of (c) %.2f ms at %d sessions, %.2f ms at 1 (target <= 5 ms", c99 - a99, ls, c199 - a199
+	if (c99 - a99 > 5) printf ", missed by %.2f ms at %d sessions", c99 - a99 - 5, ls
+	printf ")\n"
+	printf "warnings logged: (b) %d, (c) %d; smtpload failures: %d; (c) accepted %d of the %d messages sent to it\n", wb, wc, f, acc, tot
 }'
+echo "load average $(loadavg) after"
+echo "mxguard verdicts --summary for (c):"
+echo "$summary"

@@ -35,6 +35,7 @@ commands:
   rules     lint rules files, list the facts, replay a verdict log with new rules
   check     explain what mxguard would do with a stored message
   verdicts  search and summarise verdict logs
+  zone-serve  serve DNS zone files on loopback (for demos, benchmarks, tests)
   version   print the version
 
 "mxguard <command> -h" describes a command's flags.
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "verdicts":
 		return cmdVerdicts(args[1:], stdout, stderr)
+	case "zone-serve":
+		return cmdZoneServe(args[1:], stdout, stderr)
 	case "version", "--version":
 		if len(args) > 1 {
 			fmt.Fprint(stderr, "usage: mxguard version\n\nPrints mxguard's version.\n")
