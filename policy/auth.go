@@ -197,22 +197,12 @@ func (s *Session) DataTap(ctx context.Context, tx *Transaction) io.Writer {
 
 // needsAtData reports whether the data stage will run check name.
 func (s *Session) needsAtData(name string) bool {
-	for _, c := range s.e.needed(StageData, s.dataNames()) {
+	for _, c := range s.st.plan[StageData] {
 		if c.name == name {
 			return true
 		}
 	}
 	return false
-}
-
-// dataNames are the facts the data stage reads: its rules', and the
-// authentication checks when the Authentication-Results header is on.
-func (s *Session) dataNames() map[string]bool {
-	names := s.st.rules.Names(StageData.String())
-	if s.e.authResults {
-		names["spf"], names["dkim"], names["dmarc"] = true, true, true
-	}
-	return names
 }
 
 // authResultsHeader renders the Authentication-Results header (RFC 8601)

@@ -28,7 +28,12 @@ type checker struct {
 
 // register adds a check. It is called when the engine is built, before any
 // session runs.
-func (e *Engine) register(c *checker) { e.checks[c.name] = c }
+func (e *Engine) register(c *checker) {
+	e.checks[c.name] = c
+	if st := e.cur.Load(); st != nil {
+		e.Reload(st.domainList, st.rules) // the plans include the new check
+	}
+}
 
 // needed returns the checks to run at stage for rules that read names, with
 // their dependencies, ordered so that a check comes after what it needs.
@@ -66,8 +71,8 @@ func (e *Engine) needed(stage Stage, names map[string]bool) []*checker {
 // transaction. Checks whose dependencies are done run concurrently, each
 // with its own deadline; results are stored by check name, so a verdict
 // never depends on which goroutine finished first.
-func (e *Engine) runChecks(ctx context.Context, stage Stage, tx *Transaction, names map[string]bool) {
-	pending := e.needed(stage, names)
+func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker) {
+	pending := plan
 	for len(pending) > 0 {
 		var ready, wait []*checker
 		for _, c := range pending {

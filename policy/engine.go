@@ -54,6 +54,11 @@ type state struct {
 	domains    map[string]struct{}
 	domainList []string
 	rules      *rules.Set
+	// names are the facts each stage's rules read, and plan the checks
+	// that makes each stage run, in dependency order: worked out once per
+	// rule set, not per message.
+	names map[Stage]map[string]bool
+	plan  map[Stage][]*checker
 }
 
 // Engine decides, at each stage of a transaction, whether it goes on: the
@@ -124,7 +129,16 @@ func (e *Engine) Reload(domains []string, set *rules.Set) {
 	if set == nil {
 		set = DefaultRules()
 	}
-	st := &state{domains: make(map[string]struct{}, len(domains)), rules: set}
+	st := &state{domains: make(map[string]struct{}, len(domains)), rules: set,
+		names: map[Stage]map[string]bool{}, plan: map[Stage][]*checker{}}
+	for stage := StageConnect; stage <= StageData; stage++ {
+		names := set.Names(stage.String())
+		if stage == StageData && e.authResults {
+			names["spf"], names["dkim"], names["dmarc"] = true, true, true
+		}
+		st.names[stage] = names
+		st.plan[stage] = e.needed(stage, names)
+	}
 	for _, d := range domains {
 		d = strings.ToLower(strings.TrimSuffix(d, "."))
 		st.domains[d] = struct{}{}
@@ -184,14 +198,12 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 		return Accept
 	}
 	set := s.st.rules
-	names := set.Names(stage.String())
 	if stage == StageData {
-		names = s.dataNames()
 		s.fromFacts(tx)
 		tx.localDomains = s.st.domainList
 	}
-	s.e.runChecks(ctx, stage, tx, names)
-	if stage == StageRcpt && names["rcpt_verify"] {
+	s.e.runChecks(ctx, tx, s.st.plan[stage])
+	if stage == StageRcpt && s.st.names[stage]["rcpt_verify"] {
 		s.verifyRcpt(ctx, tx)
 	}
 	f := tx.factsFor(stage)
