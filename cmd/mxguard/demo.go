@@ -121,7 +121,8 @@ func demonstrate(w io.Writer, addr string, sk *sink.Sink) bool {
 		title, from, rcpt, body, want string
 	}{
 		{"1. A message from sender.test, which SPF authorises, is relayed with an Authentication-Results header;\n   the 250 carries the backend's queue id",
-			"alice@sender.test", "user@example.org", "From: alice@sender.test\r\nSubject: hello\r\n\r\nHello from the mxguard demo.\r\n", "250 "},
+			"alice@sender.test", "user@example.org", "From: alice@sender.test\r\nDate: " + time.Now().Format(time.RFC1123Z) +
+				"\r\nMessage-ID: <demo-1@sender.test>\r\nSubject: hello\r\n\r\nHello from the mxguard demo.\r\n", "250 "},
 		{"2. A recipient outside example.org is refused: mxguard is never an open relay",
 			"alice@sender.test", "someone@elsewhere.test", "", "550 "},
 		{"3. A message with a smuggled second message behind <LF>.<LF> is refused",
