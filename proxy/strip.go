@@ -53,11 +53,11 @@ func stripForged(w io.Writer, r io.Reader, authservID string) error {
 		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
 			if len(field) > 0 {
 				field = append(field, line...) // RFC 5322 §2.2.3 folding
-			} else if _, werr := w.Write(line); werr != nil {
-				// A stray continuation line before any field: another
-				// parser might still read fields after it, so we go on
-				// looking at them too.
-				return werr
+			} else {
+				// A stray continuation line before any field: a lenient
+				// parser may read it as a field, and may read fields
+				// after it, so it is judged as a field and we go on.
+				field = append(field, line...)
 			}
 		} else {
 			if ferr := flush(); ferr != nil {
