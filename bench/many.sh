@@ -19,6 +19,7 @@
 # Needs smtp-sink (Debian package postfix) and Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 idle=${IDLE:-10000}
 trickle=${TRICKLE:-2000}
@@ -52,15 +53,7 @@ mx_port=26012
 smtp-sink -u nobody 127.0.0.1:$sink_port 4096 &
 pids+=($!)
 
-"$work/mxguard" zone-serve bench/bench.zone >"$work/zone.out" 2>"$work/zone.log" &
-pids+=($!)
-dns=
-for _ in $(seq 100); do
-	dns=$(sed -n 's/^listening on //p' "$work/zone.out" 2>/dev/null || true)
-	[ -n "$dns" ] && break
-	sleep 0.05
-done
-[ -n "$dns" ] || { echo "bench: mxguard zone-serve did not start:" >&2; cat "$work/zone.log" >&2; exit 1; }
+start_zone
 
 mkdir -p "$work/spool"
 cat >"$work/mxguard.yaml" <<YAML

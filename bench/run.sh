@@ -17,6 +17,7 @@
 # Needs smtp-source and smtp-sink (Debian package postfix) and Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 messages=${1:-20000}
 sessions=${2:-20}
@@ -49,15 +50,7 @@ pids+=($!)
 
 # The DNS of path (c): bench/bench.zone on a loopback port of its choosing,
 # announced on the first line of its output.
-"$work/mxguard" zone-serve bench/bench.zone >"$work/zone.out" 2>"$work/zone.log" &
-pids+=($!)
-dns=
-for _ in $(seq 100); do
-	dns=$(sed -n 's/^listening on //p' "$work/zone.out" 2>/dev/null || true)
-	[ -n "$dns" ] && break
-	sleep 0.05
-done
-[ -n "$dns" ] || { echo "bench: mxguard zone-serve did not start:" >&2; cat "$work/zone.log" >&2; exit 1; }
+start_zone
 
 mkdir -p "$work/spool-b" "$work/spool-c"
 # Path (b): the core proxy, no DNS-using check.
