@@ -129,6 +129,11 @@ func typeName(t reflect.Type) string {
 // transaction and refreshed in place, so a decision allocates little.
 func (tx *Transaction) factsFor(stage Stage) *Facts {
 	f := &tx.facts
+	checks := f.Checks // reused: the stages of one transaction need one map
+	if checks == nil {
+		checks = make(map[string]CheckFacts, len(tx.Checks))
+	}
+	clear(checks)
 	*f = Facts{
 		Stage:     stage.String(),
 		Client:    ClientFacts{IP: tx.Client.Addr.Addr().Unmap().String(), Port: int(tx.Client.Addr.Port()), PTR: tx.Client.PTR},
@@ -143,7 +148,7 @@ func (tx *Transaction) factsFor(stage Stage) *Facts {
 			BareLF: tx.Protocol.BareLF, BareCR: tx.Protocol.BareCR, NUL: tx.Protocol.NUL,
 			BadTerminator: tx.Protocol.BadTerminator, LongLine: tx.Protocol.LongLine,
 		},
-		Checks: make(map[string]CheckFacts, len(tx.Checks)),
+		Checks: checks,
 	}
 	if tx.Client.TLS != nil {
 		f.TLS, f.TLSVer = true, tx.Client.TLS.Version
