@@ -90,7 +90,20 @@ func validMailbox(m string) bool {
 		}
 	}
 	if strings.HasPrefix(domain, "[") {
-		return strings.HasSuffix(domain, "]") && !strings.ContainsAny(domain[1:len(domain)-1], "[]\\ ")
+		if !strings.HasSuffix(domain, "]") || len(domain) < 3 {
+			return false
+		}
+		// RFC 5321 §4.1.3 allows any printable ASCII but [ \ ] in an
+		// address literal; in use they are IPv4 and IPv6 addresses, and
+		// anything else (<, >, quotes) would only confuse a header or the
+		// backend's parser.
+		for i := 1; i < len(domain)-1; i++ {
+			c := domain[i]
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == ':' || c == '-') {
+				return false
+			}
+		}
+		return true
 	}
 	return validDomain(domain)
 }
