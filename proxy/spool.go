@@ -85,14 +85,6 @@ func (m *Message) Size() int64 { return m.size }
 // Spilled reports whether the content is in a file rather than in memory.
 func (m *Message) Spilled() bool { return m.file != nil }
 
-// Path returns the spool file's name, or "" while the message is in memory.
-func (m *Message) Path() string {
-	if m.file == nil {
-		return ""
-	}
-	return m.file.Name()
-}
-
 // Reader returns a reader over the whole content from the start. Readers are
 // independent of one another.
 func (m *Message) Reader() (io.Reader, error) {

@@ -3,7 +3,6 @@ package rules
 import (
 	"fmt"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -81,12 +80,4 @@ func (r *Rule) applies(rcptDomains []string) bool {
 		}
 	}
 	return false
-}
-
-// Check compiles a lone condition against o, for tools that test an
-// expression before it goes into a file.
-func Check(condition string, o Options) error {
-	opts := append([]expr.Option{expr.Env(o.Env), expr.AsBool()}, functions...)
-	_, err := expr.Compile(condition, opts...)
-	return err
 }

@@ -130,17 +130,6 @@ type Set struct {
 	Files []string
 }
 
-// ForStage returns the rules of stage, in order.
-func (s *Set) ForStage(stage string) []*Rule {
-	var out []*Rule
-	for _, r := range s.Rules {
-		if r.Stage == stage {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // Names returns the top-level facts that the rules of stage read.
 func (s *Set) Names(stage string) map[string]bool {
 	out := map[string]bool{}
