@@ -249,6 +249,10 @@ type Recipients struct {
 type Metrics struct {
 	// Address is host:port to listen on; "" serves none.
 	Address string `yaml:"address" expect:"an address like 127.0.0.1:9325"`
+	// Pprof adds Go's /debug/pprof/ profiles to the endpoint, so that an
+	// admin can see where a busy mxguard spends its time; off by default
+	// because profiles reveal internals and cost CPU while taken.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Headers configures the header checks.

@@ -86,6 +86,9 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 			d.Errorf(n, "metrics.address: expected host:port like 127.0.0.1:9325, got %s", yamlpos.Lit(c.Metrics.Address))
 		}
 	}
+	if n := d.Node("metrics.pprof"); n != nil && c.Metrics.Pprof && c.Metrics.Address == "" {
+		d.Errorf(n, "metrics.pprof: profiles are served on metrics.address, which is not set")
+	}
 	atLeast(d, "headers.max_bytes", "a size in bytes", int64(c.Headers.MaxBytes), 1024)
 	atLeast(d, "headers.max_fields", "an integer", int64(c.Headers.MaxFields), 10)
 	// drain_timeout may be 0: "stop immediately" is a legitimate choice.

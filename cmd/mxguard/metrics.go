@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -15,7 +16,7 @@ import (
 // /metrics for Prometheus, /healthz (the process answers) and /readyz (the
 // backend accepts a connection and rules are loaded), for load balancers
 // and orchestrators.
-func (in *instance) serveMetrics(addr string) error {
+func (in *instance) serveMetrics(addr string, profiles bool) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
@@ -38,6 +39,13 @@ func (in *instance) serveMetrics(addr string) error {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	in.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	in.log.Info("metrics endpoint", "addr", l.Addr().String())
 	go func() {

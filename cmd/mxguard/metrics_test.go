@@ -60,4 +60,27 @@ metrics:
 	if t.Failed() {
 		t.Logf("metrics:\n%s", body)
 	}
+	// Profiles are opt-in: without metrics.pprof they are not served.
+	if code, _ := get(t, "http://"+addr+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without metrics.pprof: %d, want 404", code)
+	}
+}
+
+func TestMetricsPprof(t *testing.T) {
+	addr := freePort(t)
+	startMxguard(t, `
+hostname: mx.example.org
+listen:
+  - address: LISTEN
+backend:
+  address: "builtin:`+filepath.Join(t.TempDir(), "mail")+`"
+domains: [example.org]
+metrics:
+  address: `+addr+`
+  pprof: true
+`)
+	code, body := get(t, "http://"+addr+"/debug/pprof/goroutine?debug=1")
+	if code != 200 || !strings.Contains(body, "mxguard/proxy.(*Server).Serve") {
+		t.Fatalf("/debug/pprof/goroutine: %d, want 200 with the listener's goroutine:\n%.2000s", code, body)
+	}
 }

@@ -148,7 +148,7 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 		Logger:  in.log,
 	})
 	if cfg.Metrics.Address != "" {
-		if err := in.serveMetrics(cfg.Metrics.Address); err != nil {
+		if err := in.serveMetrics(cfg.Metrics.Address, cfg.Metrics.Pprof); err != nil {
 			return nil, err
 		}
 	}
