@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -116,7 +115,7 @@ func (e *Engine) registerAuth(r *resolver.Resolver) {
 		return false, err
 	}}
 	e.register(&checker{name: "dmarc", stage: StageData, deps: []string{"spf", "dkim"}, run: func(ctx context.Context, tx *Transaction) CheckFacts {
-		in := dmarc.Input{Header: tx.header(), SPFResult: tx.auth.SPF.Result, SPFDomain: tx.auth.SPF.Domain}
+		in := dmarc.Input{Header: tx.Header(), SPFResult: tx.auth.SPF.Result, SPFDomain: tx.auth.SPF.Domain}
 		for _, s := range tx.auth.DKIM.Signatures {
 			in.DKIM = append(in.DKIM, dmarc.DKIMSig{Domain: s.Domain, Result: s.Result})
 		}
@@ -144,31 +143,60 @@ func contentReader(tx *Transaction) (io.Reader, error) {
 	return tx.Content.Reader()
 }
 
-// header returns the message's header section (up to the blank line),
-// read once and kept.
-func (tx *Transaction) header() []byte {
+// Header returns the message's header section, up to the blank line that
+// ends it (RFC 5322 §2.1) and at most maxHeaderBytes, read once and kept.
+// Content that can hand over its first octets (the proxy's spool, with the
+// message in memory) is not read through; only the header section is
+// copied, since the spool's buffer is recycled when the transaction ends
+// and a check that overran its deadline may still be reading. Callers must
+// not modify the result.
+func (tx *Transaction) Header() []byte {
 	if tx.headerBytes != nil {
 		return tx.headerBytes
 	}
 	tx.headerBytes = []byte{}
-	r, err := contentReader(tx)
-	if err != nil {
+	if tx.Content == nil {
 		return tx.headerBytes
 	}
-	br := bufio.NewReader(io.LimitReader(r, maxHeaderBytes))
-	var out []byte
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(bytes.TrimRight(line, "\r\n")) == 0 && len(line) > 0 {
-			break
+	var head []byte
+	if h, ok := tx.Content.(interface{ Head(n int) ([]byte, error) }); ok {
+		b, err := h.Head(maxHeaderBytes)
+		if err != nil {
+			return tx.headerBytes
 		}
-		out = append(out, line...)
-		if err != nil && err != bufio.ErrBufferFull {
-			break
+		head = b
+	} else {
+		r, err := tx.Content.Reader()
+		if err != nil {
+			return tx.headerBytes
 		}
+		b, err := io.ReadAll(io.LimitReader(r, maxHeaderBytes))
+		if err != nil {
+			return tx.headerBytes
+		}
+		head = b
 	}
-	tx.headerBytes = out
-	return out
+	tx.headerBytes = bytes.Clone(HeaderSection(head))
+	if tx.headerBytes == nil {
+		tx.headerBytes = []byte{}
+	}
+	return tx.headerBytes
+}
+
+// HeaderSection returns the start of msg up to its first empty line: a
+// line that is nothing but CR and LF characters.
+func HeaderSection(msg []byte) []byte {
+	for i := 0; i < len(msg); {
+		end := len(msg)
+		if j := bytes.IndexByte(msg[i:], '\n'); j >= 0 {
+			end = i + j + 1
+		}
+		if len(bytes.TrimRight(msg[i:end], "\r\n")) == 0 {
+			return msg[:i:i]
+		}
+		i = end
+	}
+	return msg[:len(msg):len(msg)]
 }
 
 // fromFacts fills in the From facts from the header, for the data stage.
@@ -177,7 +205,7 @@ func (s *Session) fromFacts(tx *Transaction) {
 		return
 	}
 	tx.fromDone = true
-	d, err := dmarc.FromDomain(tx.header())
+	d, err := dmarc.FromDomain(tx.Header())
 	if err != nil {
 		return
 	}

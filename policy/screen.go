@@ -80,7 +80,7 @@ func (e *Engine) registerHeaders(o headers.Options) {
 		opts := o
 		opts.SMTPUTF8 = tx.SMTPUTF8
 		opts.Domains = tx.localDomains
-		r := headers.Check(tx.header(), opts)
+		r := headers.Check(tx.Header(), opts)
 		tx.screen.Headers = HeadersFacts{FromCount: r.FromCount, FromAddresses: r.FromAddresses, DateCount: r.DateCount,
 			DateValid: r.DateValid, MessageIDCount: r.MessageIDCount, Duplicates: r.Duplicates, Fields: r.Fields,
 			Bytes: r.Bytes, TooBig: r.TooBig, EightBit: r.EightBit, Malformed: len(r.Malformed),

@@ -150,7 +150,7 @@ func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 // deliver is Deliver, with the kind of failure for the metrics ("" when
 // the backend took the message).
 func (f *Forwarder) deliver(ctx context.Context, tx *policy.Transaction, msg *Message) (Delivery, string) {
-	log := f.opts.Logger.With("session", tx.Session, "tx", tx.ID)
+	log := txLogger{f.opts.Logger, []any{"session", tx.Session, "tx", tx.ID}}
 	for {
 		b := f.take()
 		reused := b != nil
@@ -191,6 +191,33 @@ func (f *Forwarder) deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 		return rep, failureKind(rep)
 	}
 }
+
+// txLogger logs about one transaction. It is used per message, so the
+// transaction's attributes are added only to lines that are logged, not
+// formatted up front as slog.Logger.With would.
+type txLogger struct {
+	l     *slog.Logger
+	attrs []any
+}
+
+func (t txLogger) log(level slog.Level, msg string, args ...any) {
+	ctx := context.Background()
+	if t.l.Enabled(ctx, level) {
+		t.l.Log(ctx, level, msg, append(t.attrs[:len(t.attrs):len(t.attrs)], args...)...)
+	}
+}
+
+// Debug logs at debug level.
+func (t txLogger) Debug(msg string, args ...any) { t.log(slog.LevelDebug, msg, args...) }
+
+// Info logs at info level.
+func (t txLogger) Info(msg string, args ...any) { t.log(slog.LevelInfo, msg, args...) }
+
+// Warn logs at warn level.
+func (t txLogger) Warn(msg string, args ...any) { t.log(slog.LevelWarn, msg, args...) }
+
+// Error logs at error level.
+func (t txLogger) Error(msg string, args ...any) { t.log(slog.LevelError, msg, args...) }
 
 // failureKind labels a delivery whose final reply is not 2xx (an LMTP
 // partial delivery).
@@ -262,10 +289,14 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 		}
 		mail += " SMTPUTF8"
 	}
-	// MAIL and every RCPT go in one write when the backend pipelines
-	// (RFC 2920); DATA waits until every recipient is known to be taken.
+	// MAIL, every RCPT and DATA go in one write when the backend pipelines
+	// (RFC 2920 §3.1 allows DATA last in a group), which saves a round trip
+	// per message. Without PIPELINING, DATA waits for the recipients.
 	_, pipelining := b.ext["PIPELINING"]
 	cmds := append(append(prefix, mail), rcptCmds(tx.Rcpts)...)
+	if pipelining {
+		cmds = append(cmds, "DATA")
+	}
 	replies := make([]backendReply, 0, len(cmds))
 	for i, c := range cmds {
 		if err := b.send("%s", c); err != nil {
@@ -292,6 +323,15 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 		}
 	}
 	replies = replies[len(prefix):]
+	// Every error return below closes b (see deliver): when DATA was
+	// pipelined and the backend answered 354 although a recipient failed,
+	// closing before the final dot makes it discard the transaction
+	// (RFC 5321 §4.1.1.4), so nothing is delivered to the recipients it took.
+	var dataReply *backendReply
+	if pipelining {
+		dataReply = &replies[len(replies)-1]
+		replies = replies[:len(replies)-1]
+	}
 	if r := replies[0]; r.Code/100 != 2 {
 		return Delivery{}, false, deliveryError{Delivery: relay(tx, r), err: fmt.Errorf("backend: MAIL: %s", r)}
 	}
@@ -309,11 +349,14 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 			return Delivery{}, false, deliveryError{Delivery: Delivery{Reply: rep, Backend: r.String()}, err: fmt.Errorf("backend: RCPT <%s>: %s", tx.Rcpts[i], r)}
 		}
 	}
-	r, err := b.cmd(o.CommandTimeout, "DATA")
-	if err != nil {
-		return Delivery{}, false, err
+	if dataReply == nil {
+		r, err := b.cmd(o.CommandTimeout, "DATA")
+		if err != nil {
+			return Delivery{}, false, err
+		}
+		dataReply = &r
 	}
-	if r.Code != 354 {
+	if r := *dataReply; r.Code != 354 {
 		return Delivery{}, false, deliveryError{Delivery: relay(tx, r), err: fmt.Errorf("backend: DATA: %s", r)}
 	}
 	if err := f.writeMessage(b, tx, msg); err != nil {

@@ -10,40 +10,30 @@ import (
 	"mxguard/policy"
 )
 
-// maxHeaderScan bounds how much of a message is read to find Message-ID.
-const maxHeaderScan = 256 << 10
-
-// MessageID returns the Message-ID of msg without angle brackets, or "".
-// It reads only the header section (RFC 5322 §2.1), unfolding continued
-// lines, and stops at the first blank line or after maxHeaderScan octets.
-func MessageID(msg *Message) string {
-	r, err := msg.Reader()
-	if err != nil {
-		return ""
-	}
-	br := bufio.NewReader(io.LimitReader(r, maxHeaderScan))
+// MessageID returns the Message-ID in header (a header section, as
+// policy.Transaction.Header gives it) without angle brackets, or "".
+// Continued lines are unfolded.
+func MessageID(header []byte) string {
 	var cur []byte
 	found := false
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+	for len(header) > 0 {
+		line := header
+		if i := bytes.IndexByte(header, '\n'); i >= 0 {
+			line = header[:i+1]
+		}
+		header = header[len(line):]
+		if line[0] == ' ' || line[0] == '\t' {
 			if found {
 				cur = append(cur, bytes.TrimRight(line, "\r\n")...)
 			}
-		} else {
-			if found {
-				break
-			}
-			if len(bytes.TrimRight(line, "\r\n")) == 0 {
-				break // end of the header section
-			}
-			if name, value, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(string(bytes.TrimSpace(name)), "Message-ID") {
-				found = true
-				cur = append(cur[:0], bytes.TrimRight(value, "\r\n")...)
-			}
+			continue
 		}
-		if err != nil && err != bufio.ErrBufferFull {
+		if found {
 			break
+		}
+		if name, value, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(string(bytes.TrimSpace(name)), "Message-ID") {
+			found = true
+			cur = append(cur[:0], bytes.TrimRight(value, "\r\n")...)
 		}
 	}
 	id := strings.TrimSpace(string(cur))

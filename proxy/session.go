@@ -181,6 +181,9 @@ func (s *session) replyWith(r policy.Reply) {
 }
 
 func (s *session) flush() {
+	if s.w.Buffered() == 0 {
+		return
+	}
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.opts.CommandTimeout))
 	_ = s.w.Flush()
 }

@@ -103,6 +103,26 @@ func (m *Message) Reader() (io.Reader, error) {
 	return io.NewSectionReader(m.file, 0, m.size), nil
 }
 
+// Head returns the first n octets of the content, or all of it when it is
+// shorter. For content held in memory it is the buffer itself, not a copy:
+// the caller must not modify it, nor keep it past Close.
+func (m *Message) Head(n int) ([]byte, error) {
+	if m.file == nil && m.mem != nil && m.err == nil {
+		b := m.mem.Bytes()
+		n = min(n, len(b))
+		return b[:n:n], nil
+	}
+	r, err := m.Reader()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, min(int64(n), m.size))
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("spool: read: %w", err)
+	}
+	return b, nil
+}
+
 // Close discards the content and removes the spool file, if any.
 func (m *Message) Close() error {
 	m.release()

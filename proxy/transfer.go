@@ -137,9 +137,15 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 	s.tx = nil
 	tx.Size = scan.size
 	tx.Protocol = scan.facts
-	log := s.log.With("tx", tx.ID, "from", tx.MailFrom, "rcpts", tx.Rcpts, "size", tx.Size)
+	log := txLogger{s.log, []any{"tx", tx.ID, "from", tx.MailFrom, "rcpts", tx.Rcpts, "size", tx.Size}}
 	finish := func(v policy.Verdict, r policy.Reply, backend string) {
 		s.replyWith(r)
+		// The client has waited for this reply since its final dot; it goes
+		// out before the verdict line is written, unless pipelined commands
+		// wait behind it and their replies can share the packet.
+		if s.r.Buffered() == 0 {
+			s.flush()
+		}
 		action := v.Action.String()
 		if v.Action == policy.ActionInvalid {
 			action = "tempfail"
@@ -158,8 +164,8 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 		log.Error("spool failed", "err", scan.werr)
 		return
 	}
-	tx.MessageID = MessageID(msg)
 	tx.Content = msg
+	tx.MessageID = MessageID(tx.Header())
 	v := s.pol.Decide(context.Background(), policy.StageData, tx)
 	if v.Action.Refuses() {
 		finish(v, v.Reply, "")

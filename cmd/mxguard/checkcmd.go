@@ -164,7 +164,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		lines = lines[:len(lines)-1]
 		return final(tx, policy.StageRcpt, last)
 	}
-	tx.Size, tx.Protocol, tx.MessageID, tx.Content = msg.Size(), facts, proxy.MessageID(msg), msg
+	tx.Size, tx.Protocol, tx.Content = msg.Size(), facts, msg
+	tx.MessageID = proxy.MessageID(tx.Header())
 	return final(tx, policy.StageData, sess.Decide(ctx, policy.StageData, tx))
 }
 

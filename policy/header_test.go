@@ -1,0 +1,58 @@
+package policy
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestHeaderSection(t *testing.T) {
+	for _, c := range []struct{ msg, want string }{
+		{"From: a\r\nTo: b\r\n\r\nbody\r\n", "From: a\r\nTo: b\r\n"},
+		{"From: a\r\n folded\r\n\r\n\r\nbody", "From: a\r\n folded\r\n"},
+		{"\r\nbody only\r\n", ""},
+		{"From: a\nTo: b\n\nbody\n", "From: a\nTo: b\n"},
+		{"From: a\r\n\r\r\nbody", "From: a\r\n"},
+		{"From: a\r\nno body", "From: a\r\nno body"},
+		{"", ""},
+		{"From: a\r\n \r\nx: y\r\n\r\n", "From: a\r\n \r\nx: y\r\n"}, // a line of blanks continues
+	} {
+		if got := string(HeaderSection([]byte(c.msg))); got != c.want {
+			t.Errorf("HeaderSection(%q) = %q, want %q", c.msg, got, c.want)
+		}
+	}
+}
+
+// Content with and without Head must give the same header section, and a
+// header longer than maxHeaderBytes is cut there.
+func TestTransactionHeader(t *testing.T) {
+	long := "From: a\r\nX: " + strings.Repeat("y", maxHeaderBytes) + "\r\n\r\nbody"
+	for _, msg := range []string{
+		"From: a@sender.test\r\nSubject: s\r\n\r\nbody\r\n",
+		"From: a@sender.test\r\n",
+		long,
+	} {
+		want := string(HeaderSection([]byte(msg)))
+		if len(want) > maxHeaderBytes {
+			want = want[:maxHeaderBytes]
+		}
+		plain := &Transaction{Content: staticContent(msg)}
+		headed := &Transaction{Content: headContent(msg)}
+		if got := string(plain.Header()); got != want {
+			t.Errorf("Reader path: %.60q…, want %.60q…", got, want)
+		}
+		if got := string(headed.Header()); got != want {
+			t.Errorf("Head path: %.60q…, want %.60q…", got, want)
+		}
+	}
+	if h := (&Transaction{}).Header(); h == nil || len(h) != 0 {
+		t.Errorf("no content: %q, want empty", h)
+	}
+}
+
+// headContent is staticContent that also hands over its first octets.
+type headContent string
+
+func (c headContent) Reader() (io.Reader, error) { return strings.NewReader(string(c)), nil }
+
+func (c headContent) Head(n int) ([]byte, error) { return []byte(string(c)[:min(n, len(c))]), nil }

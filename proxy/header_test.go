@@ -1,0 +1,49 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMessageID(t *testing.T) {
+	for _, c := range []struct{ header, want string }{
+		{"From: a\r\nMessage-ID: <x@y>\r\n", "x@y"},
+		{"message-id:\r\n <folded@y>\r\nTo: b\r\n", "folded@y"},
+		{"From: a\r\n", ""},
+		{"Message-Id: <first@y>\r\nMessage-Id: <second@y>\r\n", "first@y"},
+		{"X-Message-ID: <not@y>\r\n", ""},
+		{"Message-ID: <" + strings.Repeat("a", 2000) + ">\r\n", strings.Repeat("a", 998)},
+	} {
+		if got := MessageID([]byte(c.header)); got != c.want {
+			t.Errorf("MessageID(%.40q) = %.40q, want %.40q", c.header, got, c.want)
+		}
+	}
+}
+
+// Head gives the same octets whether the message stayed in memory or went
+// to a spool file.
+func TestMessageHead(t *testing.T) {
+	content := "From: a\r\nSubject: " + strings.Repeat("s", 200) + "\r\n\r\nbody\r\n"
+	for _, threshold := range []int{1 << 20, 16} {
+		sp := &Spool{Dir: t.TempDir(), Threshold: threshold}
+		m := sp.NewMessage()
+		if _, err := m.Write([]byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		if m.Spilled() != (threshold == 16) {
+			t.Fatalf("threshold %d: spilled %v", threshold, m.Spilled())
+		}
+		for _, n := range []int{0, 10, len(content), len(content) + 100} {
+			b, err := m.Head(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := content[:min(n, len(content))]; string(b) != want {
+				t.Errorf("threshold %d: Head(%d) = %.30q…, want %.30q…", threshold, n, b, want)
+			}
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
