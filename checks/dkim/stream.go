@@ -23,6 +23,17 @@ import (
 // A Verifier is used by one writer; Close and Abort may be called from
 // another goroutine than Write, but not concurrently with each other.
 type Verifier struct {
+	// The goroutine starts only once the header section shows a signature
+	// may be there: an unsigned message costs neither a goroutine nor a
+	// copy of its body. ctx and o wait for that start.
+	ctx context.Context
+	o   Options
+
+	mu    sync.Mutex
+	state verifierState
+	head  []byte // input held while state is collecting
+	hpos  int    // where the line being collected starts in head
+
 	buf    *bufPipe
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -30,21 +41,42 @@ type Verifier struct {
 	closed bool
 }
 
+type verifierState int
+
+const (
+	collecting verifierState = iota // reading the header section
+	running                         // Verify runs on the goroutine
+	unsigned                        // the header section has no signature
+	abandoned                       // aborted before the goroutine started
+)
+
+// maxHeld bounds the header section held before deciding; a longer one
+// starts verification anyway, which then reads it as usual.
+const maxHeld = 64 << 10
+
 // NewVerifier starts verifying a message that will be written to the
 // returned Verifier. ctx bounds the verification: when it ends, key lookups
 // fail with temperror and the goroutine stops.
 func NewVerifier(ctx context.Context, o Options) *Verifier {
-	ctx, cancel := context.WithCancel(ctx)
-	v := &Verifier{buf: newBufPipe(), cancel: cancel, done: make(chan struct{})}
+	return &Verifier{ctx: ctx, o: o}
+}
+
+// start runs Verify on its goroutine, fed what was held. v.mu is held.
+func (v *Verifier) start() {
+	ctx, cancel := context.WithCancel(v.ctx)
+	v.buf, v.cancel, v.done = newBufPipe(), cancel, make(chan struct{})
+	v.state = running
 	// If ctx ends before Close, stop waiting for input that may never come.
 	stop := context.AfterFunc(ctx, v.buf.abort)
+	o := v.o
 	go func() {
 		defer close(v.done)
 		v.res = Verify(ctx, v.buf, o)
 		stop()
 		v.buf.readerDone()
 	}()
-	return v
+	_, _ = v.buf.Write(v.head)
+	v.head = nil
 }
 
 // ErrClosed is returned by Write after Close.
@@ -55,7 +87,73 @@ var ErrClosed = errors.New("dkim: write after close")
 // and Write still succeeds, so a Verifier can sit in an io.MultiWriter next
 // to the spool without ever failing it.
 func (v *Verifier) Write(p []byte) (int, error) {
-	return v.buf.Write(p)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return 0, ErrClosed
+	}
+	switch v.state {
+	case running:
+		return v.buf.Write(p)
+	case collecting:
+		v.head = append(v.head, p...)
+		if end, ok := v.headerEnd(); ok {
+			if maySign(v.head[:end]) {
+				v.start()
+			} else {
+				v.state, v.head = unsigned, nil
+			}
+		} else if len(v.head) > maxHeld {
+			v.start()
+		}
+	}
+	return len(p), nil
+}
+
+// headerEnd finds the empty line that ends the header section in v.head,
+// resuming where the last call stopped.
+func (v *Verifier) headerEnd() (int, bool) {
+	for {
+		i := bytes.IndexByte(v.head[v.hpos:], '\n')
+		if i < 0 {
+			return 0, false
+		}
+		line := v.head[v.hpos : v.hpos+i+1]
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			return v.hpos, true
+		}
+		v.hpos += i + 1
+	}
+}
+
+// maySign reports whether a header section may hold a DKIM-Signature
+// field: it names one, in any case, or holds non-ASCII octets, where
+// Unicode case folding (which go-msgauth's field matching uses, like
+// ours) could make another spelling match.
+func maySign(header []byte) bool {
+	const name = "dkim-signature"
+	for i, c := range header {
+		if c >= 0x80 {
+			return true
+		}
+		if (c == 'd' || c == 'D') && len(header)-i >= len(name) && asciiEqualFold(header[i:i+len(name)], name) {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiEqualFold(b []byte, lower string) bool {
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Close ends the message, waits for verification to finish and returns its
@@ -63,9 +161,28 @@ func (v *Verifier) Write(p []byte) (int, error) {
 // the context) cut the message short, the result is temperror with no
 // signatures: nothing can be said of a message not seen whole.
 func (v *Verifier) Close() Result {
+	v.mu.Lock()
 	if !v.closed {
 		v.closed = true
-		v.buf.closeWrite()
+		if v.state == collecting {
+			// The message ended within its header section.
+			if maySign(v.head) {
+				v.start()
+			} else {
+				v.state, v.head = unsigned, nil
+			}
+		}
+		if v.state == running {
+			v.buf.closeWrite()
+		}
+	}
+	state := v.state
+	v.mu.Unlock()
+	switch state {
+	case unsigned:
+		return Result{Result: None}
+	case abandoned:
+		return Result{Result: Temperror}
 	}
 	<-v.done
 	v.cancel()
@@ -80,8 +197,15 @@ func (v *Verifier) Close() Result {
 // returns, which is at once since their context is cancelled here. After
 // Close it changes nothing.
 func (v *Verifier) Abort() {
-	v.buf.abort()
-	v.cancel()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch v.state {
+	case collecting:
+		v.state, v.head = abandoned, nil
+	case running:
+		v.buf.abort()
+		v.cancel()
+	}
 }
 
 // bufPipe is an in-memory pipe whose writes never block. Its reader sees

@@ -173,35 +173,61 @@ func TestVerifierClose(t *testing.T) {
 	}
 }
 
-// TestVerifierUnsigned: with no signature, verification ends at the header
-// and later writes are dropped rather than buffered.
+// TestVerifierUnsigned: with no signature in the header section, no
+// goroutine starts and the body is neither buffered nor read.
 func TestVerifierUnsigned(t *testing.T) {
 	e := newEnv(t)
+	base := settledGoroutines(t, -1)
 	v := NewVerifier(testCtx(t), e.opts())
 	if _, err := v.Write(baseMessage(0)); err != nil {
 		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		v.buf.mu.Lock()
-		done := v.buf.rdone
-		v.buf.mu.Unlock()
-		if done || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
 	}
 	chunk := make([]byte, 1<<16)
 	for range 64 {
 		v.Write(chunk)
 	}
-	v.buf.mu.Lock()
-	held := v.buf.data.Len()
-	v.buf.mu.Unlock()
-	if held != 0 {
-		t.Errorf("%d octets held after verification ended", held)
+	v.mu.Lock()
+	state, held, pipe := v.state, len(v.head), v.buf
+	v.mu.Unlock()
+	if state != unsigned || held != 0 || pipe != nil {
+		t.Errorf("after an unsigned header: state %d, %d octets held, pipe %v; want unsigned, 0, none", state, held, pipe)
 	}
-	if r := v.Close(); r.Result != None {
+	settledGoroutines(t, base)
+	if r := v.Close(); r.Result != None || len(r.Signatures) != 0 {
 		t.Errorf("got %s", formatResult(r))
+	}
+}
+
+// TestVerifierStartsWhenUnsure: the shortcut for unsigned mail gives what
+// Verify gives whenever the header might name a signature, or the header
+// never ends, or the message is aborted before its header ended.
+func TestVerifierStartsWhenUnsure(t *testing.T) {
+	e := newEnv(t)
+	k := getKeys(t)
+	signed := sign(t, baseMessage(100), k.ed, "ed")
+	for name, msg := range map[string][]byte{
+		"subject names it":         append([]byte("Subject: about DKIM-SIGNATURE\r\n"), baseMessage(100)...),
+		"Kelvin sign in the name":  append([]byte("D\u212aIM-Signature: v=1; a=rsa-sha256; d=x; s=y; h=from; bh=; b=\r\n"), baseMessage(100)...),
+		"no end of header":         []byte("From: a@sender.test\r\nSubject: x\r\n"),
+		"signed, no end of header": bytes.TrimSuffix(signed[:bytes.Index(signed, []byte("\r\n\r\n"))+2], nil),
+		"signed":                   signed,
+		"long header":              append([]byte("X-Long: "+string(bytes.Repeat([]byte("a"), maxHeld+10))+"\r\n"), signed...),
+		"empty":                    nil,
+		"LF line endings":          bytes.ReplaceAll(signed, []byte("\r\n"), []byte("\n")),
+	} {
+		want := Verify(testCtx(t), bytes.NewReader(msg), e.opts())
+		for _, max := range []int{1, 13, 1 << 20} {
+			v := NewVerifier(testCtx(t), e.opts())
+			feed(t, v, msg, rand.New(rand.NewPCG(7, 8)), max)
+			if got := v.Close(); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s, chunks up to %d: %s, Verify gives %s", name, max, formatResult(got), formatResult(want))
+			}
+		}
+	}
+	v := NewVerifier(testCtx(t), e.opts())
+	v.Write([]byte("From: a@sender.test\r\n"))
+	v.Abort()
+	if r := v.Close(); r.Result != Temperror {
+		t.Errorf("aborted within the header: %s, want temperror", formatResult(r))
 	}
 }
