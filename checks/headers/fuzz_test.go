@@ -1,6 +1,7 @@
 package headers
 
 import (
+	"net/mail"
 	"reflect"
 	"slices"
 	"testing"
@@ -120,4 +121,27 @@ func mapValues(m map[string]string) func(func(string) bool) {
 			}
 		}
 	}
+}
+
+// FuzzValidDate holds validDate to net/mail.ParseDate: the common layout
+// tried first must not accept anything ParseDate refuses, nor the reverse.
+func FuzzValidDate(f *testing.F) {
+	for _, s := range []string{
+		"Tue, 1 Jul 2025 09:59:58 +0200",
+		"Tue, 01 Jul 2025 09:59:58 +0200 (CEST)",
+		"1 Jul 2025 09:59 GMT",
+		"Tue, 31 Feb 2025 09:59:58 +0200",
+		"Tue, 1 Jul 2025 09:59:58 +9999",
+		"Xyz, 1 Jul 2025 09:59:58 +0200",
+		" Tue, 1 Jul 2025 09:59:58 +0200",
+		"Tue, 1 Jul 2025 09:59:58 -0000\r\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		_, err := mail.ParseDate(v)
+		if got := validDate(v); got != (err == nil) {
+			t.Fatalf("validDate(%q) = %v, but ParseDate says %v", v, got, err)
+		}
+	})
 }

@@ -3,6 +3,8 @@ package headers
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -79,8 +81,31 @@ type namedDomain struct {
 	kind    string // "our" or "protected", for SpoofDetail
 }
 
+// namedCache keeps namedDomains' answers: the lists come from the
+// configuration, so there are few of them, and the IDNA mapping of every
+// domain would otherwise be redone for every message.
+var (
+	namedCache     sync.Map // key: the lists joined; value: []namedDomain
+	namedCacheSize atomic.Int32
+)
+
+// maxNamedCache bounds namedCache, should the lists ever vary per message.
+const maxNamedCache = 256
+
 // namedDomains lists the domains of o in both their ASCII and Unicode form.
 func namedDomains(o Options) []namedDomain {
+	key := strings.Join(o.Domains, "\x00") + "\x01" + strings.Join(o.Protected, "\x00")
+	if v, ok := namedCache.Load(key); ok {
+		return v.([]namedDomain)
+	}
+	out := mapNamedDomains(o)
+	if namedCacheSize.Add(1) <= maxNamedCache {
+		namedCache.Store(key, out)
+	}
+	return out
+}
+
+func mapNamedDomains(o Options) []namedDomain {
 	var out []namedDomain
 	add := func(list []string, kind string) {
 		for _, d := range list {
