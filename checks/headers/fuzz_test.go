@@ -135,6 +135,13 @@ func FuzzValidDate(f *testing.F) {
 		"Xyz, 1 Jul 2025 09:59:58 +0200",
 		" Tue, 1 Jul 2025 09:59:58 +0200",
 		"Tue, 1 Jul 2025 09:59:58 -0000\r\n",
+		"Wed, 25 Nov 2026 22:15:31 +0000 (UTC)",
+		"Wed, 25 Nov 2026 22:15:31 +0000 (Coordinated Universal Time)",
+		"Wed, 25 Nov 2026 22:15:31 +0000 (UTC) (x)",
+		"Wed, 25 Nov 2026 22:15:31 +0000 ()",
+		"Wed, 25 Nov 2026 22:15:31 +0000 (a(b)",
+		"Wed, 25 Nov 2026 22:15:31 +0000  (UTC)",
+		"Wed, 25 Nov 2026 22:15:31 UTC (UTC)",
 	} {
 		f.Add(s)
 	}

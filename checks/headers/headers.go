@@ -77,14 +77,27 @@ const commonDate = "Mon, 2 Jan 2006 15:04:05 -0700"
 // validDate reports whether net/mail.ParseDate accepts v. ParseDate tries
 // its 48 layouts in turn, building an error for each that fails, and the
 // common one with a day of the week comes 25th, which made it the costliest
-// part of these checks; so that layout goes first. Whatever it accepts,
+// part of these checks; so that layout goes first, with or without a plain
+// zone comment. Whatever it accepts,
 // ParseDate accepts too (the fuzz target holds them to that).
 func validDate(v string) bool {
-	if _, err := time.Parse(commonDate, v); err == nil {
+	d := v
+	// A trailing zone comment, as in "+0000 (UTC)", in its plainest form.
+	if i := strings.LastIndex(d, " ("); i > 0 && strings.HasSuffix(d, ")") &&
+		!strings.ContainsFunc(d[i+2:len(d)-1], func(r rune) bool { return !plainComment(r) }) {
+		d = d[:i]
+	}
+	if _, err := time.Parse(commonDate, d); err == nil {
 		return true
 	}
 	_, err := mail.ParseDate(v)
 	return err == nil
+}
+
+// plainComment reports whether r may appear in a date's zone comment for
+// validDate's shortcut: a letter, digit, space, '+' or '-'.
+func plainComment(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == ' ' || r == '+' || r == '-'
 }
 
 // Check examines a header section: the bytes the proxy holds, CRLF line
