@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -49,16 +50,22 @@ func (l *VerdictLog) Reopen() error {
 	return nil
 }
 
+// lineBufs recycles the buffers verdict lines are encoded into.
+var lineBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // Write appends one record.
 func (l *VerdictLog) Write(r *Record) error {
-	b, err := json.Marshal(r)
-	if err != nil {
+	buf := lineBufs.Get().(*bytes.Buffer)
+	defer lineBufs.Put(buf)
+	buf.Reset()
+	// Encode writes what Marshal returns, plus the newline, without
+	// Marshal's copy of the result.
+	if err := json.NewEncoder(buf).Encode(r); err != nil {
 		return fmt.Errorf("verdict log: %w", err)
 	}
-	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, err := l.f.Write(b); err != nil {
+	if _, err := l.f.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("verdict log: %w", err)
 	}
 	return nil
