@@ -62,6 +62,8 @@ listen:
   - address: 127.0.0.1:$mx_port
 backend:
   address: 127.0.0.1:$sink_port
+  # Above the number of sessions, so no delivery waits for a new connection.
+  max_idle_connections: 64
 domains: [example.org]
 authentication_results: true
 dns:

@@ -60,6 +60,8 @@ listen:
   - address: 127.0.0.1:$mxb_port
 backend:
   address: 127.0.0.1:$sink_port
+  # Above the number of sessions, so no delivery waits for a new connection.
+  max_idle_connections: 64
 domains: [example.org]
 rules: [$PWD/bench/no-checks.yaml]
 authentication_results: false
@@ -81,6 +83,8 @@ listen:
   - address: 127.0.0.1:$mxc_port
 backend:
   address: 127.0.0.1:$sink_port
+  # Above the number of sessions, so no delivery waits for a new connection.
+  max_idle_connections: 64
 domains: [example.org]
 authentication_results: true
 dns:

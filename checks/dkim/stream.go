@@ -96,33 +96,40 @@ func (v *Verifier) Write(p []byte) (int, error) {
 	case running:
 		return v.buf.Write(p)
 	case collecting:
-		v.head = append(v.head, p...)
-		if end, ok := v.headerEnd(); ok {
-			if maySign(v.head[:end]) {
-				v.start()
-			} else {
-				v.state, v.head = unsigned, nil
-			}
-		} else if len(v.head) > maxHeld {
+		// The input so far; p itself while nothing is held, which spares
+		// a copy when the header section ends within the first write.
+		data := p
+		if len(v.head) > 0 {
+			v.head = append(v.head, p...)
+			data = v.head
+		}
+		end, ok := headerEnd(data, &v.hpos)
+		switch {
+		case ok && !maySign(data[:end]):
+			v.state, v.head = unsigned, nil
+		case ok || len(data) > maxHeld:
+			v.head = data // start copies it into the pipe
 			v.start()
+		case len(v.head) == 0:
+			v.head = append(v.head, p...)
 		}
 	}
 	return len(p), nil
 }
 
-// headerEnd finds the empty line that ends the header section in v.head,
-// resuming where the last call stopped.
-func (v *Verifier) headerEnd() (int, bool) {
+// headerEnd finds the empty line that ends the header section in data,
+// resuming at *pos, where the last call stopped.
+func headerEnd(data []byte, pos *int) (int, bool) {
 	for {
-		i := bytes.IndexByte(v.head[v.hpos:], '\n')
+		i := bytes.IndexByte(data[*pos:], '\n')
 		if i < 0 {
 			return 0, false
 		}
-		line := v.head[v.hpos : v.hpos+i+1]
+		line := data[*pos : *pos+i+1]
 		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			return v.hpos, true
+			return *pos, true
 		}
-		v.hpos += i + 1
+		*pos += i + 1
 	}
 }
 
