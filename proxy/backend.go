@@ -48,9 +48,19 @@ type bconn struct {
 	// it must not carry another client's transaction.
 	spent bool
 	opts  *BackendOptions
+	// rd and wd spare re-arming the deadlines for every command.
+	rd, wd deadline
 }
 
 func (b *bconn) close() { _ = b.c.Close() }
+
+// setWriteDeadline puts the write deadline at d from now (or nearly; see
+// deadline.renew).
+func (b *bconn) setWriteDeadline(d time.Duration) {
+	if now := time.Now(); b.wd.renew(now, d) {
+		_ = b.c.SetWriteDeadline(now.Add(d))
+	}
+}
 
 func ioErr(op string, err error) error {
 	return fmt.Errorf("backend: %s: %w: %w", op, errBackendIO, err)
@@ -69,7 +79,7 @@ func (b *bconn) cmd(timeout time.Duration, format string, args ...any) (backendR
 
 // send queues a command line without flushing, for pipelining.
 func (b *bconn) send(format string, args ...any) error {
-	_ = b.c.SetWriteDeadline(time.Now().Add(b.opts.CommandTimeout))
+	b.setWriteDeadline(b.opts.CommandTimeout)
 	if _, err := fmt.Fprintf(b.w, format+"\r\n", args...); err != nil {
 		return ioErr("write", err)
 	}
@@ -84,7 +94,9 @@ func (b *bconn) read(timeout time.Duration) (backendReply, error) {
 }
 
 func (b *bconn) readLines(timeout time.Duration) (backendReply, []string, error) {
-	_ = b.c.SetReadDeadline(time.Now().Add(timeout))
+	if now := time.Now(); b.rd.renew(now, timeout) {
+		_ = b.c.SetReadDeadline(now.Add(timeout))
+	}
 	var lines []string
 	for n := 0; ; n++ {
 		line, err := b.r.ReadSlice('\n')
@@ -211,6 +223,8 @@ func (b *bconn) startTLS() error {
 		return ioErr("starttls", err)
 	}
 	b.c, b.tls = tc, true
+	b.rd.forget()
+	b.wd.forget()
 	b.r.Reset(tc)
 	b.w.Reset(tc)
 	return b.hello(b.opts.Helo)

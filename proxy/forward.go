@@ -514,7 +514,7 @@ func xforwardCmd(b *bconn, tx *policy.Transaction) string {
 // (RFC 5321 §4.5.2), then the end-of-data line. The content already has
 // canonical CRLF line endings: the proxy made it so while receiving it.
 func (f *Forwarder) writeMessage(b *bconn, tx *policy.Transaction, msg *Message) error {
-	_ = b.c.SetWriteDeadline(time.Now().Add(f.opts.DataTimeout))
+	b.setWriteDeadline(f.opts.DataTimeout)
 	if _, err := io.WriteString(b.w, receivedHeader(f.opts.Hostname, tx, time.Now())); err != nil {
 		return ioErr("write", err)
 	}

@@ -58,6 +58,9 @@ type session struct {
 	mu       sync.Mutex
 	draining bool
 	forced   bool
+	// rd and wd spare re-arming the deadlines for every command; rd is
+	// guarded by mu, since drain sets the read deadline too.
+	rd, wd deadline
 	idle     bool
 }
 
@@ -184,7 +187,9 @@ func (s *session) flush() {
 	if s.w.Buffered() == 0 {
 		return
 	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(s.opts.CommandTimeout))
+	if now := time.Now(); s.wd.renew(now, s.opts.CommandTimeout) {
+		_ = s.conn.SetWriteDeadline(now.Add(s.opts.CommandTimeout))
+	}
 	_ = s.w.Flush()
 }
 
@@ -204,7 +209,9 @@ func (s *session) setReadDeadline(d time.Duration, idle bool) bool {
 	if s.forced || s.draining && idle {
 		return false
 	}
-	_ = s.conn.SetReadDeadline(time.Now().Add(d))
+	if now := time.Now(); s.rd.renew(now, d) {
+		_ = s.conn.SetReadDeadline(now.Add(d))
+	}
 	return true
 }
 
@@ -216,6 +223,7 @@ func (s *session) drain(force bool) {
 	s.draining = true
 	s.forced = s.forced || force
 	if s.forced || s.idle {
+		s.rd.forget()
 		_ = s.conn.SetReadDeadline(time.Now())
 	}
 }
@@ -609,6 +617,8 @@ func (s *session) cmdStartTLS(arg string) {
 	}
 	s.mu.Lock()
 	s.conn = tc
+	s.rd.forget()
+	s.wd.forget()
 	s.mu.Unlock()
 	s.r.Reset(tc)
 	s.w.Reset(tc)
