@@ -61,7 +61,7 @@ type session struct {
 	// rd and wd spare re-arming the deadlines for every command; rd is
 	// guarded by mu, since drain sets the read deadline too.
 	rd, wd deadline
-	idle     bool
+	idle   bool
 }
 
 // bdatState is an RFC 3030 message being received in chunks.
