@@ -115,7 +115,7 @@ func (e *Engine) registerAuth(r *resolver.Resolver) {
 		return false, err
 	}}
 	e.register(&checker{name: "dmarc", stage: StageData, deps: []string{"spf", "dkim"}, run: func(ctx context.Context, tx *Transaction) CheckFacts {
-		in := dmarc.Input{Header: tx.Header(), SPFResult: tx.auth.SPF.Result, SPFDomain: tx.auth.SPF.Domain}
+		in := dmarc.Input{Header: tx.Header(), SPFResult: tx.auth.SPF.Result, SPFDomain: tx.auth.SPF.Domain, From: tx.from}
 		for _, s := range tx.auth.DKIM.Signatures {
 			in.DKIM = append(in.DKIM, dmarc.DKIMSig{Domain: s.Domain, Result: s.Result})
 		}
@@ -205,10 +205,13 @@ func (s *Session) fromFacts(tx *Transaction) {
 		return
 	}
 	tx.fromDone = true
-	d, err := dmarc.FromDomain(tx.Header())
-	if err != nil {
+	// Parsed once here, before the data-stage checks start, for the
+	// header checks and DMARC too.
+	tx.from = dmarc.ParseFrom(tx.Header())
+	if tx.from.Err != nil {
 		return
 	}
+	d := tx.from.Domain
 	tx.auth.From = FromFacts{Domain: d, Local: s.LocalDomain(d)}
 }
 

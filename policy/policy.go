@@ -9,13 +9,13 @@ package policy
 
 import (
 	"fmt"
-
-	"mxguard/checks/dkim"
-
-	"mxguard/rules"
 	"net/netip"
 	"strings"
 	"time"
+
+	"mxguard/checks/dkim"
+	"mxguard/checks/dmarc"
+	"mxguard/rules"
 )
 
 // Stage is the point of an SMTP transaction at which a decision is taken.
@@ -171,6 +171,7 @@ type Transaction struct {
 	dkimStream   *dkim.Verifier
 	headerBytes  []byte
 	fromDone     bool
+	from         *dmarc.ParsedFrom // the From domain, parsed once (fromFacts)
 	inherited    bool   // the session's connect and HELO results are in
 	accepted     bool   // an enforced accept rule let the transaction through
 	quarantined  string // what quarantined it: a rule's name or "score"

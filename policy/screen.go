@@ -80,6 +80,7 @@ func (e *Engine) registerHeaders(o headers.Options) {
 		opts := o
 		opts.SMTPUTF8 = tx.SMTPUTF8
 		opts.Domains = tx.localDomains
+		opts.From = tx.from
 		r := headers.Check(tx.Header(), opts)
 		tx.screen.Headers = HeadersFacts{FromCount: r.FromCount, FromAddresses: r.FromAddresses, DateCount: r.DateCount,
 			DateValid: r.DateValid, MessageIDCount: r.MessageIDCount, Duplicates: r.Duplicates, Fields: r.Fields,

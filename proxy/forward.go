@@ -461,7 +461,7 @@ func clientAttrs(tx *policy.Transaction) [][2]string {
 }
 
 func offered(ext string, attr string) bool {
-	for _, f := range strings.Fields(ext) {
+	for f := range strings.FieldsSeq(ext) {
 		if strings.EqualFold(f, attr) {
 			return true
 		}
@@ -500,14 +500,18 @@ func (f *Forwarder) xclient(b *bconn, tx *policy.Transaction) error {
 // xforwardCmd is the XFORWARD command for tx's client. XFORWARD holds for
 // the next transaction only, so it is sent with each (XFORWARD_README).
 func xforwardCmd(b *bconn, tx *policy.Transaction) string {
-	cmd := "XFORWARD"
+	var cmd strings.Builder
+	cmd.Grow(128)
+	cmd.WriteString("XFORWARD")
+	ext := b.ext["XFORWARD"]
 	attrs := append(clientAttrs(tx), [2]string{"IDENT", tx.ID}, [2]string{"SOURCE", "REMOTE"})
 	for _, kv := range attrs {
-		if offered(b.ext["XFORWARD"], kv[0]) {
-			cmd += " " + kv[0] + "=" + xtext(kv[1])
+		if offered(ext, kv[0]) {
+			cmd.WriteString(" " + kv[0] + "=")
+			cmd.WriteString(xtext(kv[1]))
 		}
 	}
-	return cmd
+	return cmd.String()
 }
 
 // writeMessage sends the Received header and the content, dot-stuffed

@@ -52,6 +52,21 @@ type Input struct {
 	SPFDomain string
 	// DKIM holds the result of every DKIM signature on the message.
 	DKIM []DKIMSig
+	// From, when not nil, is FromDomain's answer for Header, from a
+	// caller that has parsed it already; Header is then not parsed again.
+	From *ParsedFrom
+}
+
+// ParsedFrom is what FromDomain returned for a header section.
+type ParsedFrom struct {
+	Domain string
+	Err    error
+}
+
+// ParseFrom returns FromDomain's answer for header as a ParsedFrom.
+func ParseFrom(header []byte) *ParsedFrom {
+	d, err := FromDomain(header)
+	return &ParsedFrom{Domain: d, Err: err}
 }
 
 // DKIMSig is the outcome of verifying one DKIM signature.
@@ -108,7 +123,11 @@ type Checker struct {
 // temperror, and so is a fail that an aligned SPF or DKIM temperror might
 // have turned into a pass.
 func (c *Checker) Check(ctx context.Context, in Input) Result {
-	from, err := FromDomain(in.Header)
+	pf := in.From
+	if pf == nil {
+		pf = ParseFrom(in.Header)
+	}
+	from, err := pf.Domain, pf.Err
 	if err != nil {
 		// RFC 7489 §6.6.1: without exactly one From domain there is
 		// nothing to evaluate.

@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"mxguard/checks/dmarc"
 )
 
 // Defaults for the zero values of Options.
@@ -34,6 +36,9 @@ type Options struct {
 	Domains   []string // our own domains (lower-case)
 	Protected []string // further domains whose names must not be impersonated in display names (e.g. a bank's)
 	SMTPUTF8  bool     // the client used SMTPUTF8: 8-bit header bytes are allowed (RFC 6532)
+	// From, when not nil, is dmarc.FromDomain's answer for the header
+	// section, from a caller that has parsed it already.
+	From *dmarc.ParsedFrom
 }
 
 // Result is the evidence Check found in one header section.

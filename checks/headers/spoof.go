@@ -34,7 +34,11 @@ func spoofed(section []byte, boxes []mailbox, o Options) (bool, string) {
 	// same strict parser. When it will not say (several From fields or
 	// addresses, bad syntax), each display name is held against its own
 	// address, as the reader shows them side by side.
-	dmarcDom, err := dmarc.FromDomain(section)
+	pf := o.From
+	if pf == nil {
+		pf = dmarc.ParseFrom(section)
+	}
+	dmarcDom, err := pf.Domain, pf.Err
 	named := namedDomains(o)
 	for _, b := range boxes {
 		if b.display == "" {
