@@ -172,9 +172,9 @@ type Transaction struct {
 	headerBytes  []byte
 	fromDone     bool
 	from         *dmarc.ParsedFrom // the From domain, parsed once (fromFacts)
-	inherited    bool   // the session's connect and HELO results are in
-	accepted     bool   // an enforced accept rule let the transaction through
-	quarantined  string // what quarantined it: a rule's name or "score"
+	inherited    bool              // the session's connect and HELO results are in
+	accepted     bool              // an enforced accept rule let the transaction through
+	quarantined  string            // what quarantined it: a rule's name or "score"
 	facts        Facts
 }
 
