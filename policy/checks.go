@@ -37,7 +37,8 @@ func (e *Engine) register(c *checker) {
 
 // needed returns the checks to run at stage for rules that read names, with
 // their dependencies, ordered so that a check comes after what it needs.
-// A rule that reads the generic "checks" map needs every check due by then.
+// A rule that reads the generic "checks" map, or "temperrors", needs every
+// check due by then.
 func (e *Engine) needed(stage Stage, names map[string]bool) []*checker {
 	want := map[string]bool{}
 	var add func(name string)
@@ -54,7 +55,8 @@ func (e *Engine) needed(stage Stage, names map[string]bool) []*checker {
 	for name := range names {
 		add(name)
 	}
-	if names["checks"] {
+	// Both name every check's result: a rule reading them needs them all.
+	if names["checks"] || names["temperrors"] {
 		for name := range e.checks {
 			add(name)
 		}

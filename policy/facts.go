@@ -2,6 +2,7 @@ package policy
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -33,6 +34,10 @@ type Facts struct {
 	DMARC     DMARCFacts            `expr:"dmarc" json:"dmarc"`
 	From      FromFacts             `expr:"from" json:"from" doc:"the From header"`
 	Checks    map[string]CheckFacts `expr:"checks" json:"checks" doc:"every check run so far, by name: checks.NAME.result and checks.NAME.detail"`
+	// Temperrors is derived from Checks, so that rules about temporary
+	// failures need not walk the map (which costs the rule engine ten
+	// times more) and replay of older lines without it still works.
+	Temperrors []string `expr:"temperrors" json:"-" doc:"the names of the checks run so far whose result is temperror, sorted"`
 }
 
 // ClientFacts describe the SMTP client.
@@ -163,9 +168,15 @@ func (tx *Transaction) factsFor(stage Stage) *Facts {
 	}
 	f.SPF, f.DKIM, f.DMARC, f.From = tx.auth.SPF, tx.auth.DKIM, tx.auth.DMARC, tx.auth.From
 	f.DNSBL, f.Headers = tx.screen.DNSBL, tx.screen.Headers
+	temps := f.Temperrors[:0]
 	for k, v := range tx.Checks {
 		f.Checks[k] = CheckFacts{Result: v.Result, Detail: v.Detail}
+		if v.Result == ResultTemperror {
+			temps = append(temps, k)
+		}
 	}
+	slices.Sort(temps)
+	f.Temperrors = temps
 	return f
 }
 
