@@ -110,9 +110,10 @@ func forged(field []byte, authservID string) bool {
 	return strings.EqualFold(strings.TrimSpace(stripComments(id)), authservID)
 }
 
-func unfold(s string) string {
-	return strings.NewReplacer("\r\n", "", "\n", "", "\t", " ").Replace(s)
-}
+// unfolder joins a folded field value into one line.
+var unfolder = strings.NewReplacer("\r\n", "", "\n", "", "\t", " ")
+
+func unfold(s string) string { return unfolder.Replace(s) }
 
 // stripComments removes RFC 5322 comments (nested parentheses), which may
 // surround the authserv-id (RFC 8601 §2.2 allows CFWS there), and the
