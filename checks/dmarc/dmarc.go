@@ -298,7 +298,7 @@ func (c *Checker) discoverAt(ctx context.Context, domain string) (d discovery, e
 		// and discovery stops here: the set was not empty.
 		return discovery{detail: fmt.Sprintf("%d DMARC records at %s; DMARC does not apply (RFC 7489 §6.6.3)", len(recs), name)}, false
 	}
-	rec, ok, detail := parseRecord(recs[0])
+	rec, ok, detail := parseRecordCached(recs[0])
 	if !ok {
 		return discovery{detail: name + ": " + detail}, false
 	}

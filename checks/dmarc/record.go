@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	msgdmarc "github.com/emersion/go-msgauth/dmarc"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // policyRecord is a DMARC record as this check uses it: go-msgauth's
@@ -15,6 +16,33 @@ type policyRecord struct {
 	np  string // RFC 9091 / DMARCbis non-existent subdomain policy, "" if absent
 	// dropped lists the tags discarded for a syntax error, for Detail.
 	dropped []string
+}
+
+// parsedRecords caches parseRecord by the record's text: the same few
+// records come back for every message from a domain, and parsing one has
+// go-msgauth judge each tag on its own. The results are never modified.
+var parsedRecords, _ = lru.New[string, parsedRecord](1024)
+
+// maxCachedRecord keeps records an attacker's domain could make huge out
+// of the cache.
+const maxCachedRecord = 1024
+
+type parsedRecord struct {
+	r      policyRecord
+	ok     bool
+	detail string
+}
+
+// parseRecordCached is parseRecord through parsedRecords.
+func parseRecordCached(txt string) (policyRecord, bool, string) {
+	if p, ok := parsedRecords.Get(txt); ok {
+		return p.r, p.ok, p.detail
+	}
+	r, ok, detail := parseRecord(txt)
+	if len(txt) <= maxCachedRecord {
+		parsedRecords.Add(txt, parsedRecord{r, ok, detail})
+	}
+	return r, ok, detail
 }
 
 // tag is one tag=value pair of a record (RFC 7489 §6.4).
