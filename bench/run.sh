@@ -46,7 +46,8 @@ mxb_port=26002
 mxc_port=26003
 # smtp-sink: a backlog of 256; -u nobody because it refuses to run as root.
 smtp-sink -u nobody 127.0.0.1:$sink_port 256 &
-pids+=($!)
+sink_pid=$!
+pids+=($sink_pid)
 
 # The DNS of path (c): bench/bench.zone on a loopback port of its choosing,
 # announced on the first line of its output.
@@ -119,12 +120,17 @@ for port in $sink_port $mxb_port $mxc_port; do
 done
 
 # run PORT: prints elapsed seconds for the load against PORT.
+# Also writes smtp-source's CPU seconds to $work/source-cpu.
 run() {
 	local start end
 	start=$(date +%s.%N)
 	smtp-source -s "$sessions" -m "$messages" -l "$size" -d \
 		-f sender@sender.test -t user@example.org -M client.test "127.0.0.1:$1"
 	end=$(date +%s.%N)
+	# The second line of "times" is the children's user and system time.
+	# ("times" runs in this shell, not in a pipeline's, to see them.)
+	times >"$work/times"
+	awk 'NR == 2 { gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4 }' "$work/times" >"$work/source-cpu"
 	echo "$end - $start" | bc -l
 }
 
@@ -146,7 +152,10 @@ for port in $sink_port $mxb_port $mxc_port; do
 	smtp-source -s 2 -m 200 -l "$size" -d -f sender@sender.test -t user@example.org -M client.test 127.0.0.1:$port
 done
 
+s0=$(cpu_ticks $sink_pid)
 direct=$(run $sink_port)
+s1=$(cpu_ticks $sink_pid)
+source_cpu=$(cat "$work/source-cpu")
 b0=$(cpu_ticks $mxb_pid)
 through_b=$(run $mxb_port)
 b1=$(cpu_ticks $mxb_pid)
@@ -185,7 +194,7 @@ awk -v m="$messages" -v s="$sessions" -v z="$size" -v a="$direct" -v b="$through
 	-v a150="$(field p50_ms "$lat1_a")" -v a199="$(field p99_ms "$lat1_a")" \
 	-v b150="$(field p50_ms "$lat1_b")" -v b199="$(field p99_ms "$lat1_b")" \
 	-v c150="$(field p50_ms "$lat1_c")" -v c199="$(field p99_ms "$lat1_c")" \
-	-v acc="$accepted" -v tot="$total_c" -v f="$failed" 'BEGIN {
+	-v acc="$accepted" -v tot="$total_c" -v f="$failed" -v srccpu="$source_cpu" -v sinkcpu=$((s1 - s0)) 'BEGIN {
 	printf "rate: %d messages of %d bytes over %d parallel sessions (smtp-source -d)\n", m, z, s
 	printf "%-40s %9s %11s %9s %14s %10s\n", "path", "seconds", "messages/s", "of (a)", "CPU s/1k msgs", "peak RSS"
 	printf "%-40s %9.2f %11.0f %9s %14s %10s\n", "(a) straight to smtp-sink", a, m / a, "100%", "-", "-"
@@ -202,6 +211,12 @@ awk -v m="$messages" -v s="$sessions" -v z="$size" -v a="$direct" -v b="$through
 	printf "); added p99 of (c) %.2f ms at %d sessions, %.2f ms at 1 (target <= 5 ms", c99 - a99, ls, c199 - a199
 	if (c99 - a99 > 5) printf ", missed by %.2f ms at %d sessions", c99 - a99 - 5, ls
 	printf ")\n"
+	# Where every process shares the same cores, a message through mxguard
+	# costs what it costs in (a) plus the CPU of mxguard itself.
+	xa = srccpu / m * 1e6; ya = sinkcpu / hz / m * 1e6; zc = cpuc / hz / m * 1e6
+	printf "CPU per message: smtp-source %.0f us and smtp-sink %.0f us in (a); mxguard %.0f us in (c)\n", xa, ya, zc
+	printf "  with the cores shared and saturated, (c)/(a) can reach about (source+sink)/(source+sink+mxguard) = %.0f%%;\n", 100 * (xa + ya) / (xa + ya + zc)
+	printf "  80%% would need mxguard at %.0f us a message or less\n", (xa + ya) / 4
 	printf "warnings logged: (b) %d, (c) %d; smtpload failures: %d; (c) accepted %d of the %d messages sent to it\n", wb, wc, f, acc, tot
 }'
 echo "load average $(loadavg) after"
