@@ -142,6 +142,8 @@ latency() {
 field() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# io_calls PID: the read and write system calls the process has made.
+io_calls() { awk '/^sysc[rw]:/ { n += $2 } END { print n }' "/proc/$1/io"; }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), load average $(loadavg) before"
@@ -156,12 +158,12 @@ s0=$(cpu_ticks $sink_pid)
 direct=$(run $sink_port)
 s1=$(cpu_ticks $sink_pid)
 source_cpu=$(cat "$work/source-cpu")
-b0=$(cpu_ticks $mxb_pid)
+b0=$(cpu_ticks $mxb_pid) bio0=$(io_calls $mxb_pid)
 through_b=$(run $mxb_port)
-b1=$(cpu_ticks $mxb_pid)
-c0=$(cpu_ticks $mxc_pid)
+b1=$(cpu_ticks $mxb_pid) bio1=$(io_calls $mxb_pid)
+c0=$(cpu_ticks $mxc_pid) cio0=$(io_calls $mxc_pid)
 through_c=$(run $mxc_port)
-c1=$(cpu_ticks $mxc_pid)
+c1=$(cpu_ticks $mxc_pid) cio1=$(io_calls $mxc_pid)
 
 lat_a=$(latency $sink_port "$lat_sessions")
 lat_b=$(latency $mxb_port "$lat_sessions")
@@ -194,7 +196,8 @@ awk -v m="$messages" -v s="$sessions" -v z="$size" -v a="$direct" -v b="$through
 	-v a150="$(field p50_ms "$lat1_a")" -v a199="$(field p99_ms "$lat1_a")" \
 	-v b150="$(field p50_ms "$lat1_b")" -v b199="$(field p99_ms "$lat1_b")" \
 	-v c150="$(field p50_ms "$lat1_c")" -v c199="$(field p99_ms "$lat1_c")" \
-	-v acc="$accepted" -v tot="$total_c" -v f="$failed" -v srccpu="$source_cpu" -v sinkcpu=$((s1 - s0)) 'BEGIN {
+	-v acc="$accepted" -v tot="$total_c" -v f="$failed" -v srccpu="$source_cpu" -v sinkcpu=$((s1 - s0)) \
+	-v iob=$((bio1 - bio0)) -v ioc=$((cio1 - cio0)) 'BEGIN {
 	printf "rate: %d messages of %d bytes over %d parallel sessions (smtp-source -d)\n", m, z, s
 	printf "%-40s %9s %11s %9s %14s %10s\n", "path", "seconds", "messages/s", "of (a)", "CPU s/1k msgs", "peak RSS"
 	printf "%-40s %9.2f %11.0f %9s %14s %10s\n", "(a) straight to smtp-sink", a, m / a, "100%", "-", "-"
@@ -217,6 +220,7 @@ awk -v m="$messages" -v s="$sessions" -v z="$size" -v a="$direct" -v b="$through
 	printf "CPU per message: smtp-source %.0f us and smtp-sink %.0f us in (a); mxguard %.0f us in (c)\n", xa, ya, zc
 	printf "  with the cores shared and saturated, (c)/(a) can reach about (source+sink)/(source+sink+mxguard) = %.0f%%;\n", 100 * (xa + ya) / (xa + ya + zc)
 	printf "  80%% would need mxguard at %.0f us a message or less\n", (xa + ya) / 4
+	printf "read and write system calls per message: (b) %.1f, (c) %.1f (client side, backend side, verdict log)\n", iob / m, ioc / m
 	printf "warnings logged: (b) %d, (c) %d; smtpload failures: %d; (c) accepted %d of the %d messages sent to it\n", wb, wc, f, acc, tot
 }'
 echo "load average $(loadavg) after"
