@@ -12,7 +12,7 @@
 # The rate is smtp-source's (MESSAGES over SESSIONS); the latency is
 # bench/smtpload's (LAT_MESSAGES over LAT_SESSIONS, and over one session),
 # per message from MAIL to the final reply. Environment: LAT_MESSAGES
-# (default 4000), LAT_SESSIONS (default 8).
+# (default 10000), LAT_SESSIONS (default 8).
 #
 # Needs smtp-source and smtp-sink (Debian package postfix) and Go.
 set -euo pipefail
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 messages=${1:-20000}
 sessions=${2:-20}
 size=${3:-4096}
-lat_messages=${LAT_MESSAGES:-4000}
+lat_messages=${LAT_MESSAGES:-10000}
 lat_sessions=${LAT_SESSIONS:-8}
 work=$(mktemp -d /tmp/mxguard-bench-XXXXXX)
 chmod 755 "$work"
