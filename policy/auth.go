@@ -76,9 +76,8 @@ func (e *Engine) registerAuth(r *resolver.Resolver) {
 	dopts := dkim.Options{Lookup: r.LookupTXT}
 	e.register(&checker{name: "dkim", stage: StageData, run: func(ctx context.Context, tx *Transaction) CheckFacts {
 		var res dkim.Result
-		if v := tx.dkimStream; v != nil {
-			tx.dkimStream = nil
-			res = v.Close()
+		if p := tx.dkimPrefetch; p != nil && p.Unsigned() {
+			res = dkim.Result{Result: dkim.None}
 		} else {
 			rd, err := contentReader(tx)
 			if err != nil {
@@ -216,14 +215,15 @@ func (s *Session) fromFacts(tx *Transaction) {
 }
 
 // DataTap returns a writer to copy the message to while it arrives, so
-// that DKIM verification (and its key lookups) overlaps the transfer; nil
-// when no data-stage consumer needs DKIM. Finish releases it.
+// that the DKIM keys are looked up while the transfer goes on (the message
+// is verified from the spool afterwards, and an unsigned one not read at
+// all); nil when no data-stage consumer needs DKIM. Finish releases it.
 func (s *Session) DataTap(ctx context.Context, tx *Transaction) io.Writer {
 	if s.e.checks["dkim"] == nil || !s.needsAtData("dkim") {
 		return nil
 	}
-	tx.dkimStream = dkim.NewVerifier(ctx, dkim.Options{Lookup: s.e.resolver.LookupTXT})
-	return tx.dkimStream
+	tx.dkimPrefetch = dkim.NewPrefetcher(ctx, dkim.Options{Lookup: s.e.resolver.LookupTXT})
+	return tx.dkimPrefetch
 }
 
 // needsAtData reports whether the data stage will run check name.

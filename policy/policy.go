@@ -168,7 +168,7 @@ type Transaction struct {
 	replayRcpts  map[string]CheckRecord // logged verification answers, for replay
 	localDomains []string               // the session's domains, for the header checks
 	screen       screenFacts
-	dkimStream   *dkim.Verifier
+	dkimPrefetch *dkim.Prefetcher
 	headerBytes  []byte
 	fromDone     bool
 	from         *dmarc.ParsedFrom // the From domain, parsed once (fromFacts)

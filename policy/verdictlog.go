@@ -94,9 +94,9 @@ type Outcome struct {
 
 // Finish writes the verdict line for tx.
 func (s *Session) Finish(tx *Transaction, o Outcome) {
-	if tx.dkimStream != nil {
-		tx.dkimStream.Abort()
-		tx.dkimStream = nil
+	if tx.dkimPrefetch != nil {
+		tx.dkimPrefetch.Stop()
+		tx.dkimPrefetch = nil
 	}
 	s.e.metrics.Transaction(o.Action)
 	if s.e.log == nil {
