@@ -5,16 +5,21 @@
 # every check on (DNSBL, SPF, DKIM, DMARC, header checks, recipient
 # verification against the sink), its DNS answered by "mxguard zone-serve"
 # from bench/bench.zone with a warm cache, in one run on one machine.
-# Everything stays on loopback; nothing asks the machine's resolver.
+# Then, as an admin would deploy it, (d) straight to a real Postfix
+# (bench/postfix: a private instance that queues and discards) and (e)
+# through mxguard as in (c) to that Postfix. Everything stays on loopback;
+# nothing asks the machine's resolver.
 #
 #   bench/run.sh [MESSAGES] [SESSIONS] [SIZE]
 #
 # The rate is smtp-source's (MESSAGES over SESSIONS); the latency is
 # bench/smtpload's (LAT_MESSAGES over LAT_SESSIONS, and over one session),
 # per message from MAIL to the final reply. Environment: LAT_MESSAGES
-# (default 10000), LAT_SESSIONS (default 8).
+# (default 10000), LAT_SESSIONS (default 8), PF_MESSAGES (messages for
+# (d) and (e), default 5000), POSTFIX=0 (no (d) and (e)).
 #
-# Needs smtp-source and smtp-sink (Debian package postfix) and Go.
+# Needs smtp-source and smtp-sink (Debian package postfix) and Go; (d) and
+# (e) need root as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -24,6 +29,7 @@ sessions=${2:-20}
 size=${3:-4096}
 lat_messages=${LAT_MESSAGES:-10000}
 lat_sessions=${LAT_SESSIONS:-8}
+pf_messages=${PF_MESSAGES:-5000}
 work=$(mktemp -d /tmp/mxguard-bench-XXXXXX)
 chmod 755 "$work"
 pids=()
@@ -112,20 +118,53 @@ pids+=($mxb_pid)
 mxc_pid=$!
 pids+=($mxc_pid)
 
-for port in $sink_port $mxb_port $mxc_port; do
+# Paths (d) and (e): a real Postfix as the backend (bench/postfix, a
+# private instance that queues what it accepts and discards it), straight
+# and through mxguard configured as in (c): what an admin's deployment
+# looks like. POSTFIX=0 skips them; so does a machine where Postfix cannot
+# be started (it needs root).
+pf_addr=
+mxe_port=26004
+if [ "${POSTFIX:-1}" != 0 ]; then
+	go build -o "$work/postfix" ./bench/postfix
+	"$work/postfix" >"$work/postfix.out" 2>"$work/postfix.log" &
+	pf_pid=$!
+	pids+=($pf_pid)
+	for _ in $(seq 300); do
+		pf_addr=$(sed -n 's/^listening on //p' "$work/postfix.out")
+		[ -n "$pf_addr" ] && break
+		kill -0 $pf_pid 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -n "$pf_addr" ] || { echo "bench: no Postfix, so no paths (d) and (e):" >&2; cat "$work/postfix.log" >&2; }
+fi
+ports="$sink_port $mxb_port $mxc_port"
+if [ -n "$pf_addr" ]; then
+	mkdir -p "$work/spool-e"
+	sed -e "s/127.0.0.1:$mxc_port/127.0.0.1:$mxe_port/" -e "s/127.0.0.1:$sink_port/$pf_addr/" \
+		-e "s|spool-c|spool-e|" -e "s|verdicts.jsonl|verdicts-e.jsonl|" "$work/mxguard-c.yaml" >"$work/mxguard-e.yaml"
+	"$work/mxguard" serve --config "$work/mxguard-e.yaml" 2>"$work/mxguard-e.log" &
+	mxe_pid=$!
+	pids+=($mxe_pid)
+	ports="$ports $mxe_port"
+fi
+
+for port in $ports; do
 	for _ in $(seq 100); do
 		(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
 		sleep 0.05
 	done
 done
 
-# run PORT: prints elapsed seconds for the load against PORT.
+# run: prints elapsed seconds for the load against PORT (on 127.0.0.1) or ADDR.
 # Also writes smtp-source's CPU seconds to $work/source-cpu.
+# run PORT|ADDR [MESSAGES]
 run() {
-	local start end
+	local start end addr=$1
+	[[ $addr == *:* ]] || addr=127.0.0.1:$addr
 	start=$(date +%s.%N)
-	smtp-source -s "$sessions" -m "$messages" -l "$size" -d \
-		-f sender@sender.test -t user@example.org -M client.test "127.0.0.1:$1"
+	smtp-source -s "$sessions" -m "${2:-$messages}" -l "$size" -d \
+		-f sender@sender.test -t user@example.org -M client.test "$addr"
 	end=$(date +%s.%N)
 	# The second line of "times" is the children's user and system time.
 	# ("times" runs in this shell, not in a pipeline's, to see them.)
@@ -134,9 +173,11 @@ run() {
 	echo "$end - $start" | bc -l
 }
 
-# latency PORT SESSIONS: prints smtpload's key=value summary line.
+# latency PORT|ADDR SESSIONS [MESSAGES]: prints smtpload's key=value summary line.
 latency() {
-	"$work/smtpload" -addr "127.0.0.1:$1" -n "$lat_messages" -c "$2" -size "$size" \
+	local addr=$1
+	[[ $addr == *:* ]] || addr=127.0.0.1:$addr
+	"$work/smtpload" -addr "$addr" -n "${3:-$lat_messages}" -c "$2" -size "$size" \
 		-from sender@sender.test -to user@example.org -helo client.test 2>>"$work/smtpload.err" | tail -n 1 || true
 }
 field() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" <<<"$2"; }
@@ -223,6 +264,28 @@ awk -v m="$messages" -v s="$sessions" -v z="$size" -v a="$direct" -v b="$through
 	printf "read and write system calls per message: (b) %.1f, (c) %.1f (client side, backend side, verdict log)\n", iob / m, ioc / m
 	printf "warnings logged: (b) %d, (c) %d; smtpload failures: %d; (c) accepted %d of the %d messages sent to it\n", wb, wc, f, acc, tot
 }'
+if [ -n "$pf_addr" ]; then
+	for a in "$pf_addr" $mxe_port; do
+		run "$a" 200 >/dev/null
+	done
+	e0=$(cpu_ticks $mxe_pid)
+	direct_d=$(run "$pf_addr" "$pf_messages")
+	through_e=$(run $mxe_port "$pf_messages")
+	e1=$(cpu_ticks $mxe_pid)
+	lat_d=$(latency "$pf_addr" "$lat_sessions" "$pf_messages")
+	lat_e=$(latency $mxe_port "$lat_sessions" "$pf_messages")
+	awk -v m="$pf_messages" -v s="$sessions" -v ls="$lat_sessions" -v d="$direct_d" -v e="$through_e" \
+		-v cpue=$((e1 - e0)) -v hz="$hz" \
+		-v d50="$(field p50_ms "$lat_d")" -v d99="$(field p99_ms "$lat_d")" -v dr="$(field rate "$lat_d")" \
+		-v e50="$(field p50_ms "$lat_e")" -v e99="$(field p99_ms "$lat_e")" -v er="$(field rate "$lat_e")" 'BEGIN {
+		printf "\nwith a real Postfix as the backend (bench/postfix: smtpd, queue, discard), %d messages over %d sessions:\n", m, s
+		printf "%-40s %9s %11s %9s %14s\n", "path", "seconds", "messages/s", "of (d)", "CPU s/1k msgs"
+		printf "%-40s %9.2f %11.0f %9s %14s\n", "(d) straight to Postfix", d, m / d, "100%", "-"
+		printf "%-40s %9.2f %11.0f %8.0f%% %14.3f\n", "(e) mxguard (as in (c)), then Postfix", e, m / e, 100 * d / e, cpue / hz / m * 1000
+		printf "latency at %d sessions, p50 / p99 ms: (d) %.2f / %.2f (%.0f msgs/s); (e) %.2f / %.2f (%.0f msgs/s); added %.2f / %.2f\n", \
+			ls, d50, d99, dr, e50, e99, er, e50 - d50, e99 - d99
+	}'
+fi
 echo "load average $(loadavg) after"
 echo "mxguard verdicts --summary for (c):"
 echo "$summary"

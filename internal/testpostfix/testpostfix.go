@@ -115,7 +115,8 @@ type Instance struct {
 	// working after Stop.
 	LogPath string
 
-	t        testing.TB
+	logf     func(string, ...any)
+	errorf   func(string, ...any)
 	stopOnce sync.Once
 	mu       sync.Mutex
 	finalLog string // the log as it was just before Dir was removed
@@ -183,45 +184,69 @@ func versionAtLeast(v string, major, minor int) bool {
 // attached to the test output first.
 func Start(t testing.TB, opts Options) *Instance {
 	t.Helper()
-	if err := Available(); err != nil {
+	inst, err := launch(opts, t.Logf, t.Errorf)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("testpostfix: log of instance %s:\n%s", inst.Dir, inst.Log())
+		}
+		inst.Stop()
+	})
+	return inst
+}
+
+// Launch starts an instance outside a test, for tools such as the
+// benchmark's bench/postfix; the caller must Stop it. Problems while
+// stopping are written to standard error.
+func Launch(opts Options) (*Instance, error) {
+	report := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	return launch(opts, report, report)
+}
+
+// launch is Start and Launch: it returns a running instance, or an error
+// and nothing left running. logf and errorf report what Stop meets.
+func launch(opts Options, logf, errorf func(string, ...any)) (_ *Instance, err error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
 	if err := validate(opts); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 
 	base := baseDir()
 	reapOrphans(base)
 	dir, err := os.MkdirTemp(base, dirPrefix)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	// MkdirTemp gives 0700, but the daemons run as "postfix" and must be
 	// able to reach queue/ and data/ below it.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		os.RemoveAll(dir)
-		t.Fatal(err)
+		return nil, err
 	}
 	// Record who owns this instance so a later run can clean up after a
 	// test binary that was killed before its t.Cleanup ran.
 	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		os.RemoveAll(dir)
-		t.Fatal(err)
+		return nil, err
 	}
 	inst := &Instance{
 		Dir:       dir,
 		ConfigDir: filepath.Join(dir, "config"),
 		LogPath:   filepath.Join(dir, "maillog"),
-		t:         t,
+		logf:      logf,
+		errorf:    errorf,
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("testpostfix: log of instance %s:\n%s", dir, inst.Log())
+	defer func() {
+		if err != nil {
+			inst.Stop()
 		}
-		inst.Stop()
-	})
+	}()
 	if err := os.Mkdir(inst.ConfigDir, 0o755); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	// The postfix command chdirs into queue_directory before anything else,
 	// so it must exist (root-owned, 0755 as Postfix expects). Its
@@ -229,10 +254,10 @@ func Start(t testing.TB, opts Options) *Instance {
 	// post-install create-missing and so gets the owners and modes Postfix
 	// insists on (data/ must belong to postfix, maildrop/ to postdrop...).
 	if err := os.Mkdir(filepath.Join(dir, "queue"), 0o755); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := writeConfig(filepath.Join(inst.ConfigDir, "main.cf"), mainCF(dir, opts)); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 
 	// The port is picked by binding :0 and closing, so another process may
@@ -242,11 +267,11 @@ func Start(t testing.TB, opts Options) *Instance {
 	for try := 1; ; try++ {
 		port, err := freePort()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		inst.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if err := writeConfig(filepath.Join(inst.ConfigDir, "master.cf"), masterCF(inst.Addr)); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		logBefore := len(inst.Log())
 		err = inst.postfix("start")
@@ -258,13 +283,13 @@ func Start(t testing.TB, opts Options) *Instance {
 		if try < attempts && len(log) >= logBefore && strings.Contains(log[logBefore:], "Address already in use") {
 			continue
 		}
-		t.Fatalf("testpostfix: postfix start: %v\nlog:\n%s", err, log)
+		return nil, fmt.Errorf("testpostfix: postfix start: %v\nlog:\n%s", err, log)
 	}
 
 	if err := waitBanner(inst.Addr, 15*time.Second); err != nil {
-		t.Fatalf("testpostfix: %v\nlog:\n%s", err, inst.Log())
+		return nil, fmt.Errorf("testpostfix: %v\nlog:\n%s", err, inst.Log())
 	}
-	return inst
+	return inst, nil
 }
 
 // writeConfig writes a Postfix configuration file and backdates it. Postfix
@@ -575,10 +600,10 @@ func (i *Instance) Stop() {
 		// "postfix stop" TERMs master, which TERMs its children; it may
 		// fail if master never came up, and killAll covers that case.
 		if err := i.postfix("stop"); err != nil && len(i.Processes()) > 0 {
-			i.t.Logf("testpostfix: %v", err)
+			i.logf("testpostfix: %v", err)
 		}
 		if left := i.killAll(10 * time.Second); len(left) > 0 {
-			i.t.Errorf("testpostfix: processes of %s still alive after SIGKILL: %v", i.Dir, left)
+			i.errorf("testpostfix: processes of %s still alive after SIGKILL: %v", i.Dir, left)
 		}
 		log, _ := os.ReadFile(i.LogPath)
 		i.mu.Lock()
@@ -586,7 +611,7 @@ func (i *Instance) Stop() {
 		i.stopped = true
 		i.mu.Unlock()
 		if err := os.RemoveAll(i.Dir); err != nil {
-			i.t.Errorf("testpostfix: %v", err)
+			i.errorf("testpostfix: %v", err)
 		}
 	})
 }
