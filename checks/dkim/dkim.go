@@ -176,7 +176,7 @@ func Verify(ctx context.Context, msg io.Reader, o Options) (res Result) {
 		LookupTXT:        keys.lookupFunc(ctx, o.Lookup),
 		MaxVerifications: o.MaxSignatures,
 	}
-	verifs, err := msgauth.VerifyWithOptions(io.MultiReader(bytes.NewReader(rec.buf), src), vopts)
+	verifs, err := msgauth.VerifyWithOptions(&thenReader{first: bytes.NewReader(rec.buf), then: src}, vopts)
 	if src.err != nil {
 		return finish(markAll(sigs, Temperror, "dkim: reading message: "+src.err.Error()), o)
 	}
@@ -362,4 +362,20 @@ func (rr *recordReader) Read(p []byte) (int, error) {
 // stripWhitespace removes all white space, as go-msgauth does to tag values.
 func stripWhitespace(s string) string {
 	return strings.Join(strings.Fields(s), "")
+}
+
+// thenReader reads first, then the rest. It is io.MultiReader without
+// WriteTo, whose fresh 32 KiB copy buffer on every call was most of the
+// memory a verification allocated: go-msgauth reads through a bufio.Reader,
+// which uses its own buffer when the source has no WriteTo.
+type thenReader struct {
+	first *bytes.Reader
+	then  io.Reader
+}
+
+func (r *thenReader) Read(p []byte) (int, error) {
+	if r.first.Len() > 0 {
+		return r.first.Read(p)
+	}
+	return r.then.Read(p)
 }
