@@ -74,31 +74,22 @@ func (e *Engine) registerAuth(r *resolver.Resolver) {
 		return CheckFacts{Result: res.Result, Detail: res.Detail}
 	}})
 	dopts := dkim.Options{Lookup: r.LookupTXT}
-	e.register(&checker{name: "dkim", stage: StageData, run: func(ctx context.Context, tx *Transaction) CheckFacts {
-		var res dkim.Result
-		if p := tx.dkimPrefetch; p != nil && p.Unsigned() {
-			res = dkim.Result{Result: dkim.None}
-		} else {
+	e.register(&checker{name: "dkim", stage: StageData,
+		run: func(ctx context.Context, tx *Transaction) CheckFacts {
 			rd, err := contentReader(tx)
 			if err != nil {
 				return CheckFacts{Result: ResultTemperror, Detail: err.Error()}
 			}
-			res = dkim.Verify(ctx, rd, dopts)
-		}
-		f := DKIMFacts{Result: res.Result}
-		var details []string
-		for _, s := range res.Signatures {
-			f.Signatures = append(f.Signatures, DKIMSigFacts{Domain: s.Domain, Selector: s.Selector, Algorithm: s.Algorithm,
-				Result: s.Result, KeyBits: s.KeyBits, BodyLength: s.BodyLength, FromSigned: s.FromSigned})
-			if s.Result == dkim.Pass {
-				f.Domains = append(f.Domains, strings.ToLower(s.Domain))
+			return dkimFacts(tx, dkim.Verify(ctx, rd, dopts))
+		},
+		// The prefetcher saw the whole header section, and no signature.
+		quick: func(tx *Transaction) (CheckFacts, bool) {
+			if p := tx.dkimPrefetch; p != nil && p.Unsigned() {
+				return dkimFacts(tx, dkim.Result{Result: dkim.None}), true
 			}
-			details = append(details, s.Domain+"/"+s.Selector+": "+s.Result+" "+s.Detail)
-		}
-		tx.auth.DKIM = f
-		tx.auth.dkimSigs = res.Signatures
-		return CheckFacts{Result: res.Result, Detail: strings.Join(details, "; ")}
-	}})
+			return CheckFacts{}, false
+		},
+	})
 	dm := &dmarc.Checker{Lookup: r.LookupTXT, Exists: func(ctx context.Context, domain string) (bool, error) {
 		_, err := r.LookupIPAddr(ctx, domain)
 		if err == nil {
@@ -123,6 +114,23 @@ func (e *Engine) registerAuth(r *resolver.Resolver) {
 			SPFAligned: res.SPFAligned, DKIMAligned: res.DKIMAligned, Detail: res.Detail}
 		return CheckFacts{Result: res.Result, Detail: res.Detail}
 	}})
+}
+
+// dkimFacts records what DKIM verification found on tx.
+func dkimFacts(tx *Transaction, res dkim.Result) CheckFacts {
+	f := DKIMFacts{Result: res.Result}
+	var details []string
+	for _, s := range res.Signatures {
+		f.Signatures = append(f.Signatures, DKIMSigFacts{Domain: s.Domain, Selector: s.Selector, Algorithm: s.Algorithm,
+			Result: s.Result, KeyBits: s.KeyBits, BodyLength: s.BodyLength, FromSigned: s.FromSigned})
+		if s.Result == dkim.Pass {
+			f.Domains = append(f.Domains, strings.ToLower(s.Domain))
+		}
+		details = append(details, s.Domain+"/"+s.Selector+": "+s.Result+" "+s.Detail)
+	}
+	tx.auth.DKIM = f
+	tx.auth.dkimSigs = res.Signatures
+	return CheckFacts{Result: res.Result, Detail: strings.Join(details, "; ")}
 }
 
 // authFacts are what the authentication checks found, kept on the

@@ -248,3 +248,28 @@ func BenchmarkRulesEval(b *testing.B) {
 type staticContent string
 
 func (c staticContent) Reader() (io.Reader, error) { return strings.NewReader(string(c)), nil }
+
+// A quick answer is taken without running the check; no answer runs it;
+// a panicking quick answer is a temperror, as a panicking check is.
+func TestQuickChecks(t *testing.T) {
+	e := NewEngine(Options{Domains: []string{"example.org"}, CheckTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var runs atomic.Int32
+	run := func(context.Context, *Transaction) CheckFacts { runs.Add(1); return CheckFacts{Result: "slow"} }
+	e.register(&checker{name: "answers", stage: StageMail, run: run,
+		quick: func(*Transaction) (CheckFacts, bool) { return CheckFacts{Result: "quick"}, true }})
+	e.register(&checker{name: "declines", stage: StageMail, run: run,
+		quick: func(*Transaction) (CheckFacts, bool) { return CheckFacts{}, false }})
+	e.register(&checker{name: "panics", stage: StageMail, run: run,
+		quick: func(*Transaction) (CheckFacts, bool) { panic("quick bug") }})
+	tx := testTx()
+	e.runChecks(context.Background(), tx, e.needed(StageMail, map[string]bool{"checks": true}))
+	for name, want := range map[string]string{"answers": "quick", "declines": "slow", "panics": ResultTemperror} {
+		if got := tx.Checks[name].Result; got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("run called %d times, want once (for the check that declined)", n)
+	}
+}

@@ -76,7 +76,7 @@ type HeadersFacts struct {
 
 // registerHeaders adds the header checks.
 func (e *Engine) registerHeaders(o headers.Options) {
-	e.register(&checker{name: "headers", stage: StageData, run: func(ctx context.Context, tx *Transaction) CheckFacts {
+	run := func(_ context.Context, tx *Transaction) CheckFacts {
 		opts := o
 		opts.SMTPUTF8 = tx.SMTPUTF8
 		opts.Domains = tx.localDomains
@@ -106,7 +106,10 @@ func (e *Engine) registerHeaders(o headers.Options) {
 			return CheckFacts{Result: "pass", Detail: fmt.Sprintf("%d fields", r.Fields)}
 		}
 		return CheckFacts{Result: "fail", Detail: strings.Join(problems, "; ")}
-	}})
+	}
+	// No I/O, and the header size limit bounds the work: always quick.
+	e.register(&checker{name: "headers", stage: StageData, run: run,
+		quick: func(tx *Transaction) (CheckFacts, bool) { return run(context.Background(), tx), true }})
 }
 
 // RcptVerifyFacts are recipient verification's facts for the recipient
