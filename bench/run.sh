@@ -188,8 +188,9 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 io_calls() { awk '/^sysc[rw]:/ { n += $2 } END { print n }' "/proc/$1/io"; }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-echo "machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), load average $(loadavg) before"
-awk -v n="$(nproc)" '$1 > n / 4 { print "bench: the machine is busy (load average " $1 "): the numbers will be low and noisy" }' /proc/loadavg >&2
+busy=$(cpu_busy)
+echo "machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), ${busy}% busy just before, load average $(loadavg)"
+((busy <= 10)) || echo "bench: the machine is ${busy}% busy without us: the numbers will be low and noisy" >&2
 
 # Warm up every path once; for (c) this fills the DNS and recipient caches.
 for port in $sink_port $mxb_port $mxc_port; do
