@@ -137,6 +137,13 @@ func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker
 	}
 }
 
+// panicked logs a check's panic, with its stack, and gives its result:
+// temperror, never a pass. It is called from the recovering function.
+func (e *Engine) panicked(c *checker, tx *Transaction, p any) CheckFacts {
+	e.logger.Error("check panicked", "check", c.name, "session", tx.Session, "panic", p, "stack", string(debug.Stack()))
+	return CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("internal error in check %s", c.name)}
+}
+
 // runQuick takes c's quick answer, if it has one for tx.
 func (e *Engine) runQuick(c *checker, tx *Transaction) (rec CheckRecord, ok bool) {
 	if c.quick == nil {
@@ -147,8 +154,7 @@ func (e *Engine) runQuick(c *checker, tx *Transaction) (rec CheckRecord, ok bool
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
-				e.logger.Error("check panicked", "check", c.name, "session", tx.Session, "panic", p, "stack", string(debug.Stack()))
-				f, ok = CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("internal error in check %s", c.name)}, true
+				f, ok = e.panicked(c, tx, p), true
 			}
 		}()
 		f, ok = c.quick(tx)
@@ -171,8 +177,7 @@ func (e *Engine) runOne(ctx context.Context, c *checker, tx *Transaction) (rec C
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
-				e.logger.Error("check panicked", "check", c.name, "session", tx.Session, "panic", p, "stack", string(debug.Stack()))
-				done <- CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("internal error in check %s", c.name)}
+				done <- e.panicked(c, tx, p)
 			}
 		}()
 		done <- c.run(ctx, tx)
