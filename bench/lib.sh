@@ -27,3 +27,38 @@ cpu_busy() {
 	b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
 	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); busy = y[1] - x[1]; idle = y[2] - x[2]; printf "%.0f\n", 100 * busy / (busy + idle + 1e-9) }'
 }
+
+# checks_config LISTEN BACKEND SPOOL VERDICTS [LIMITS]: prints the config of
+# path (c), the default rules (no rules key) and every check on, its DNS
+# from $dns and rate limits off, since the load comes from one address.
+# LIMITS are more lines for the limits section, indented by two spaces.
+checks_config() {
+	cat <<YAML
+hostname: mx.example.org
+listen:
+  - address: $1
+backend:
+  address: $2
+  # Above the number of sessions, so no delivery waits for a new connection.
+  max_idle_connections: 64
+domains: [example.org]
+authentication_results: true
+dns:
+  servers: [$dns]
+dnsbl:
+  - zone: bl.bench.test
+    weight: 10
+recipients:
+  verify: backend
+headers:
+  protected_domains: [bank.test]
+verdict_log: $4
+spool:
+  dir: $3
+limits:
+  rate: {connections_per_minute: 0, messages_per_minute: 0, recipients_per_minute: 0}
+${5:-}
+log:
+  level: warn
+YAML
+}

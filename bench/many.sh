@@ -56,36 +56,11 @@ pids+=($!)
 start_zone
 
 mkdir -p "$work/spool"
-cat >"$work/mxguard.yaml" <<YAML
-hostname: mx.example.org
-listen:
-  - address: 127.0.0.1:$mx_port
-backend:
-  address: 127.0.0.1:$sink_port
-  # Above the number of sessions, so no delivery waits for a new connection.
-  max_idle_connections: 64
-domains: [example.org]
-authentication_results: true
-dns:
-  servers: [$dns]
-dnsbl:
-  - zone: bl.bench.test
-    weight: 10
-recipients:
-  verify: backend
-headers:
-  protected_domains: [bank.test]
-verdict_log: $work/verdicts.jsonl
-spool:
-  dir: $work/spool
-limits:
-  max_connections: 20000
-  max_connections_per_ip: 20000
-  rate: {connections_per_minute: 0, messages_per_minute: 0, recipients_per_minute: 0}
-drain_timeout: 5s
-log:
-  level: warn
-YAML
+{
+	checks_config 127.0.0.1:$mx_port 127.0.0.1:$sink_port "$work/spool" "$work/verdicts.jsonl" \
+		"$(printf '  max_connections: 20000\n  max_connections_per_ip: 20000')"
+	echo "drain_timeout: 5s"
+} >"$work/mxguard.yaml"
 
 mx_pid=
 start_mxguard() {

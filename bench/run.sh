@@ -83,34 +83,8 @@ limits:
 log:
   level: warn
 YAML
-# Path (c): the default rules (no rules key) and every check on.
-cat >"$work/mxguard-c.yaml" <<YAML
-hostname: mx.example.org
-listen:
-  - address: 127.0.0.1:$mxc_port
-backend:
-  address: 127.0.0.1:$sink_port
-  # Above the number of sessions, so no delivery waits for a new connection.
-  max_idle_connections: 64
-domains: [example.org]
-authentication_results: true
-dns:
-  servers: [$dns]
-dnsbl:
-  - zone: bl.bench.test
-    weight: 10
-recipients:
-  verify: backend
-headers:
-  protected_domains: [bank.test]
-verdict_log: $work/verdicts.jsonl
-spool:
-  dir: $work/spool-c
-limits:
-  rate: {connections_per_minute: 0, messages_per_minute: 0, recipients_per_minute: 0}
-log:
-  level: warn
-YAML
+# Path (c): the default rules and every check on.
+checks_config 127.0.0.1:$mxc_port 127.0.0.1:$sink_port "$work/spool-c" "$work/verdicts.jsonl" >"$work/mxguard-c.yaml"
 "$work/mxguard" serve --config "$work/mxguard-b.yaml" 2>"$work/mxguard-b.log" &
 mxb_pid=$!
 pids+=($mxb_pid)
@@ -141,8 +115,7 @@ fi
 ports="$sink_port $mxb_port $mxc_port"
 if [ -n "$pf_addr" ]; then
 	mkdir -p "$work/spool-e"
-	sed -e "s/127.0.0.1:$mxc_port/127.0.0.1:$mxe_port/" -e "s/127.0.0.1:$sink_port/$pf_addr/" \
-		-e "s|spool-c|spool-e|" -e "s|verdicts.jsonl|verdicts-e.jsonl|" "$work/mxguard-c.yaml" >"$work/mxguard-e.yaml"
+	checks_config 127.0.0.1:$mxe_port "$pf_addr" "$work/spool-e" "$work/verdicts-e.jsonl" >"$work/mxguard-e.yaml"
 	"$work/mxguard" serve --config "$work/mxguard-e.yaml" 2>"$work/mxguard-e.log" &
 	mxe_pid=$!
 	pids+=($mxe_pid)
