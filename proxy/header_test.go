@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	"mxguard/policy"
 )
 
 func TestMessageID(t *testing.T) {
@@ -46,4 +49,45 @@ func TestMessageHead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// FuzzMessageID: the header section of any message is a prefix of it that
+// holds no empty line and ends where one begins, and MessageID on it never
+// panics and gives at most 998 octets on one line.
+func FuzzMessageID(f *testing.F) {
+	for _, s := range []string{
+		"From: a\r\nMessage-ID: <x@y>\r\n\r\nbody",
+		"message-id:\r\n <folded@y>\r\n\r\n",
+		"\r\n",
+		"Message-ID: <a>\nX: y\n\n",
+		"X: a\r\n\r\r\nMessage-ID: <hidden@y>\r\n",
+		"Message-ID:<<>>\r\n \r\n\t\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		h := policy.HeaderSection(msg)
+		if !bytes.HasPrefix(msg, h) {
+			t.Fatalf("header section %q is not a prefix of the message", h)
+		}
+		if len(h) < len(msg) {
+			rest := msg[len(h):]
+			line := rest
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				line = rest[:i+1]
+			}
+			if len(bytes.TrimRight(line, "\r\n")) != 0 {
+				t.Fatalf("the header section ends before %q, which is not an empty line", line)
+			}
+		}
+		for _, line := range bytes.SplitAfter(h, []byte("\n")) {
+			if len(line) > 0 && len(bytes.TrimRight(line, "\r\n")) == 0 {
+				t.Fatalf("empty line %q inside the header section %q", line, h)
+			}
+		}
+		id := MessageID(h)
+		if len(id) > 998 || strings.Contains(id, "\n") {
+			t.Fatalf("MessageID gave %q", id)
+		}
+	})
 }
