@@ -13,6 +13,7 @@ import (
 	"mxguard/checks/dmarc"
 	"mxguard/checks/resolver"
 	"mxguard/checks/spf"
+	"mxguard/internal/mailhdr"
 )
 
 // SPFFacts are the SPF check's facts (RFC 7208).
@@ -193,15 +194,14 @@ func (tx *Transaction) Header() []byte {
 // HeaderSection returns the start of msg up to its first empty line: a
 // line that is nothing but CR and LF characters.
 func HeaderSection(msg []byte) []byte {
-	for i := 0; i < len(msg); {
-		end := len(msg)
-		if j := bytes.IndexByte(msg[i:], '\n'); j >= 0 {
-			end = i + j + 1
-		}
-		if len(bytes.TrimRight(msg[i:end], "\r\n")) == 0 {
-			return msg[:i:i]
-		}
-		i = end
+	pos := 0
+	if end, ok := mailhdr.End(msg, &pos); ok {
+		return msg[:end:end]
+	}
+	// A last line without LF ends the section too if it is empty (only
+	// CRs); otherwise the section is all of msg.
+	if pos < len(msg) && len(bytes.TrimRight(msg[pos:], "\r")) == 0 {
+		return msg[:pos:pos]
 	}
 	return msg[:len(msg):len(msg)]
 }

@@ -14,6 +14,7 @@ func TestHeaderSection(t *testing.T) {
 		{"From: a\nTo: b\n\nbody\n", "From: a\nTo: b\n"},
 		{"From: a\r\n\r\r\nbody", "From: a\r\n"},
 		{"From: a\r\nno body", "From: a\r\nno body"},
+		{"From: a\r\n\r", "From: a\r\n"},
 		{"", ""},
 		{"From: a\r\n \r\nx: y\r\n\r\n", "From: a\r\n \r\nx: y\r\n"}, // a line of blanks continues
 	} {

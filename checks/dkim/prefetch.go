@@ -6,6 +6,8 @@ import (
 	"context"
 	"strings"
 	"sync"
+
+	"mxguard/internal/mailhdr"
 )
 
 // Prefetcher watches a message's header section while the message arrives
@@ -61,7 +63,7 @@ func (p *Prefetcher) Write(b []byte) (int, error) {
 		p.head = append(p.head, b...)
 		data = p.head
 	}
-	end, ok := headerEnd(data, &p.hpos)
+	end, ok := mailhdr.End(data, &p.hpos)
 	switch {
 	case ok:
 		p.decide(data[:end])
@@ -160,22 +162,6 @@ func (p *Prefetcher) wait() {
 	p.mu.Unlock()
 	if done != nil {
 		<-done
-	}
-}
-
-// headerEnd finds the empty line that ends the header section in data,
-// resuming at *pos, where the last call stopped.
-func headerEnd(data []byte, pos *int) (int, bool) {
-	for {
-		i := bytes.IndexByte(data[*pos:], '\n')
-		if i < 0 {
-			return 0, false
-		}
-		line := data[*pos : *pos+i+1]
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			return *pos, true
-		}
-		*pos += i + 1
 	}
 }
 
