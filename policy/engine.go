@@ -182,15 +182,51 @@ func (s *Session) LocalDomain(domain string) bool {
 	return ok
 }
 
+// relayRefusal refuses tx.Rcpt when delivering it could relay the message
+// beyond our domains, whatever the rules say.
+func (s *Session) relayRefusal(tx *Transaction) (Verdict, bool) {
+	switch {
+	case strings.EqualFold(tx.Rcpt, "postmaster"):
+		// RFC 5321 §4.5.1: <postmaster> without a domain must be accepted.
+		return Verdict{}, false
+	case !s.LocalDomain(Domain(tx.Rcpt)):
+		// RFC 5321 §3.6.2 lets a server refuse to relay; 5.7.1 is
+		// "delivery not authorized" (RFC 3463).
+		return Refuse(ActionReject, "relay", 550, [3]int{5, 7, 1},
+			"relay access denied: we do not accept mail for that domain", tx.Session), true
+	case senderRouted(tx.Rcpt):
+		// The backend may honour the routing (Postfix rewrites
+		// user%host@ours and host!user@ours for its own domains, and a
+		// quoted "user@host"@ours is the same thing), and it trusts us as
+		// its client: refuse it as Postfix refuses it from untrusted
+		// clients (allow_untrusted_routing = no).
+		return Refuse(ActionReject, "relay", 550, [3]int{5, 7, 1},
+			"relay access denied: sender-specified routing is not allowed", tx.Session), true
+	}
+	return Verdict{}, false
+}
+
+// senderRouted reports whether the local part of addr asks the next MTA
+// to route the message on: the percent hack (user%host), a bang path
+// (host!user) or an "@" inside a quoted local part (RFC 5321 appendix C
+// and §3.6.1 describe the forms; source routes, <@a:user@b>, are dropped
+// by the proxy before this point). Quoting or escaping does not hide
+// them, since an MTA that unquotes the local part would still route.
+func senderRouted(addr string) bool {
+	local := addr
+	if at := strings.LastIndexByte(addr, '@'); at >= 0 {
+		local = addr[:at]
+	}
+	return strings.ContainsAny(local, "%!@")
+}
+
 // Decide returns the verdict for tx at stage.
 func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verdict {
 	s.inherit(tx, stage)
-	if stage == StageRcpt && !s.LocalDomain(Domain(tx.Rcpt)) && !strings.EqualFold(tx.Rcpt, "postmaster") {
-		// RFC 5321 §3.6.2 lets a server refuse to relay; 5.7.1 is
-		// "delivery not authorized" (RFC 3463). §4.5.1: <postmaster>
-		// without a domain must be accepted.
-		return Refuse(ActionReject, "relay", 550, [3]int{5, 7, 1},
-			"relay access denied: we do not accept mail for that domain", tx.Session)
+	if stage == StageRcpt {
+		if v, refused := s.relayRefusal(tx); refused {
+			return v
+		}
 	}
 	if tx.accepted {
 		// An enforced accept at an earlier stage trusts the rest of the

@@ -273,3 +273,40 @@ func TestQuickChecks(t *testing.T) {
 		t.Errorf("run called %d times, want once (for the check that declined)", n)
 	}
 }
+
+// TestRoutedRecipientRefusedWhateverTheRules holds the no-relay contract
+// for sender-specified routing: even a rule set that accepts everything at
+// the rcpt stage cannot let user%evil.test@example.org through, and replay
+// keeps the refusal as one no rule makes.
+func TestRoutedRecipientRefusedWhateverTheRules(t *testing.T) {
+	e := NewEngine(Options{Domains: []string{"example.org"}, Rules: mustRules(t, `
+rules:
+  - name: accept-all
+    stage: rcpt
+    when: "true"
+    action: accept
+`)})
+	for rcpt, refused := range map[string]bool{
+		"user%evil.test@example.org":      true,
+		"evil.test!user@example.org":      true,
+		`"user@evil.test"@example.org`:    true,
+		`"user\@evil.test"@example.org`:   true,
+		`"a%b"@example.org`:               true,
+		"user@example.org":                false,
+		"first.last+tag@example.org":      false,
+		`"john doe"@example.org`:          false,
+		"postmaster":                      false,
+		"user%example.org@elsewhere.test": true,
+	} {
+		tx := testTx()
+		tx.Rcpt = rcpt
+		v := e.NewSession().Decide(context.Background(), StageRcpt, tx)
+		if v.Action.Refuses() != refused {
+			t.Errorf("%s: action %v, want refused=%v", rcpt, v.Action, refused)
+			continue
+		}
+		if refused && (v.Reply.Code != 550 || v.Reply.Enhanced != [3]int{5, 7, 1} || v.Reason != "relay") {
+			t.Errorf("%s: %s (reason %q), want 550 5.7.1 for reason relay", rcpt, v.Reply, v.Reason)
+		}
+	}
+}
