@@ -203,6 +203,10 @@ type Limits struct {
 	// MaxErrors (max_errors, default 10, >= 1) is how many protocol errors
 	// a session may make before it is closed with 421.
 	MaxErrors int `yaml:"max_errors"`
+	// MaxJunkCommands (max_junk_commands, default 100, >= 1) is how many
+	// commands that move nothing forward (NOOP, RSET, VRFY, ETRN, HELP) a
+	// session may send before each further one counts as an error.
+	MaxJunkCommands int `yaml:"max_junk_commands"`
 	// CommandTimeout (command_timeout, default 5m) is the time allowed to
 	// receive one command line (RFC 5321 section 4.5.3.2).
 	CommandTimeout Duration `yaml:"command_timeout"`
@@ -304,6 +308,7 @@ func Default() *Config {
 			MaxMessageBytes:     25 * MiB,
 			MaxRecipients:       100,
 			MaxErrors:           10,
+			MaxJunkCommands:     100,
 			CommandTimeout:      Dur(5 * time.Minute),
 			DataTimeout:         Dur(10 * time.Minute),
 		},

@@ -50,6 +50,7 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 	atLeast(d, "limits.max_message_bytes", "a size in bytes", int64(l.MaxMessageBytes), 1024)
 	atLeast(d, "limits.max_recipients", "an integer", int64(l.MaxRecipients), 1)
 	atLeast(d, "limits.max_errors", "an integer", int64(l.MaxErrors), 1)
+	atLeast(d, "limits.max_junk_commands", "an integer", int64(l.MaxJunkCommands), 1)
 	positive(d, "limits.command_timeout", l.CommandTimeout)
 	positive(d, "limits.data_timeout", l.DataTimeout)
 	atLeast(d, "limits.rate.connections_per_minute", "an integer", int64(l.Rate.ConnectionsPerMinute), 0)

@@ -63,6 +63,11 @@ type Options struct {
 	// MaxErrors is how many protocol errors a session may make before it is
 	// closed [10].
 	MaxErrors int
+	// MaxJunkCommands is how many commands that move nothing forward
+	// (NOOP, RSET, VRFY, ETRN, HELP) a session may send before each one
+	// counts as an error, so that MaxErrors ends a session that only
+	// keeps itself alive [100].
+	MaxJunkCommands int
 	// CommandTimeout bounds the wait for one command line [5m].
 	CommandTimeout time.Duration
 	// DataTimeout bounds the transfer of a whole message [10m].
@@ -98,6 +103,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxErrors <= 0 {
 		o.MaxErrors = 10
+	}
+	if o.MaxJunkCommands <= 0 {
+		o.MaxJunkCommands = 100
 	}
 	if o.CommandTimeout <= 0 {
 		o.CommandTimeout = 5 * time.Minute

@@ -51,6 +51,7 @@ type session struct {
 	txSeq  int
 	bdat   *bdatState
 	errors int
+	junk   int // commands that moved nothing forward (see MaxJunkCommands)
 	quit   bool
 
 	// mu guards the drain state against Server.Shutdown, which pokes the
@@ -69,6 +70,11 @@ type bdatState struct {
 	msg    *Message
 	scan   *dataScanner
 	failed *policy.Reply // set once a chunk was refused: the rest are discarded
+	// until is when DataTimeout, counted from the first chunk, runs out:
+	// it bounds the whole message, chunks and the commands between them,
+	// so that a client cannot keep a message open by sending it slowly in
+	// many chunks.
+	until time.Time
 }
 
 func newSession(srv *Server, c net.Conn, lo Listener, client netip.AddrPort) *session {
@@ -215,6 +221,20 @@ func (s *session) setReadDeadline(d time.Duration, idle bool) bool {
 	return true
 }
 
+// setReadDeadlineAt is setReadDeadline for a fixed point in time, during
+// a transfer (never idle).
+func (s *session) setReadDeadlineAt(t time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.idle = false
+	if s.forced {
+		return false
+	}
+	s.rd.forget()
+	_ = s.conn.SetReadDeadline(t)
+	return true
+}
+
 // drain is called by Shutdown. A session idle between transactions is woken
 // at once; one in a transaction only when force is set.
 func (s *session) drain(force bool) {
@@ -233,7 +253,13 @@ func (s *session) readCommand() (string, error) {
 	if s.r.Buffered() == 0 {
 		s.flush()
 	}
-	if !s.setReadDeadline(s.opts.CommandTimeout, s.tx == nil && s.bdat == nil) {
+	ok := false
+	if s.bdat != nil && time.Until(s.bdat.until) < s.opts.CommandTimeout {
+		ok = s.setReadDeadlineAt(s.bdat.until)
+	} else {
+		ok = s.setReadDeadline(s.opts.CommandTimeout, s.tx == nil && s.bdat == nil)
+	}
+	if !ok {
 		return "", os.ErrDeadlineExceeded
 	}
 	line, err := s.r.ReadSlice('\n')
@@ -269,6 +295,22 @@ func (s *session) readCommand() (string, error) {
 var groupEnders = map[string]bool{"EHLO": true, "HELO": true, "DATA": true, "VRFY": true, "EXPN": true,
 	"TURN": true, "NOOP": true, "STARTTLS": true, "AUTH": true}
 
+// junkCommands move a session nothing forward: a client may send them to
+// stay connected without ever sending mail. ETRN is one too, but it is not
+// implemented here, so it is an error anyway.
+var junkCommands = map[string]bool{"NOOP": true, "RSET": true, "VRFY": true, "HELP": true}
+
+// junkCommand counts a command that moves nothing forward; past
+// MaxJunkCommands each counts as an error, as with Postfix's
+// smtpd_junk_command_limit, so MaxErrors ends the session.
+func (s *session) junkCommand() {
+	s.junk++
+	if s.junk > s.opts.MaxJunkCommands {
+		s.errors++
+		s.client.SMTP.Errors = s.errors
+	}
+}
+
 // nonSMTP are the first words of other protocols sent to port 25 by
 // scanners and proxies: HTTP, and POP3 logins.
 var nonSMTP = map[string]bool{"GET": true, "POST": true, "HEAD": true, "PUT": true, "OPTIONS": true,
@@ -280,6 +322,9 @@ func (s *session) dispatch(line string) {
 	arg = strings.TrimSpace(arg)
 	if s.r.Buffered() > 0 && (groupEnders[verb] || !s.client.ESMTP) && verb != "QUIT" && verb != "BDAT" {
 		s.client.SMTP.UnauthPipelining = true
+	}
+	if junkCommands[verb] {
+		s.junkCommand()
 	}
 	if nonSMTP[verb] {
 		// Not a mail client: answer once and close, like postscreen.

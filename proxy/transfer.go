@@ -73,7 +73,13 @@ func (s *session) cmdBdat(arg string) {
 		s.quit = true
 		return
 	}
-	if !s.setReadDeadline(s.opts.DataTimeout, false) {
+	ok := false
+	if s.bdat != nil {
+		ok = s.setReadDeadlineAt(s.bdat.until)
+	} else {
+		ok = s.setReadDeadline(s.opts.DataTimeout, false)
+	}
+	if !ok {
 		s.readFailed(os.ErrDeadlineExceeded)
 		s.quit = true
 		return
@@ -91,7 +97,8 @@ func (s *session) cmdBdat(arg string) {
 	}
 	if s.bdat == nil {
 		msg := s.opts.Spool.NewMessage()
-		s.bdat = &bdatState{msg: msg, scan: newDataScanner(s.sink(msg), s.opts.MaxMessageBytes, false)}
+		s.bdat = &bdatState{msg: msg, scan: newDataScanner(s.sink(msg), s.opts.MaxMessageBytes, false),
+			until: time.Now().Add(s.opts.DataTimeout)}
 	}
 	b := s.bdat
 	if err := b.scan.readChunk(s.r, size); err != nil && !isWriteErr(b.scan, err) {

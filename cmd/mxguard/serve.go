@@ -132,6 +132,7 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 		MaxMessageBytes:     int64(cfg.Limits.MaxMessageBytes),
 		MaxRecipients:       cfg.Limits.MaxRecipients,
 		MaxErrors:           cfg.Limits.MaxErrors,
+		MaxJunkCommands:     cfg.Limits.MaxJunkCommands,
 		CommandTimeout:      cfg.Limits.CommandTimeout.Duration,
 		DataTimeout:         cfg.Limits.DataTimeout.Duration,
 		GreetPause:          cfg.Limits.GreetPause.Duration,
