@@ -177,6 +177,11 @@ type DNS struct {
 	Timeout Duration `yaml:"timeout"`
 }
 
+// MaxHeaderBytes is the fixed limit on a message's header section
+// (policy.MaxHeaderBytes): a longer one is refused with 552 whatever the
+// rules say, so headers.max_bytes cannot be above it.
+const MaxHeaderBytes = 256 << 10
+
 // Spool controls buffering of message content.
 type Spool struct {
 	// Dir (dir, default os.TempDir()) is where messages larger than

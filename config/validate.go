@@ -91,6 +91,10 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 		d.Errorf(n, "metrics.pprof: profiles are served on metrics.address, which is not set")
 	}
 	atLeast(d, "headers.max_bytes", "a size in bytes", int64(c.Headers.MaxBytes), 1024)
+	if n := d.Node("headers.max_bytes"); n != nil && int64(c.Headers.MaxBytes) > MaxHeaderBytes {
+		// Past it the message is refused whatever the rules say.
+		d.Errorf(n, "headers.max_bytes: expected a size in bytes <= %d (256KiB, the fixed limit), got %s", MaxHeaderBytes, yamlpos.Lit(n.Value))
+	}
 	atLeast(d, "headers.max_fields", "an integer", int64(c.Headers.MaxFields), 10)
 	// drain_timeout may be 0: "stop immediately" is a legitimate choice.
 }

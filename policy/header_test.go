@@ -13,7 +13,8 @@ func TestHeaderSection(t *testing.T) {
 		{"\r\nbody only\r\n", ""},
 		{"From: a\nTo: b\n\nbody\n", "From: a\nTo: b\n"},
 		{"From: a\r\n\r\r\nbody", "From: a\r\n"},
-		{"From: a\r\nno body", "From: a\r\nno body"},
+		{"From: a\r\nno body", "From: a\r\n"}, // not a field: the section ends
+		{"From: a\r\nX: no body", "From: a\r\nX: no body"},
 		{"From: a\r\n\r", "From: a\r\n"},
 		{"", ""},
 		{"From: a\r\n \r\nx: y\r\n\r\n", "From: a\r\n \r\nx: y\r\n"}, // a line of blanks continues
@@ -25,17 +26,17 @@ func TestHeaderSection(t *testing.T) {
 }
 
 // Content with and without Head must give the same header section, and a
-// header longer than maxHeaderBytes is cut there.
+// header longer than MaxHeaderBytes is cut there.
 func TestTransactionHeader(t *testing.T) {
-	long := "From: a\r\nX: " + strings.Repeat("y", maxHeaderBytes) + "\r\n\r\nbody"
+	long := "From: a\r\nX: " + strings.Repeat("y", MaxHeaderBytes) + "\r\n\r\nbody"
 	for _, msg := range []string{
 		"From: a@sender.test\r\nSubject: s\r\n\r\nbody\r\n",
 		"From: a@sender.test\r\n",
 		long,
 	} {
 		want := string(HeaderSection([]byte(msg)))
-		if len(want) > maxHeaderBytes {
-			want = want[:maxHeaderBytes]
+		if len(want) > MaxHeaderBytes {
+			want = want[:MaxHeaderBytes]
 		}
 		plain := &Transaction{Content: staticContent(msg)}
 		headed := &Transaction{Content: headContent(msg)}

@@ -15,6 +15,7 @@ import (
 
 	"mxguard/checks/dkim"
 	"mxguard/checks/dmarc"
+	"mxguard/internal/mailhdr"
 	"mxguard/rules"
 )
 
@@ -169,7 +170,9 @@ type Transaction struct {
 	localDomains []string               // the session's domains, for the header checks
 	screen       screenFacts
 	dkimPrefetch *dkim.Prefetcher
-	headerBytes  []byte
+	headerBytes  []byte        // Header's answer, once read
+	split        mailhdr.Split // HeaderSplit's answer
+	splitErr     error
 	fromDone     bool
 	from         *dmarc.ParsedFrom // the From domain, parsed once (fromFacts)
 	inherited    bool              // the session's connect and HELO results are in

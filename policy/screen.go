@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -67,7 +68,7 @@ type HeadersFacts struct {
 	Bytes            int      `expr:"bytes" json:"bytes" doc:"size of the header section"`
 	TooBig           bool     `expr:"too_big" json:"too_big" doc:"the header section is over headers.max_bytes or headers.max_fields"`
 	EightBit         bool     `expr:"eight_bit" json:"eight_bit" doc:"8-bit bytes in the header without SMTPUTF8"`
-	Malformed        int      `expr:"malformed" json:"malformed" doc:"lines that are neither a field nor a continuation"`
+	Malformed        int      `expr:"malformed" json:"malformed" doc:"malformed lines in the header section, and the line that ended it without an empty line (a line that is not a field: the backend gets an empty line before it)"`
 	DisplayNameSpoof bool     `expr:"display_name_spoof" json:"display_name_spoof" doc:"the From display name holds another address, or names one of our (or protected) domains, while the address is elsewhere"`
 	SpoofDetail      string   `expr:"spoof_detail" json:"spoof_detail" doc:"why display_name_spoof is set"`
 	FromDisplay      string   `expr:"from_display" json:"from_display" doc:"the From display name, RFC 2047 decoded"`
@@ -82,6 +83,12 @@ func (e *Engine) registerHeaders(o headers.Options) {
 		opts.Domains = tx.localDomains
 		opts.From = tx.from
 		r := headers.Check(tx.Header(), opts)
+		if split, err := tx.HeaderSplit(); err == nil && split.Malformed {
+			// The line that ended the section is not in Header: the body
+			// starts with it (see mailhdr).
+			r.Malformed = append(r.Malformed, fmt.Sprintf("line %d: not a header field, and no empty line before it: the header section ends there",
+				bytes.Count(tx.Header(), []byte("\n"))+1))
+		}
 		tx.screen.Headers = HeadersFacts{FromCount: r.FromCount, FromAddresses: r.FromAddresses, DateCount: r.DateCount,
 			DateValid: r.DateValid, MessageIDCount: r.MessageIDCount, Duplicates: r.Duplicates, Fields: r.Fields,
 			Bytes: r.Bytes, TooBig: r.TooBig, EightBit: r.EightBit, Malformed: len(r.Malformed),
@@ -98,6 +105,9 @@ func (e *Engine) registerHeaders(o headers.Options) {
 		}
 		if r.TooBig {
 			problems = append(problems, "header section too big")
+		}
+		if len(r.Malformed) > 0 {
+			problems = append(problems, "malformed: "+strings.Join(r.Malformed, ", "))
 		}
 		if r.DisplayNameSpoof {
 			problems = append(problems, "display name: "+r.SpoofDetail)

@@ -28,7 +28,7 @@ func BenchmarkForward(b *testing.B) {
 	msg.Write([]byte(body))
 	defer msg.Close()
 	tx := &policy.Transaction{Session: "BENCH", ID: "BENCH.1", MailFrom: "a@sender.test", Rcpts: []string{"user@example.org"},
-		Client: policy.Client{Addr: netip.MustParseAddrPort("192.0.2.1:4000"), HELO: "c.test", ESMTP: true}}
+		Client: policy.Client{Addr: netip.MustParseAddrPort("192.0.2.1:4000"), HELO: "c.test", ESMTP: true}, Content: msg}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -140,6 +140,8 @@ func (f *Forwarder) Ping(ctx context.Context) error {
 // Deliver sends msg to the backend for tx's recipients and returns the
 // reply for the client. Only a 2xx from the backend for this message gives
 // a 2xx; a connection failure at any point gives 451, so the client retries.
+// msg is tx.Content: the header section is the one tx.HeaderSplit found,
+// which every check read.
 func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) Delivery {
 	start := time.Now()
 	d, kind := f.deliver(ctx, tx, msg)
@@ -528,12 +530,19 @@ func (f *Forwarder) writeMessage(b *bconn, tx *policy.Transaction, msg *Message)
 			return ioErr("write", err)
 		}
 	}
+	split, err := tx.HeaderSplit()
+	if err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
 	r, err := msg.Reader()
 	if err != nil {
 		return fmt.Errorf("backend: %w", err)
 	}
+	if _, err := io.CopyN(io.Discard, r, int64(split.Body)); err != nil {
+		return fmt.Errorf("backend: reading spool: %w", err)
+	}
 	dw := &dotWriter{w: b.w, bol: true}
-	if err := stripForged(dw, r, f.opts.Hostname); err != nil {
+	if err := writeContent(dw, tx.Header(), r, f.opts.Hostname); err != nil {
 		if dw.err != nil {
 			return ioErr("write", err)
 		}

@@ -11,86 +11,64 @@ import (
 // readerPool recycles the forward path's 32 KiB read buffers.
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
 
-// stripForged copies the header section of a message from r to w without
-// the fields that only mxguard may write: every Authentication-Results
-// field that names our authserv-id (RFC 8601 §5: a receiver must remove
-// them before adding its own, or a sender could forge "dkim=pass" from us)
-// and every X-Mxguard-* field (our verdict headers). The body is copied as
-// it is. r must have canonical CRLF line endings.
-func stripForged(w io.Writer, r io.Reader, authservID string) error {
+// writeContent writes a message as the backend receives it: the header
+// section (header, which split found) without the fields that only
+// mxguard may write, then the empty line, then the body, read from body.
+// Forged fields are every Authentication-Results field that names our
+// authserv-id (RFC 8601 §5: a receiver must remove them before adding its
+// own, or a sender could forge "dkim=pass" from us) and every X-Mxguard-*
+// field (our verdict headers). The empty line is written even where the
+// message lacks one (split.Malformed: a line that is not a field ended the
+// header section), so that every reader downstream ends the header
+// section where mxguard did, and stripping, the checks and the backend
+// agree on which lines are fields. The content has canonical CRLF line
+// endings.
+func writeContent(w io.Writer, header []byte, body io.Reader, authservID string) error {
+	sep := "\r\n"
+	if len(header) > 0 && header[len(header)-1] != '\n' {
+		// The message ends inside its last header line: end that line
+		// first.
+		sep = "\r\n\r\n"
+	}
+	for len(header) > 0 {
+		// A field and its continuation lines (RFC 5322 §2.2.3); the header
+		// section holds nothing else, and never starts with a continuation.
+		n := fieldLen(header)
+		if !forged(header[:n], authservID) {
+			if _, err := w.Write(header[:n]); err != nil {
+				return err
+			}
+		}
+		header = header[n:]
+	}
+	if _, err := io.WriteString(w, sep); err != nil {
+		return err
+	}
 	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(r)
+	br.Reset(body)
 	defer func() {
 		br.Reset(nil)
 		readerPool.Put(br)
 	}()
-	var field []byte // the current field, continuation lines included
-	flush := func() error {
-		if len(field) == 0 {
-			return nil
-		}
-		var err error
-		if !forged(field, authservID) {
-			_, err = w.Write(field)
-		}
-		field = field[:0]
-		return err
-	}
-	for {
-		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A line longer than the buffer: the header section ends here
-			// as far as we care, and the rest goes out untouched.
-			if ferr := flush(); ferr != nil {
-				return ferr
-			}
-			if _, werr := w.Write(line); werr != nil {
-				return werr
-			}
-			_, err = io.Copy(w, br)
-			return err
-		}
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-			if len(field) > 0 {
-				field = append(field, line...) // RFC 5322 §2.2.3 folding
-			} else {
-				// A stray continuation line before any field: a lenient
-				// parser may read it as a field, and may read fields
-				// after it, so it is judged as a field and we go on.
-				field = append(field, line...)
-			}
-		} else {
-			if ferr := flush(); ferr != nil {
-				return ferr
-			}
-			if len(line) == 0 || bytes.Equal(line, []byte("\r\n")) || bytes.IndexByte(line, ':') < 0 {
-				// The blank line (or a line that is no header field)
-				// ends the header section.
-				if _, werr := w.Write(line); werr != nil {
-					return werr
-				}
-				if err != nil {
-					return ignoreEOF(err)
-				}
-				_, err = io.Copy(w, br)
-				return err
-			}
-			field = append(field, line...)
-		}
-		if err != nil {
-			if ferr := flush(); ferr != nil {
-				return ferr
-			}
-			return ignoreEOF(err)
-		}
-	}
+	_, err := br.WriteTo(w)
+	return err
 }
 
-func ignoreEOF(err error) error {
-	if err == io.EOF {
-		return nil
+// fieldLen is the length of the field at the start of header: its first
+// line and the continuation lines after it, line endings included.
+func fieldLen(header []byte) int {
+	n := 0
+	for n < len(header) {
+		i := bytes.IndexByte(header[n:], '\n')
+		if i < 0 {
+			return len(header)
+		}
+		n += i + 1
+		if n == len(header) || header[n] != ' ' && header[n] != '\t' {
+			return n
+		}
 	}
-	return err
+	return n
 }
 
 // forged reports whether a header field is one only mxguard may write.

@@ -172,6 +172,19 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 		return
 	}
 	tx.Content = msg
+	if _, err := tx.HeaderSplit(); errors.Is(err, policy.ErrHeaderTooBig) {
+		// Every reader takes the whole header section at once; one that
+		// does not end within the limit is refused, never checked in part.
+		r := policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message header section exceeds fixed limit (session " + s.id + ")"}
+		finish(policy.Verdict{Action: policy.ActionReject, Reason: "size"}, r, "")
+		log.Info("message refused", "reason", "size", "detail", "header section")
+		return
+	} else if err != nil {
+		r := policy.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "local error storing message, try again later (session " + s.id + ")"}
+		finish(policy.Verdict{Action: policy.ActionTempfail, Reason: "spool"}, r, "")
+		log.Error("spool failed", "err", err)
+		return
+	}
 	tx.MessageID = MessageID(tx.Header())
 	v := s.pol.Decide(context.Background(), policy.StageData, tx)
 	if v.Action.Refuses() {

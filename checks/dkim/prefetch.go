@@ -63,10 +63,10 @@ func (p *Prefetcher) Write(b []byte) (int, error) {
 		p.head = append(p.head, b...)
 		data = p.head
 	}
-	end, ok := mailhdr.End(data, &p.hpos)
+	split, ok := mailhdr.End(data, &p.hpos)
 	switch {
 	case ok:
-		p.decide(data[:end])
+		p.decide(data[:split.End])
 	case len(data) > maxHeld:
 		p.state, p.head = decided, nil
 	case len(p.head) == 0:

@@ -139,8 +139,11 @@ func TestPrefetchUnsure(t *testing.T) {
 		msg      []byte
 		unsigned bool
 	}{
-		"subject names it":         {append([]byte("Subject: about DKIM-SIGNATURE\r\n"), baseMessage(100)...), false},
-		"Kelvin sign in the name":  {append([]byte("D\u212aIM-Signature: v=1; a=rsa-sha256; d=x; s=y; h=from; bh=; b=\r\n"), baseMessage(100)...), false},
+		"subject names it": {append([]byte("Subject: about DKIM-SIGNATURE\r\n"), baseMessage(100)...), false},
+		// Not a field name (RFC 5322 §3.6.8: US-ASCII only), though a
+		// Unicode case folding makes it one: the header section ends
+		// before it (mailhdr), for every reader downstream too.
+		"Kelvin sign in the name":  {append([]byte("D\u212aIM-Signature: v=1; a=rsa-sha256; d=x; s=y; h=from; bh=; b=\r\n"), baseMessage(100)...), true},
 		"no end of header":         {[]byte("From: a@sender.test\r\nSubject: x\r\n"), false},
 		"signed, no end of header": {signed[:bytes.Index(signed, []byte("\r\n\r\n"))+2], false},
 		"empty":                    {nil, false},

@@ -165,6 +165,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		return final(tx, policy.StageRcpt, last)
 	}
 	tx.Size, tx.Protocol, tx.Content = msg.Size(), facts, msg
+	if _, err := tx.HeaderSplit(); err != nil {
+		// serve refuses it before any rule: so does check.
+		v := policy.Refuse(policy.ActionReject, "size", 552, [3]int{5, 3, 4}, "message header section exceeds fixed limit", tx.Session)
+		return final(tx, policy.StageData, v)
+	}
 	tx.MessageID = proxy.MessageID(tx.Header())
 	return final(tx, policy.StageData, sess.Decide(ctx, policy.StageData, tx))
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"mxguard/config"
 	"mxguard/policy"
 )
 
@@ -83,5 +84,13 @@ func TestDefaultRulesCarryAComment(t *testing.T) {
 	}
 	if count != len(set.Rules) {
 		t.Errorf("%s has %d \"- name:\" lines but %d rules", path, count, len(set.Rules))
+	}
+}
+
+// TestHeaderLimitAgrees: config validates headers.max_bytes against the
+// limit policy enforces.
+func TestHeaderLimitAgrees(t *testing.T) {
+	if config.MaxHeaderBytes != policy.MaxHeaderBytes {
+		t.Fatalf("config.MaxHeaderBytes %d, policy.MaxHeaderBytes %d", config.MaxHeaderBytes, policy.MaxHeaderBytes)
 	}
 }

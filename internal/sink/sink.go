@@ -73,6 +73,10 @@ func Start(o Options) (*Sink, error) {
 	s.srv.ReadTimeout = 5 * time.Minute
 	s.srv.WriteTimeout = time.Minute
 	s.srv.EnableSMTPUTF8 = true
+	// A store takes what mxguard forwards, and mxguard leaves overlong
+	// lines to the rules (protocol.long_line): the sink must not refuse
+	// them on its own, as go-smtp's 2000-octet default would.
+	s.srv.MaxLineLength = 1 << 20
 	s.srv.ErrorLog = slogPrinter{o.Logger}
 	go func() { _ = s.srv.Serve(l) }()
 	return s, nil
