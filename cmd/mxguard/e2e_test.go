@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +109,48 @@ func startMxguard(t testing.TB, cfg string) (*daemon, string) {
 	d := startDaemon(t, binary, "serve", "--config", path)
 	waitListening(t, listen)
 	return d, listen
+}
+
+// sinkMxguard starts mxguard for example.org in front of the built-in
+// sink, with extra appended to its config, and returns where it listens
+// and the sink's folder.
+func sinkMxguard(t testing.TB, extra string) (listen, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	_, listen = startMxguard(t, `
+hostname: mx.example.org
+listen:
+  - address: LISTEN
+backend:
+  address: builtin:`+dir+`
+domains: [example.org]
+`+extra)
+	return listen, dir
+}
+
+// storedMessages reads the messages the sink holds in dir, as a mail
+// reader would, with their bodies.
+func storedMessages(t testing.TB, dir string) ([]*mail.Message, []string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	var msgs []*mail.Message
+	var bodies []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := mail.ReadMessage(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("a stored message does not parse: %v\n%.2000s", err, data)
+		}
+		body, err := io.ReadAll(m.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, bodies = append(msgs, m), append(bodies, string(body))
+	}
+	return msgs, bodies
 }
 
 func TestSwaksThroughMxguardToSmtpSink(t *testing.T) {

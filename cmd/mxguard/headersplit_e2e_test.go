@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"io"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -25,46 +23,24 @@ rules:
 // headerSplitMxguard starts mxguard with the default rules, or with
 // monitorRules, in front of the built-in sink.
 func headerSplitMxguard(t *testing.T, relaxed bool) (listen, dir string) {
-	dir = t.TempDir()
-	cfg := `
-hostname: mx.example.org
-listen:
-  - address: LISTEN
-backend:
-  address: builtin:` + dir + `
-domains: [example.org]
-`
-	if relaxed {
-		path := filepath.Join(t.TempDir(), "rules.yaml")
-		if err := os.WriteFile(path, []byte(monitorRules), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg += "rules: [" + path + "]\n"
+	if !relaxed {
+		return sinkMxguard(t, "")
 	}
-	_, listen = startMxguard(t, cfg)
-	return listen, dir
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, []byte(monitorRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return sinkMxguard(t, "rules: ["+path+"]\n")
 }
 
-// delivered reads the one message the sink holds, as a mail reader would.
+// delivered reads the one message the sink holds.
 func delivered(t *testing.T, dir string) (*mail.Message, string) {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
-	if len(files) != 1 {
-		t.Fatalf("the backend holds %d messages, want 1", len(files))
+	msgs, bodies := storedMessages(t, dir)
+	if len(msgs) != 1 {
+		t.Fatalf("the backend holds %d messages, want 1", len(msgs))
 	}
-	data, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("the delivered message does not parse: %v\n%.2000s", err, data)
-	}
-	body, err := io.ReadAll(m.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, string(body)
+	return msgs[0], bodies[0]
 }
 
 const goodFields = "From: alice@sender.test\r\nTo: user@example.org\r\nDate: Mon, 30 Nov 2026 07:00:00 +0000\r\nMessage-ID: <split@sender.test>\r\nSubject: split\r\n"

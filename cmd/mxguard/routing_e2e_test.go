@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,15 +34,7 @@ var routedRecipients = []string{
 // reaches the backend, while a source route (RFC 5321 §4.1.1.3: stripped)
 // and an ordinary recipient are delivered.
 func TestRoutingInLocalPartRefused(t *testing.T) {
-	dir := t.TempDir()
-	_, listen := startMxguard(t, `
-hostname: mx.example.org
-listen:
-  - address: LISTEN
-backend:
-  address: builtin:`+dir+`
-domains: [example.org]
-`)
+	listen, dir := sinkMxguard(t, "")
 	c := dialConv(t, "", listen)
 	c.say("", "220 ")
 	c.say("EHLO client.sender.test", "250 ")
@@ -60,22 +50,8 @@ domains: [example.org]
 	c.data("From: alice@sender.test\r\nSubject: routing\r\n\r\nhello\r\n", "250 ")
 	c.say("QUIT", "221 ")
 
-	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
-	if len(files) != 1 {
-		t.Fatalf("the backend holds %d messages, want 1", len(files))
-	}
-	data, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, _, _ := strings.Cut(string(data), "\r\n\r\n")
-	var rcpts []string
-	for _, l := range strings.Split(head, "\r\n") {
-		if v, ok := strings.CutPrefix(l, "Delivered-To: "); ok {
-			rcpts = append(rcpts, v)
-		}
-	}
-	if fmt.Sprint(rcpts) != "[user@example.org other@example.org]" {
+	m, _ := delivered(t, dir)
+	if rcpts := m.Header["Delivered-To"]; fmt.Sprint(rcpts) != "[user@example.org other@example.org]" {
 		t.Errorf("the backend got recipients %q, want user@example.org (source route dropped) and other@example.org", rcpts)
 	}
 }
@@ -127,16 +103,14 @@ domains: [example.org]
 	for sk.Count() < int64(want) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	files, _ := filepath.Glob(filepath.Join(final, "*.eml"))
-	if len(files) != want {
-		t.Fatalf("the sink behind Postfix holds %d messages, want %d\npostfix log:\n%s", len(files), want, pf.Log())
+	msgs, _ := storedMessages(t, final)
+	if len(msgs) != want {
+		t.Fatalf("the sink behind Postfix holds %d messages, want %d\npostfix log:\n%s", len(msgs), want, pf.Log())
 	}
-	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		head, _, _ := strings.Cut(string(data), "\r\n\r\n")
-		for _, l := range strings.Split(head, "\r\n") {
-			if strings.HasPrefix(l, "Delivered-To: ") && l != "Delivered-To: user@example.org" {
-				t.Errorf("Postfix relayed to %q", strings.TrimPrefix(l, "Delivered-To: "))
+	for _, m := range msgs {
+		for _, r := range m.Header["Delivered-To"] {
+			if r != "user@example.org" {
+				t.Errorf("Postfix relayed to %q", r)
 			}
 		}
 	}

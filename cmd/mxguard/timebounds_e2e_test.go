@@ -13,14 +13,7 @@ import (
 // the timeout bounds the whole message, so the session is closed with 421
 // before the last chunk and nothing is delivered.
 func TestDataTimeoutBoundsWholeBDATMessage(t *testing.T) {
-	dir := t.TempDir()
-	_, listen := startMxguard(t, `
-hostname: mx.example.org
-listen:
-  - address: LISTEN
-backend:
-  address: builtin:`+dir+`
-domains: [example.org]
+	listen, dir := sinkMxguard(t, `
 limits:
   data_timeout: 1s
   command_timeout: 30s
@@ -76,14 +69,7 @@ limits:
 // error, so limits.max_errors then closes the session, as Postfix's
 // smtpd_junk_command_limit does.
 func TestJunkCommandsEndTheSession(t *testing.T) {
-	dir := t.TempDir()
-	_, listen := startMxguard(t, `
-hostname: mx.example.org
-listen:
-  - address: LISTEN
-backend:
-  address: builtin:`+dir+`
-domains: [example.org]
+	listen, dir := sinkMxguard(t, `
 limits:
   max_junk_commands: 6
   max_errors: 3
