@@ -30,16 +30,24 @@ func TestPostfixBackendGetsClient(t *testing.T) {
 	}
 }
 
-func testPostfixBackend(t *testing.T, mode string) {
+// postfixSink checks that a real Postfix can run here and starts the sink
+// it is to relay to, with the sink's folder.
+func postfixSink(t *testing.T) (*sink.Sink, string) {
+	t.Helper()
 	if err := testpostfix.Available(); err != nil {
 		t.Fatalf("postfix is not usable here (.ci/run installs it): %v", err)
 	}
-	final := t.TempDir()
-	sk, err := sink.Start(sink.Options{Listen: "127.0.0.1:0", Dir: final, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	dir := t.TempDir()
+	sk, err := sink.Start(sink.Options{Listen: "127.0.0.1:0", Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sk.Close() })
+	return sk, dir
+}
+
+func testPostfixBackend(t *testing.T, mode string) {
+	sk, final := postfixSink(t)
 	opts := testpostfix.Options{Domains: []string{"example.org"}, RelayTo: sk.Addr()}
 	if mode == "xclient" {
 		opts.XClientHosts = "127.0.0.0/8"

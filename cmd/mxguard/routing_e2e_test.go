@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"mxguard/internal/sink"
 	"mxguard/internal/testpostfix"
 )
 
@@ -63,15 +60,7 @@ func TestRoutingInLocalPartRefused(t *testing.T) {
 // sink, which stands for the whole internet here: nothing addressed to
 // evil.test may reach it.
 func TestRoutingNotRelayedByPostfix(t *testing.T) {
-	if err := testpostfix.Available(); err != nil {
-		t.Fatalf("postfix is not usable here (.ci/run installs it): %v", err)
-	}
-	final := t.TempDir()
-	sk, err := sink.Start(sink.Options{Listen: "127.0.0.1:0", Dir: final, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sk.Close() })
+	sk, final := postfixSink(t)
 	// example.org is Postfix's own destination, as on a mail store: its
 	// percent hack and bang-path swap apply (the defaults), and what it
 	// delivers "locally" goes to the sink too.
