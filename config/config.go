@@ -94,7 +94,7 @@ type Listener struct {
 	// expect a PROXY protocol v1/v2 header from a load balancer, so the
 	// real client address is used for checks and logs.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
-	// ProxyTrusted (proxy_trusted, default empty = any peer) lists the
+	// ProxyTrusted (proxy_trusted, required with proxy_protocol) lists the
 	// CIDRs or IPs allowed to send a PROXY header.
 	ProxyTrusted []string `yaml:"proxy_trusted" expect:"a list of CIDRs or IP addresses"`
 }

@@ -141,6 +141,12 @@ func validateListen(d *yamlpos.Decoder, c *Config) {
 				}
 			}
 		}
+		if n := d.Node(p + ".proxy_protocol"); n != nil && l.ProxyProtocol && len(l.ProxyTrusted) == 0 {
+			// Without a list, any peer could claim any client address and
+			// walk past every per-client check; an admin who means that
+			// says so with 0.0.0.0/0 and ::/0.
+			d.Errorf(n, "%s.proxy_trusted: expected the load balancers allowed to send a PROXY header (CIDRs or IPs; 0.0.0.0/0 and ::/0 for any peer), got none", p)
+		}
 		for j, s := range l.ProxyTrusted {
 			ep := fmt.Sprintf("%s.proxy_trusted[%d]", p, j)
 			if n := d.Node(ep); n != nil {
