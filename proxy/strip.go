@@ -84,36 +84,5 @@ func forged(field []byte, authservID string) bool {
 	if !strings.EqualFold(n, "Authentication-Results") {
 		return false
 	}
-	id, _, _ := strings.Cut(unfold(string(value)), ";")
-	return strings.EqualFold(strings.TrimSpace(stripComments(id)), authservID)
-}
-
-// unfolder joins a folded field value into one line.
-var unfolder = strings.NewReplacer("\r\n", "", "\n", "", "\t", " ")
-
-func unfold(s string) string { return unfolder.Replace(s) }
-
-// stripComments removes RFC 5322 comments (nested parentheses), which may
-// surround the authserv-id (RFC 8601 §2.2 allows CFWS there), and the
-// authres-version number that may follow it.
-func stripComments(s string) string {
-	var sb strings.Builder
-	depth := 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\' && depth > 0:
-			i++
-		case c == '(':
-			depth++
-		case c == ')' && depth > 0:
-			depth--
-		case depth == 0:
-			sb.WriteByte(c)
-		}
-	}
-	f := strings.Fields(sb.String())
-	if len(f) == 0 {
-		return ""
-	}
-	return f[0]
+	return claimsAuthservID(string(value), authservID)
 }

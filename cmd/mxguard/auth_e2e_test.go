@@ -40,6 +40,12 @@ type authHarness struct {
 
 func startAuth(t *testing.T) *authHarness {
 	t.Helper()
+	return startAuthWith(t, "")
+}
+
+// startAuthWith is startAuth with more configuration text.
+func startAuthWith(t *testing.T, extra string) *authHarness {
+	t.Helper()
 	h := &authHarness{dns: dnstest.Start(t, authZone)}
 	dir := t.TempDir()
 	h.mail, h.vlog = filepath.Join(dir, "mail"), filepath.Join(dir, "verdicts.jsonl")
@@ -54,7 +60,7 @@ verdict_log: `+h.vlog+`
 dns:
   servers: [`+h.dns.Addr()+`]
   timeout: 500ms
-`)
+`+extra)
 	return h
 }
 
