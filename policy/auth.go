@@ -9,8 +9,6 @@ import (
 	"net"
 	"strings"
 
-	"github.com/emersion/go-msgauth/authres"
-
 	"mxguard/checks/dkim"
 	"mxguard/checks/dmarc"
 	"mxguard/checks/resolver"
@@ -281,41 +279,4 @@ func (s *Session) needsAtData(name string) bool {
 		}
 	}
 	return false
-}
-
-// authResultsHeader renders the Authentication-Results header (RFC 8601)
-// for what the checks found, with our hostname as the authserv-id.
-func (s *Session) authResultsHeader(tx *Transaction) (Header, bool) {
-	var results []authres.Result
-	if c, ok := tx.Checks["spf"]; ok {
-		r := &authres.SPFResult{Value: authres.ResultValue(c.Result)}
-		if tx.auth.SPF.Identity == "helo" {
-			r.Helo = tx.auth.SPF.Domain
-		} else {
-			r.From = tx.MailFrom
-		}
-		results = append(results, r)
-	}
-	if _, ok := tx.Checks["dkim"]; ok {
-		if len(tx.auth.dkimSigs) == 0 {
-			results = append(results, &authres.DKIMResult{Value: authres.ResultNone})
-		}
-		for _, sig := range tx.auth.dkimSigs {
-			results = append(results, &authres.DKIMResult{Value: authres.ResultValue(sig.Result), Domain: sig.Domain, Identifier: sig.Identifier})
-		}
-	}
-	if c, ok := tx.Checks["dmarc"]; ok {
-		results = append(results, &authres.DMARCResult{Value: authres.ResultValue(c.Result), From: tx.auth.From.Domain})
-	}
-	if len(results) == 0 {
-		return Header{}, false
-	}
-	v := authres.Format(s.e.hostname, results)
-	return Header{Name: "Authentication-Results", Value: foldAR(v)}, true
-}
-
-// foldAR puts each result of an Authentication-Results value on its own
-// folded line, keeping header lines short (RFC 5322 §2.1.1).
-func foldAR(v string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(v, " ;", ";"), "; ", ";\r\n\t")
 }

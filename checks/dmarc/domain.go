@@ -30,6 +30,11 @@ func normalizeFromDomain(d string) (string, error) {
 	return n, nil
 }
 
+// CanonicalDomain returns d as DMARC compares domains: lower-case ASCII,
+// A-labels for an internationalised name (RFC 8616 §4: the DNS holds
+// A-labels), no trailing dot. ok is false when d is no DNS domain name.
+func CanonicalDomain(d string) (name string, ok bool) { return canonicalDomain(d) }
+
 // canonicalDomain is normalizeFromDomain without the error: it also serves
 // the SPF and DKIM domains of the Input, which come from other checks.
 func canonicalDomain(d string) (string, bool) {
