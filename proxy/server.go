@@ -274,6 +274,7 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 		delete(s.sessions, sess)
 		s.mu.Unlock()
 	}()
+	defer sess.close()
 	sess.serve()
 }
 

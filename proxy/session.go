@@ -137,6 +137,19 @@ func (s *session) serve() {
 	s.resetTx()
 }
 
+// close closes the session's connection: after STARTTLS, the TLS one, whose
+// Close sends close_notify first (RFC 8446 §6.1), so that the client can
+// tell the end of the session from a truncation; closing the socket under
+// it, as the deferred close of the raw connection would, is reported as an
+// improper termination by TLS clients. crypto/tls bounds the alert's write
+// (5 s), so a client that stopped reading does not hold the session.
+func (s *session) close() {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	_ = c.Close()
+}
+
 // greetPause waits GreetPause before the banner and notes a client that
 // talks first (RFC 5321 §3.1: the client waits for the greeting). With no
 // pause it still notes input that is already there. It reports false when

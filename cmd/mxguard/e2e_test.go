@@ -116,12 +116,19 @@ func startMxguard(t testing.TB, cfg string) (*daemon, string) {
 // and the sink's folder.
 func sinkMxguard(t testing.TB, extra string) (listen, dir string) {
 	t.Helper()
+	return sinkMxguardListen(t, "", extra)
+}
+
+// sinkMxguardListen is sinkMxguard with more keys for the listener
+// (indented as its keys).
+func sinkMxguardListen(t testing.TB, listener, extra string) (listen, dir string) {
+	t.Helper()
 	dir = t.TempDir()
 	_, listen = startMxguard(t, `
 hostname: mx.example.org
 listen:
   - address: LISTEN
-backend:
+`+strings.TrimPrefix(listener, "\n")+`backend:
   address: builtin:`+dir+`
 domains: [example.org]
 `+extra)
