@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -16,20 +15,6 @@ import (
 // transaction on a kept-alive connection must hand over its own client with
 // XCLIENT or XFORWARD (Postfix's extensions, which go-smtp's client cannot
 // send), and the client must get the backend's exact reply text.
-
-// backendReply is one SMTP reply from the backend.
-type backendReply struct {
-	Code     int
-	Enhanced [3]int // zero when the backend sent none
-	Text     string // the last line's text, enhanced code removed
-}
-
-func (r backendReply) String() string {
-	if r.Enhanced[0] != 0 {
-		return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Text)
-	}
-	return fmt.Sprintf("%d %s", r.Code, r.Text)
-}
 
 // errBackendIO marks failures of the connection itself (refused, reset,
 // timed out, garbled): the message's fate at the backend is unknown.
@@ -93,60 +78,36 @@ func (b *bconn) read(timeout time.Duration) (backendReply, error) {
 	return rep, err
 }
 
-func (b *bconn) readLines(timeout time.Duration) (backendReply, []string, error) {
-	if now := time.Now(); b.rd.renew(now, timeout) {
-		_ = b.c.SetReadDeadline(now.Add(timeout))
-	}
-	var lines []string
-	for n := 0; ; n++ {
-		line, err := b.r.ReadSlice('\n')
-		if err != nil {
-			return backendReply{}, nil, ioErr("read", err)
+// exchange sends cmds and reads exactly one reply to each: in one write
+// when pipelining (RFC 2920 §3.1), else one command at a time. After the
+// replies to a write, any octet more answers nothing we sent. After DATA's
+// 354 that check is also the last chance to see a backend that answers
+// the end of data before it was sent: nothing reads while the content
+// goes out.
+func (b *bconn) exchange(cmds []string, pipelining bool) ([]backendReply, error) {
+	replies := make([]backendReply, 0, len(cmds))
+	for i, c := range cmds {
+		if err := b.send("%s", c); err != nil {
+			return nil, err
 		}
-		s := strings.TrimRight(string(line), "\r\n")
-		if len(s) < 3 || n > 100 {
-			return backendReply{}, nil, ioErr("read", fmt.Errorf("malformed reply %q", s))
+		if pipelining && i < len(cmds)-1 {
+			continue
 		}
-		code, err := strconv.Atoi(s[:3])
-		if err != nil || code < 200 || code > 599 {
-			return backendReply{}, nil, ioErr("read", fmt.Errorf("malformed reply %q", s))
+		if err := b.w.Flush(); err != nil {
+			return nil, ioErr("write", err)
 		}
-		text := ""
-		if len(s) > 4 {
-			text = s[4:]
+		for len(replies) <= i {
+			r, err := b.read(b.opts.CommandTimeout)
+			if err != nil {
+				return nil, err
+			}
+			replies = append(replies, r)
 		}
-		lines = append(lines, text)
-		if len(s) == 3 || s[3] == ' ' {
-			rep := backendReply{Code: code, Text: text}
-			rep.Enhanced, rep.Text = splitEnhanced(code, text)
-			return rep, lines, nil
-		}
-		if s[3] != '-' {
-			return backendReply{}, nil, ioErr("read", fmt.Errorf("malformed reply %q", s))
+		if err := b.inStep(verb(c)); err != nil {
+			return nil, err
 		}
 	}
-}
-
-// splitEnhanced takes an RFC 3463 enhanced status code off the front of a
-// reply's text when its class matches the reply code.
-func splitEnhanced(code int, text string) ([3]int, string) {
-	head, rest, _ := strings.Cut(text, " ")
-	parts := strings.Split(head, ".")
-	if len(parts) != 3 {
-		return [3]int{}, text
-	}
-	var e [3]int
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 999 {
-			return [3]int{}, text
-		}
-		e[i] = n
-	}
-	if e[0] != code/100 {
-		return [3]int{}, text
-	}
-	return e, rest
+	return replies, nil
 }
 
 // dial opens a backend connection and brings it to the ready state:
@@ -162,6 +123,9 @@ func (f *Forwarder) dial(ctx context.Context) (*bconn, error) {
 	rep, err := b.read(o.CommandTimeout)
 	if err == nil && rep.Code != 220 {
 		err = ioErr("greeting", fmt.Errorf("backend greets with %s", rep))
+	}
+	if err == nil {
+		err = b.inStep("greeting")
 	}
 	if err == nil {
 		err = b.hello(o.Helo)
@@ -194,6 +158,9 @@ func (b *bconn) hello(name string) error {
 	if rep.Code != 250 {
 		return ioErr("hello", fmt.Errorf("backend answers %s with %s", verb, rep))
 	}
+	if err := b.inStep(verb); err != nil {
+		return err
+	}
 	b.ext = map[string]string{}
 	for _, l := range lines[1:] {
 		k, v, _ := strings.Cut(l, " ")
@@ -215,6 +182,12 @@ func (b *bconn) startTLS() error {
 	}
 	if rep.Code != 220 {
 		return ioErr("starttls", fmt.Errorf("backend answers STARTTLS with %s", rep))
+	}
+	// Octets after the 220 came before TLS: the handshake would drop
+	// them unread, but they answer nothing, and whoever sent them (the
+	// backend or someone on the path, as in CVE-2011-0411) is out of step.
+	if err := b.inStep("starttls"); err != nil {
+		return err
 	}
 	tc := tls.Client(b.c, b.opts.TLSConfig)
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.CommandTimeout)

@@ -138,8 +138,10 @@ func (f *Forwarder) Ping(ctx context.Context) error {
 }
 
 // Deliver sends msg to the backend for tx's recipients and returns the
-// reply for the client. Only a 2xx from the backend for this message gives
-// a 2xx; a connection failure at any point gives 451, so the client retries.
+// reply for the client. Only a 250 from the backend for this message gives
+// a 250; a connection failure at any point gives 451, so the client
+// retries, and so does a reply that does not answer the command it was
+// read for: the connection is out of step and is closed.
 // msg is tx.Content: the header section is the one tx.HeaderSplit found,
 // which every check read.
 func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) Delivery {
@@ -172,9 +174,14 @@ func (f *Forwarder) deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 				return dr.Delivery, "refused"
 			}
 			if reused && !committed {
-				// A kept connection the backend had closed: nothing of
-				// this message reached it, so a fresh one may carry it.
-				log.Debug("kept backend connection was dead, retrying", "err", err)
+				// A kept connection the backend had closed, or one it
+				// spoke on unasked while idle: nothing of this message
+				// reached it, so a fresh one may carry it.
+				if errors.Is(err, errOutOfStep) {
+					log.Warn("kept backend connection out of step, retrying on a fresh one", "err", err)
+				} else {
+					log.Debug("kept backend connection was dead, retrying", "err", err)
+				}
 				continue
 			}
 			log.Warn("backend delivery failed", "err", err)
@@ -243,21 +250,10 @@ func tempReply(tx *policy.Transaction, enh [3]int, text string) policy.Reply {
 	return policy.Reply{Code: 451, Enhanced: enh, Text: text + " (session " + tx.Session + ")"}
 }
 
-// relay turns a backend reply into ours: same code, the backend's enhanced
-// code when it gave one in the right class, and its text with our session.
-func relay(tx *policy.Transaction, r backendReply) Delivery {
-	enh := r.Enhanced
-	if enh[0] != r.Code/100 {
-		enh = [3]int{r.Code / 100, 0, 0}
-	}
-	return Delivery{Reply: policy.Reply{Code: r.Code, Enhanced: enh, Text: r.Text + " (session " + tx.Session + ")"}, Backend: r.String()}
-}
-
 // transact runs one transaction on b. committed reports whether any of the
 // message content may have reached the backend; before that, a failure of a
 // kept connection can be retried on a fresh one.
 func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg *Message) (_ Delivery, committed bool, err error) {
-	o := &f.opts
 	// RSET proves a kept connection is alive (RFC 5321 §4.1.1.5); with
 	// PIPELINING it travels in the same packet as the envelope.
 	var prefix []string
@@ -299,32 +295,24 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 	if pipelining {
 		cmds = append(cmds, "DATA")
 	}
-	replies := make([]backendReply, 0, len(cmds))
-	for i, c := range cmds {
-		if err := b.send("%s", c); err != nil {
-			return Delivery{}, false, err
-		}
-		if !pipelining || i == len(cmds)-1 {
-			if err := b.w.Flush(); err != nil {
-				return Delivery{}, false, ioErr("write", err)
-			}
-			for len(replies) <= i {
-				r, err := b.read(o.CommandTimeout)
-				if err != nil {
-					return Delivery{}, false, err
-				}
-				replies = append(replies, r)
-			}
-		}
+	replies, err := b.exchange(cmds, pipelining)
+	if err != nil {
+		return Delivery{}, false, err
 	}
 	for i, r := range replies[:len(prefix)] {
 		if r.Code != 250 {
 			// A refused RSET or XFORWARD means the connection or the
 			// backend's configuration is wrong, not the message.
-			return Delivery{}, false, ioErr(strings.Fields(cmds[i])[0], fmt.Errorf("backend answers %s", r))
+			return Delivery{}, false, ioErr(verb(cmds[i]), fmt.Errorf("backend answers %s", r))
 		}
 	}
 	replies = replies[len(prefix):]
+	// Every reply must be one its command allows before any is acted on:
+	// a reply read in the wrong place (a 250 where DATA's 354 belongs)
+	// means every reply of the group may be someone else's.
+	if err := checkGroup(replies, pipelining); err != nil {
+		return Delivery{}, false, err
+	}
 	// Every error return below closes b (see deliver): when DATA was
 	// pipelined and the backend answered 354 although a recipient failed,
 	// closing before the final dot makes it discard the transaction
@@ -334,7 +322,7 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 		dataReply = &replies[len(replies)-1]
 		replies = replies[:len(replies)-1]
 	}
-	if r := replies[0]; r.Code/100 != 2 {
+	if r := replies[0]; r.Code != 250 {
 		return Delivery{}, false, deliveryError{Delivery: relay(tx, r), err: fmt.Errorf("backend: MAIL: %s", r)}
 	}
 	for i, r := range replies[1:] {
@@ -347,16 +335,20 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 				enh = [3]int{4, 0, 0}
 			}
 			enh[0] = 4
-			rep := policy.Reply{Code: 451, Enhanced: enh, Text: fmt.Sprintf("backend refused recipient <%s>: %s (session %s)", tx.Rcpts[i], r, tx.Session)}
+			quoted := fmt.Sprintf("backend refused recipient <%s>: %s", tx.Rcpts[i], r)
+			rep := policy.Reply{Code: 451, Enhanced: enh, Text: withSession(enh, quoted, tx.Session)}
 			return Delivery{}, false, deliveryError{Delivery: Delivery{Reply: rep, Backend: r.String()}, err: fmt.Errorf("backend: RCPT <%s>: %s", tx.Rcpts[i], r)}
 		}
 	}
 	if dataReply == nil {
-		r, err := b.cmd(o.CommandTimeout, "DATA")
+		r, err := b.exchange([]string{"DATA"}, false)
 		if err != nil {
 			return Delivery{}, false, err
 		}
-		dataReply = &r
+		if err := answers("DATA", r[0], 354); err != nil {
+			return Delivery{}, false, err
+		}
+		dataReply = &r[0]
 	}
 	if r := *dataReply; r.Code != 354 {
 		return Delivery{}, false, deliveryError{Delivery: relay(tx, r), err: fmt.Errorf("backend: DATA: %s", r)}
@@ -387,17 +379,28 @@ func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (Delivery, erro
 	ok := 0
 	for i := 0; i < n; i++ {
 		r, err := b.read(f.opts.DataTimeout)
+		if err == nil {
+			// RFC 5321 §4.3.2: 250, or a refusal. A 354 or a 221 here
+			// answers another command, and a 2xx that is not 250 is no
+			// promise that the message is stored.
+			err = answers("end of data", r, 250)
+		}
 		if err != nil {
 			return Delivery{}, err
 		}
 		if first == nil {
 			first = &r
 		}
-		if r.Code/100 == 2 {
+		if r.Code == 250 {
 			ok++
 		} else if bad == nil {
 			bad = &r
 		}
+	}
+	// One reply per recipient for LMTP, one for SMTP, and nothing more: an
+	// extra reply means one of those read may not be this message's.
+	if err := b.inStep("end of data"); err != nil {
+		return Delivery{}, err
 	}
 	switch {
 	case ok == n:
@@ -488,6 +491,9 @@ func (f *Forwarder) xclient(b *bconn, tx *policy.Transaction) error {
 	// Either way the session restarts and needs EHLO.
 	if r.Code != 220 && r.Code != 250 {
 		return ioErr("xclient", fmt.Errorf("backend answers XCLIENT with %s (check smtpd_authorized_xclient_hosts)", r))
+	}
+	if err := b.inStep("XCLIENT"); err != nil {
+		return err
 	}
 	b.spent = true
 	// XCLIENT_README: the session restarts, and the EHLO that follows

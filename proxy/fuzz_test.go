@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -92,9 +93,12 @@ func FuzzSession(f *testing.F) {
 }
 
 // FuzzBackendReply reads arbitrary backend replies: no panic, and a parsed
-// reply always has a valid code and an enhanced code of the same class.
+// reply always has a valid code and an enhanced code of the same class, and
+// came from well-formed lines only: each CRLF-terminated, at most 512
+// octets, all with the reply's code, with no control character in the text.
 func FuzzBackendReply(f *testing.F) {
-	for _, s := range []string{"250 2.0.0 Ok: queued as X\r\n", "250-a\r\n250-XCLIENT ADDR\r\n250 SIZE\r\n", "451 5.0.0 mismatched\r\n", "99\r\n", "250-\n250 x\r\n"} {
+	for _, s := range []string{"250 2.0.0 Ok: queued as X\r\n", "250-a\r\n250-XCLIENT ADDR\r\n250 SIZE\r\n", "451 5.0.0 mismatched\r\n", "99\r\n", "250-\n250 x\r\n",
+		"451-4.3.0 wait\r\n250 2.0.0 Ok\r\n", "250 2.0.0 Ok\rX\r\n", "250\r\n", "250 " + strings.Repeat("x", 600) + "\r\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -111,6 +115,20 @@ func FuzzBackendReply(f *testing.F) {
 		}
 		if r.Enhanced[0] != 0 && r.Enhanced[0] != r.Code/100 {
 			t.Fatalf("enhanced class %d under code %d", r.Enhanced[0], r.Code)
+		}
+		raw := bytes.SplitAfter(in, []byte("\n"))
+		if len(raw) < len(lines) {
+			t.Fatalf("%d lines parsed from %d", len(lines), len(raw))
+		}
+		for _, l := range raw[:len(lines)] {
+			if len(l) > 512 || !bytes.HasSuffix(l, []byte("\r\n")) || bytes.IndexByte(l, '\r') != len(l)-2 || string(l[:3]) != fmt.Sprint(r.Code) {
+				t.Fatalf("malformed line %q accepted in a %d reply", l, r.Code)
+			}
+		}
+		for _, text := range append(lines, r.Text) {
+			if strings.ContainsFunc(text, func(c rune) bool { return c < ' ' && c != '\t' || c == 0x7f }) {
+				t.Fatalf("control character accepted in %q", text)
+			}
 		}
 	})
 }

@@ -1,0 +1,242 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"mxguard/policy"
+)
+
+// The backend's replies are read strictly: a reply that is malformed, or
+// that does not answer the command it was read for, means mxguard and the
+// backend no longer agree on which reply is whose. Such a connection is
+// closed and the client gets 451, never a relayed reply that might be a
+// 250 for a message the backend did not store (contract 1).
+
+// backendReply is one SMTP reply from the backend.
+type backendReply struct {
+	Code     int
+	Enhanced [3]int // zero when the backend sent none
+	Text     string // the last line's text, enhanced code removed
+}
+
+func (r backendReply) String() string {
+	if r.Enhanced[0] != 0 {
+		return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Text)
+	}
+	return fmt.Sprintf("%d %s", r.Code, r.Text)
+}
+
+// maxReplyLine is the longest reply line RFC 5321 §4.5.3.1.5 allows,
+// CRLF included; maxReplyLines bounds the lines of one reply.
+const (
+	maxReplyLine  = 512
+	maxReplyLines = 100
+)
+
+// errOutOfStep marks a reply that does not answer the command it was read
+// for: the backend and mxguard no longer agree on which reply is whose, so
+// no later reply on the connection can be trusted either.
+var errOutOfStep = errors.New("reply out of step")
+
+// readLines reads one reply and returns it with the text of each line.
+// Anything RFC 5321 §4.2 does not allow is a broken connection, never a
+// reply to relay: a line not ended by CRLF or longer than 512 octets, a
+// code that is not three digits from 200 to 599, a separator other than SP
+// or '-', a line whose code differs from the first line's (§4.2.1: "451-"
+// then "250 " is neither a refusal nor a success), or a control character
+// in the text. A bare CR is refused rather than cleaned up: whoever reads
+// the relayed text could take it for a line break, and a reply that is
+// malformed may not be the answer to our command at all.
+func (b *bconn) readLines(timeout time.Duration) (backendReply, []string, error) {
+	if now := time.Now(); b.rd.renew(now, timeout) {
+		_ = b.c.SetReadDeadline(now.Add(timeout))
+	}
+	var lines []string
+	code := 0
+	for n := 0; ; n++ {
+		line, err := b.r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return backendReply{}, nil, ioErr("read", fmt.Errorf("%w: reply line longer than %d octets", errOutOfStep, maxReplyLine))
+		}
+		if err != nil {
+			return backendReply{}, nil, ioErr("read", err)
+		}
+		c, text, last, why := parseReplyLine(line)
+		switch {
+		case why == "" && n > 0 && c != code:
+			why = fmt.Sprintf("code %d in a reply that began with %d", c, code)
+		case why == "" && n >= maxReplyLines:
+			why = fmt.Sprintf("more than %d lines", maxReplyLines)
+		}
+		if why != "" {
+			return backendReply{}, nil, ioErr("read", fmt.Errorf("%w: malformed reply line %q: %s", errOutOfStep, line, why))
+		}
+		code = c
+		lines = append(lines, text)
+		if last {
+			rep := backendReply{Code: code}
+			rep.Enhanced, rep.Text = splitEnhanced(code, text)
+			return rep, lines, nil
+		}
+	}
+}
+
+// parseReplyLine splits one reply line, CRLF included, into its code and
+// text; last is false for a continuation line ("250-"). why says what is
+// wrong with a malformed line ("" when nothing is).
+func parseReplyLine(line []byte) (code int, text string, last bool, why string) {
+	if len(line) > maxReplyLine {
+		return 0, "", false, fmt.Sprintf("longer than %d octets", maxReplyLine)
+	}
+	s, ok := bytes.CutSuffix(line, []byte("\r\n"))
+	if !ok {
+		return 0, "", false, "not ended by CRLF"
+	}
+	if len(s) < 3 || s[0] < '2' || s[0] > '5' || !isDigit(s[1]) || !isDigit(s[2]) {
+		return 0, "", false, "no reply code from 200 to 599"
+	}
+	code = int(s[0]-'0')*100 + int(s[1]-'0')*10 + int(s[2]-'0')
+	if len(s) == 3 {
+		return code, "", true, ""
+	}
+	if s[3] != ' ' && s[3] != '-' {
+		return 0, "", false, "code not followed by SP or '-'"
+	}
+	for _, c := range s[4:] {
+		// RFC 5321 §4.2: textstring is HT and printable; octets above
+		// 127 are UTF-8 text (RFC 6531 §3.7.4).
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return 0, "", false, "control character in the text"
+		}
+	}
+	return code, string(s[4:]), s[3] == ' ', ""
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// inStep fails when the backend has sent more than the replies read so
+// far. Every command gets exactly one reply, in order (RFC 5321 §4.2,
+// RFC 2920 §3.1), so these octets answer nothing we sent; reading them as
+// the next command's reply would shift every reply after it (an RCPT's 250
+// read as the answer to the end of data), so the connection is broken.
+// Only octets already buffered are seen: a non-blocking look at the socket
+// would narrow the window, not close it, and the code checks on every later
+// reply catch a shift that starts after this look.
+func (b *bconn) inStep(op string) error {
+	n := b.r.Buffered()
+	if n == 0 {
+		return nil
+	}
+	peek, _ := b.r.Peek(min(n, 64))
+	return ioErr(op, fmt.Errorf("%w: %d octets sent unasked, starting %q", errOutOfStep, n, peek))
+}
+
+// answers checks that r is a reply RFC 5321 §4.3.2 allows to op: one of
+// the success codes ok, or a refusal (4xx, 5xx). Any other code answers
+// some other command, such as a 250 read where DATA's 354 belongs: the
+// connection is out of step.
+func answers(op string, r backendReply, ok ...int) error {
+	if r.Code >= 400 {
+		return nil
+	}
+	for _, c := range ok {
+		if r.Code == c {
+			return nil
+		}
+	}
+	return ioErr(op, fmt.Errorf("%w: backend answers %s", errOutOfStep, r))
+}
+
+// splitEnhanced takes an RFC 3463 enhanced status code off the front of a
+// reply's text when its class matches the reply code.
+func splitEnhanced(code int, text string) ([3]int, string) {
+	head, rest, _ := strings.Cut(text, " ")
+	parts := strings.Split(head, ".")
+	if len(parts) != 3 {
+		return [3]int{}, text
+	}
+	var e [3]int
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 999 {
+			return [3]int{}, text
+		}
+		e[i] = n
+	}
+	if e[0] != code/100 {
+		return [3]int{}, text
+	}
+	return e, rest
+}
+
+// relay turns a backend reply into ours: same code, the backend's enhanced
+// code when it gave one in the right class, and its text with our session.
+func relay(tx *policy.Transaction, r backendReply) Delivery {
+	enh := r.Enhanced
+	if enh[0] != r.Code/100 {
+		enh = [3]int{r.Code / 100, 0, 0}
+	}
+	return Delivery{Reply: policy.Reply{Code: r.Code, Enhanced: enh, Text: withSession(enh, r.Text, tx.Session)}, Backend: r.String()}
+}
+
+// withSession appends our session id to text that quotes the backend,
+// cutting the quote (at a UTF-8 boundary) so that the reply line stays
+// within the 512 octets RFC 5321 §4.5.3.1.5 allows: the backend may use
+// them all, and the session id is what the operator searches for.
+func withSession(enh [3]int, quoted, session string) string {
+	// The line is "451 4.4.2 <quoted> (session ID)\r\n".
+	room := maxReplyLine - len("451 ") - (digits(enh[0]) + digits(enh[1]) + digits(enh[2]) + len("..")) - len(" ") -
+		len(" (session ") - len(session) - len(")\r\n")
+	if len(quoted) > room {
+		room = max(room, 0)
+		for room > 0 && !utf8.RuneStart(quoted[room]) {
+			room--
+		}
+		quoted = quoted[:room]
+	}
+	return quoted + " (session " + session + ")"
+}
+
+// digits is the number of decimal digits of n >= 0.
+func digits(n int) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
+}
+
+// checkGroup checks the replies to MAIL, each RCPT and, when pipelined,
+// DATA (RFC 5321 §4.3.2: MAIL 250; RCPT 250 or 251; DATA 354; each may be
+// refused with 4xx or 5xx).
+func checkGroup(replies []backendReply, withData bool) error {
+	rcpts := replies[1:]
+	if withData {
+		rcpts = rcpts[:len(rcpts)-1]
+		if err := answers("DATA", replies[len(replies)-1], 354); err != nil {
+			return err
+		}
+	}
+	if err := answers("MAIL", replies[0], 250); err != nil {
+		return err
+	}
+	for _, r := range rcpts {
+		if err := answers("RCPT", r, 250, 251); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verb is a command line's verb, for errors.
+func verb(cmd string) string {
+	v, _, _ := strings.Cut(cmd, " ")
+	return v
+}
