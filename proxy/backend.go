@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The backend client is mxguard's own rather than go-smtp's: every
@@ -35,6 +38,12 @@ type bconn struct {
 	opts  *BackendOptions
 	// rd and wd spare re-arming the deadlines for every command.
 	rd, wd deadline
+	// raw, peek and peeked let quiet look at the socket without an
+	// allocation per message (see quiet); raw is nil under TLS.
+	raw    syscall.RawConn
+	peek   func(fd uintptr) bool
+	peeked [64]byte
+	npeek  int
 }
 
 func (b *bconn) close() { _ = b.c.Close() }
@@ -120,6 +129,17 @@ func (f *Forwarder) dial(ctx context.Context) (*bconn, error) {
 		return nil, ioErr("dial", err)
 	}
 	b := &bconn{c: c, r: bufio.NewReaderSize(c, 4096), w: bufio.NewWriterSize(c, 32<<10), opts: o}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			b.raw = raw
+			b.peek = func(fd uintptr) bool {
+				// MSG_DONTWAIT: never block; MSG_PEEK: leave the octets
+				// for the close to discard.
+				b.npeek, _, _ = unix.Recvfrom(int(fd), b.peeked[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+				return true
+			}
+		}
+	}
 	rep, err := b.read(o.CommandTimeout)
 	if err == nil && rep.Code != 220 {
 		err = ioErr("greeting", fmt.Errorf("backend greets with %s", rep))

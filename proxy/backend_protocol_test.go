@@ -218,6 +218,31 @@ func TestBackendOutOfStep(t *testing.T) {
 	}
 }
 
+// TestBackendEarlyReplyDuringContent: a backend that answers while the
+// content is still on its way, in a packet of its own, answers nothing we
+// sent: read after the end of data it would be a 250 for content the
+// backend has not taken whole. The content is large, so that by the time
+// mxguard has written it all the early reply has long arrived.
+func TestBackendEarlyReplyDuringContent(t *testing.T) {
+	sb := startScript(t, func(sb *scriptBackend) {
+		sb.script = on("CONTENT", "250 2.0.0 early\r\n")
+	})
+	px := startProxy(t, sb.addr, func(o *Options, _ *BackendOptions) { o.MaxMessageBytes = 64 << 20 })
+	d := hello(t, px.addr)
+	d.expect("MAIL FROM:<a@sender.test>", "250 ")
+	d.expect("RCPT TO:<user@example.org>", "250 ")
+	d.expect("DATA", "354 ")
+	line := strings.Repeat("0123456789", 9) + "\r\n"
+	d.send(dotStuff(simpleMsg) + strings.Repeat(line, (16<<20)/len(line)) + ".\r\n")
+	if got := rawReply(d); !strings.HasPrefix(got, failConn) {
+		t.Fatalf("client got %q, want %q", got, failConn)
+	}
+	waitFor(t, "mxguard to close the backend connection", func() bool { return sb.conn(1).Closed })
+	if first := sb.conn(1); len(first.Stored) != 0 {
+		t.Fatalf("the backend took the message whole: %d stored", len(first.Stored))
+	}
+}
+
 // A line the backend sends unasked while its connection waits in the pool
 // shifts every reply of the next transaction. mxguard must notice before
 // any content goes out, drop the connection, and carry the message on a

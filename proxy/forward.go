@@ -558,6 +558,14 @@ func (f *Forwarder) writeMessage(b *bconn, tx *policy.Transaction, msg *Message)
 	if !dw.bol {
 		end = "\r\n.\r\n"
 	}
+	// A reply before the end of data answers nothing we sent: read as the
+	// final reply, it would be a 250 for content the backend has not
+	// seen whole. Closing before the dot makes the backend drop the
+	// transaction (RFC 5321 §4.1.1.4). The tail of the content may still
+	// be buffered here: the backend cannot have answered it yet.
+	if err := b.quiet("end of data"); err != nil {
+		return err
+	}
 	if _, err := io.WriteString(b.w, end); err != nil {
 		return ioErr("write", err)
 	}

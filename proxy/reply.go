@@ -126,9 +126,9 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // RFC 2920 §3.1), so these octets answer nothing we sent; reading them as
 // the next command's reply would shift every reply after it (an RCPT's 250
 // read as the answer to the end of data), so the connection is broken.
-// Only octets already buffered are seen: a non-blocking look at the socket
-// would narrow the window, not close it, and the code checks on every later
-// reply catch a shift that starts after this look.
+// Only octets already buffered are seen (quiet also looks at the socket,
+// before the end of data), and the code checks on every later reply catch
+// a shift that starts after this look.
 func (b *bconn) inStep(op string) error {
 	n := b.r.Buffered()
 	if n == 0 {
@@ -136,6 +136,25 @@ func (b *bconn) inStep(op string) error {
 	}
 	peek, _ := b.r.Peek(min(n, 64))
 	return ioErr(op, fmt.Errorf("%w: %d octets sent unasked, starting %q", errOutOfStep, n, peek))
+}
+
+// quiet is inStep that also looks at the socket, without waiting: octets
+// the backend sent that have not been read yet are out of step too. Only a
+// plain TCP or Unix connection is looked at: under TLS the socket may hold
+// records that are no reply (TLS 1.3 session tickets).
+func (b *bconn) quiet(op string) error {
+	if err := b.inStep(op); err != nil {
+		return err
+	}
+	if b.raw == nil || b.tls {
+		return nil
+	}
+	b.npeek = 0
+	_ = b.raw.Read(b.peek)
+	if b.npeek <= 0 {
+		return nil
+	}
+	return ioErr(op, fmt.Errorf("%w: octets sent unasked before the end of data, starting %q", errOutOfStep, b.peeked[:b.npeek]))
 }
 
 // answers checks that r is a reply RFC 5321 §4.3.2 allows to op: one of

@@ -186,7 +186,7 @@ func (sb *scriptBackend) serve(sc *scriptConn, n int) {
 			sb.mu.Unlock()
 			r = bufio.NewReader(tc)
 		case st.Verb == "DATA" && strings.HasPrefix(out, "354"):
-			if !sb.content(sc, r) {
+			if !sb.content(sc, r, st) {
 				return
 			}
 			st.Verb = "END"
@@ -198,9 +198,19 @@ func (sb *scriptBackend) serve(sc *scriptConn, n int) {
 }
 
 // content reads a message up to its end-of-data line and records it.
-func (sb *scriptBackend) content(sc *scriptConn, r *bufio.Reader) bool {
+// After the first line it sends what the script gives for "CONTENT" (by
+// default nothing): a reply in the middle of the content.
+func (sb *scriptBackend) content(sc *scriptConn, r *bufio.Reader, st step) bool {
 	var msg strings.Builder
-	for {
+	for first := true; ; first = false {
+		if !first && msg.Len() > 0 && st.Verb != "CONTENT" {
+			st.Verb = "CONTENT"
+			if out := sb.script(st); out != "" {
+				if _, err := io.WriteString(sc.c, out); err != nil {
+					return false
+				}
+			}
+		}
 		line, err := r.ReadString('\n')
 		if err != nil {
 			sb.mu.Lock()
