@@ -43,6 +43,11 @@ type Config struct {
 	// Domains (domains, required, non-empty) are the recipient domains we
 	// accept mail for, lower-cased by Parse.
 	Domains []string `yaml:"domains" required:"true" expect:"a list of domain names"`
+	// Postmaster (postmaster, default postmaster@ the first of Domains) is
+	// where mail for <Postmaster>, which RFC 5321 §4.5.1 says is always
+	// accepted, is forwarded: backends may refuse the form without a
+	// domain. Its domain must be one of Domains.
+	Postmaster string `yaml:"postmaster" expect:"an address like postmaster@example.org"`
 	// DNS (dns) configures the resolver used for DNS-based checks.
 	DNS DNS `yaml:"dns"`
 
@@ -175,6 +180,15 @@ type DNS struct {
 	Servers []string `yaml:"servers" expect:"a list of IP:port addresses"`
 	// Timeout (timeout, default 2s) bounds each DNS query.
 	Timeout Duration `yaml:"timeout"`
+}
+
+// PostmasterAddress is where mail for <Postmaster> goes: Postmaster, or
+// postmaster@ the first of Domains.
+func (c *Config) PostmasterAddress() string {
+	if c.Postmaster != "" || len(c.Domains) == 0 {
+		return c.Postmaster
+	}
+	return "postmaster@" + c.Domains[0]
 }
 
 // MaxHeaderBytes is the fixed limit on a message's header section

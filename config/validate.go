@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"mxguard/internal/yamlpos"
@@ -32,6 +33,7 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 	validateListen(d, c)
 	validateBackend(d, &c.Backend)
 	validateDomains(d, c)
+	validatePostmaster(d, c)
 	validateDNS(d, &c.DNS)
 	validateRules(d, c, dir)
 	if n := d.Node("spool.dir"); n != nil {
@@ -281,6 +283,24 @@ func validateBackend(d *yamlpos.Decoder, b *Backend) {
 	positive(d, "backend.data_timeout", b.DataTimeout)
 	positive(d, "backend.idle_timeout", b.IdleTimeout)
 	atLeast(d, "backend.max_idle_connections", "an integer", int64(b.MaxIdleConnections), 0)
+}
+
+// validatePostmaster checks the postmaster address against domains, so
+// that mail for <Postmaster> is never refused as relaying.
+func validatePostmaster(d *yamlpos.Decoder, c *Config) {
+	n := d.Node("postmaster")
+	if n == nil || c.Postmaster == "" {
+		return // the default
+	}
+	at := strings.LastIndexByte(c.Postmaster, '@')
+	if at <= 0 || strings.ContainsAny(c.Postmaster, " <>\"") {
+		d.Errorf(n, "postmaster: expected an address like postmaster@example.org, got %q", c.Postmaster)
+		return
+	}
+	dom := strings.ToLower(c.Postmaster[at+1:])
+	if !slices.Contains(c.Domains, dom) {
+		d.Errorf(n, "postmaster: expected an address at one of domains (%s), got %q", strings.Join(c.Domains, ", "), c.Postmaster)
+	}
 }
 
 func validateDomains(d *yamlpos.Decoder, c *Config) {

@@ -41,6 +41,17 @@ func parsePath(s string) (addr, rest string, err error) {
 	return addr, strings.TrimLeft(rest, " "), nil
 }
 
+// postmasterPath reports whether s starts with the path <Postmaster>, in
+// any case (RFC 5321 §4.1.1.3), and returns the parameters after it.
+func postmasterPath(s string) (params string, ok bool) {
+	const p = "<postmaster>"
+	s = strings.TrimLeft(s, " ")
+	if len(s) < len(p) || !strings.EqualFold(s[:len(p)], p) || len(s) > len(p) && s[len(p)] != ' ' {
+		return "", false
+	}
+	return strings.TrimLeft(s[len(p):], " "), true
+}
+
 // closingBracket finds the '>' that ends the path, skipping quoted strings
 // in the local part.
 func closingBracket(s string) int {

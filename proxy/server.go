@@ -68,6 +68,10 @@ type Options struct {
 	// counts as an error, so that MaxErrors ends a session that only
 	// keeps itself alive [100].
 	MaxJunkCommands int
+	// Postmaster is the address RCPT TO:<Postmaster> is forwarded to
+	// (RFC 5321 §4.5.1: always accepted; backends may refuse the bare
+	// form). "" forwards it as it came.
+	Postmaster string
 	// CommandTimeout bounds the wait for one command line [5m].
 	CommandTimeout time.Duration
 	// DataTimeout bounds the transfer of a whole message [10m].

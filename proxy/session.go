@@ -558,6 +558,14 @@ func (s *session) cmdRcpt(arg string) {
 		return
 	}
 	addr, params, err := parsePath(rest)
+	if p, ok := postmasterPath(rest); ok {
+		// RFC 5321 §4.1.1.3 and §4.5.1: <Postmaster> without a domain is
+		// always accepted; the backend gets an address it knows.
+		addr, params, err = "postmaster", p, nil
+		if s.opts.Postmaster != "" {
+			addr = s.opts.Postmaster
+		}
+	}
 	if err != nil || addr == "" {
 		s.fail(501, [3]int{5, 1, 3}, "bad recipient address syntax")
 		return

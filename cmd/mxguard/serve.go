@@ -133,6 +133,7 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 		MaxRecipients:       cfg.Limits.MaxRecipients,
 		MaxErrors:           cfg.Limits.MaxErrors,
 		MaxJunkCommands:     cfg.Limits.MaxJunkCommands,
+		Postmaster:          cfg.PostmasterAddress(),
 		CommandTimeout:      cfg.Limits.CommandTimeout.Duration,
 		DataTimeout:         cfg.Limits.DataTimeout.Duration,
 		GreetPause:          cfg.Limits.GreetPause.Duration,
