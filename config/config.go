@@ -235,6 +235,11 @@ type Limits struct {
 	// GreetPause (greet_pause, default 0s) holds the banner back so that a
 	// client that talks first shows itself (smtp.pregreet).
 	GreetPause Duration `yaml:"greet_pause"`
+	// Exempt (exempt, default loopback: 127.0.0.0/8 and ::1) lists the
+	// clients (CIDRs or IPs) that the per-client rate limits and
+	// max_connections_per_ip do not apply to, as Postfix exempts
+	// $mynetworks (smtpd_client_event_limit_exceptions).
+	Exempt []string `yaml:"exempt" expect:"a list of CIDRs or IP addresses"`
 	// Rate limits connections, messages and recipients per client per
 	// minute.
 	Rate Rate `yaml:"rate"`
@@ -328,6 +333,7 @@ func Default() *Config {
 			MaxRecipients:       100,
 			MaxErrors:           10,
 			MaxJunkCommands:     100,
+			Exempt:              []string{"127.0.0.0/8", "::1"},
 			CommandTimeout:      Dur(5 * time.Minute),
 			DataTimeout:         Dur(10 * time.Minute),
 		},
@@ -440,8 +446,14 @@ func (t TLS) LoadCertificate() (tls.Certificate, error) {
 // single-address prefix. Parse has validated the entries, so invalid ones
 // (possible only in a hand-built Config) are skipped. Empty means any peer.
 func (l Listener) TrustedPrefixes() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(l.ProxyTrusted))
-	for _, s := range l.ProxyTrusted {
+	return Prefixes(l.ProxyTrusted)
+}
+
+// Prefixes returns a validated list of CIDRs and IPs as prefixes, a bare
+// IP becoming a one-address prefix.
+func Prefixes(list []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
 		if p, err := netip.ParsePrefix(s); err == nil {
 			out = append(out, p.Masked())
 		} else if a, err := netip.ParseAddr(s); err == nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +115,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("re-parse of dump:\n%s\n%v", out, err)
 	}
-	if c2.Limits != c.Limits || c2.Backend != c.Backend || c2.DrainTimeout != c.DrainTimeout {
+	if !reflect.DeepEqual(c2.Limits, c.Limits) || c2.Backend != c.Backend || c2.DrainTimeout != c.DrainTimeout {
 		t.Errorf("round trip changed the config:\n%s", out)
 	}
 }

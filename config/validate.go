@@ -55,6 +55,14 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 	atLeast(d, "limits.max_junk_commands", "an integer", int64(l.MaxJunkCommands), 1)
 	positive(d, "limits.command_timeout", l.CommandTimeout)
 	positive(d, "limits.data_timeout", l.DataTimeout)
+	for j, s := range l.Exempt {
+		ep := fmt.Sprintf("limits.exempt[%d]", j)
+		if n := d.Node(ep); n != nil {
+			if ok, hint := checkPrefix(s); !ok {
+				d.Errorf(n, "%s: expected a CIDR like 10.0.0.0/8 or an IP address, got %q%s", ep, s, hint)
+			}
+		}
+	}
 	atLeast(d, "limits.rate.connections_per_minute", "an integer", int64(l.Rate.ConnectionsPerMinute), 0)
 	atLeast(d, "limits.rate.messages_per_minute", "an integer", int64(l.Rate.MessagesPerMinute), 0)
 	atLeast(d, "limits.rate.recipients_per_minute", "an integer", int64(l.Rate.RecipientsPerMinute), 0)

@@ -99,6 +99,7 @@ type rateState struct {
 // network's own state. It is safe for concurrent use.
 type rateLimiter struct {
 	addr, net [numRateKinds]gcra
+	exempt    []netip.Prefix // clients no limit applies to
 	now       func() time.Time
 	// epoch makes times offsets from the limiter's creation: with time.Now
 	// those come from the monotonic clock, so a stepped wall clock neither
@@ -116,7 +117,7 @@ type rateLimiter struct {
 
 // newRateLimiter returns a limiter for l reading the time from now
 // (time.Now in production, a fake clock in tests).
-func newRateLimiter(l RateLimits, now func() time.Time) *rateLimiter {
+func newRateLimiter(l RateLimits, exempt []netip.Prefix, now func() time.Time) *rateLimiter {
 	factor := l.NetFactor
 	if factor == 0 {
 		factor = defaultNetFactor
@@ -125,7 +126,7 @@ func newRateLimiter(l RateLimits, now func() time.Time) *rateLimiter {
 	if size <= 0 {
 		size = defaultMaxTracked
 	}
-	r := &rateLimiter{now: now, epoch: now()}
+	r := &rateLimiter{now: now, epoch: now(), exempt: exempt}
 	for k, n := range [numRateKinds]int{
 		rateConn: l.ConnectionsPerMinute,
 		rateMsg:  l.MessagesPerMinute,
@@ -188,8 +189,19 @@ func (r *rateLimiter) state(key netip.Prefix) *rateState {
 // "203.0.113.0/24") for logs. A refused event counts against the client's
 // address (see gcra.refuse) but not against its network, so that one
 // hammering host's refused retries do not use up its neighbours' share.
+// exempted reports whether ip is exempt from the per-client limits.
+func (r *rateLimiter) exempted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range r.exempt {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *rateLimiter) allow(kind rateKind, ip netip.Addr) (ok bool, key string) {
-	if kind < 0 || kind >= numRateKinds || r.addr[kind].interval == 0 {
+	if kind < 0 || kind >= numRateKinds || r.addr[kind].interval == 0 || r.exempted(ip) {
 		return true, ""
 	}
 	ak, nk := rateKeys(ip)

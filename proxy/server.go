@@ -68,6 +68,9 @@ type Options struct {
 	// counts as an error, so that MaxErrors ends a session that only
 	// keeps itself alive [100].
 	MaxJunkCommands int
+	// Exempt lists the clients the per-client rate limits and
+	// MaxConnectionsPerIP do not apply to.
+	Exempt []netip.Prefix
 	// Postmaster is the address RCPT TO:<Postmaster> is forwarded to
 	// (RFC 5321 §4.5.1: always accepted; backends may refuse the bare
 	// form). "" forwards it as it came.
@@ -151,7 +154,7 @@ type Server struct {
 func NewServer(opts Options) *Server {
 	opts.setDefaults()
 	return &Server{
-		rate:     newRateLimiter(opts.Rate, time.Now),
+		rate:     newRateLimiter(opts.Rate, opts.Exempt, time.Now),
 		opts:     opts,
 		perIP:    make(map[netip.Addr]int),
 		sessions: make(map[*session]struct{}),
@@ -219,7 +222,7 @@ func (s *Server) admit(ip netip.Addr) string {
 		return "shutting down"
 	case s.active >= s.opts.MaxConnections:
 		return "too many connections"
-	case s.perIP[ip] >= s.opts.MaxConnectionsPerIP:
+	case s.perIP[ip] >= s.opts.MaxConnectionsPerIP && !s.rate.exempted(ip):
 		return "too many connections from your address"
 	}
 	s.active++

@@ -134,6 +134,7 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 		MaxErrors:           cfg.Limits.MaxErrors,
 		MaxJunkCommands:     cfg.Limits.MaxJunkCommands,
 		Postmaster:          cfg.PostmasterAddress(),
+		Exempt:              config.Prefixes(cfg.Limits.Exempt),
 		CommandTimeout:      cfg.Limits.CommandTimeout.Duration,
 		DataTimeout:         cfg.Limits.DataTimeout.Duration,
 		GreetPause:          cfg.Limits.GreetPause.Duration,
