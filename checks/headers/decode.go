@@ -1,72 +1,74 @@
 package headers
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"mime"
 	"strings"
-	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/ianaindex"
 )
 
 // wordDecoder decodes RFC 2047 encoded-words. mime.WordDecoder itself knows
-// utf-8, us-ascii and iso-8859-1 by those exact names; charsetReader adds
-// their common aliases and windows-1252, which mislabelled "iso-8859-1" mail
-// often really is. A WordDecoder holds no state, so one serves every
+// utf-8, us-ascii and iso-8859-1 by those exact names; charsetReader reads
+// every other charset. A WordDecoder holds no state, so one serves every
 // goroutine.
 var wordDecoder = &mime.WordDecoder{CharsetReader: charsetReader}
 
-// charsetReader converts the content of an encoded-word to UTF-8. An
-// unknown charset is an error, and decodeWords then keeps the word as
-// written.
+// charsetReader converts the content of an encoded-word to UTF-8. A charset
+// is looked up by its IANA names and aliases first (RFC 2047 §2: the
+// charset is one registered with IANA), then by the WHATWG Encoding
+// Standard's labels, which are the names web mail and most MUAs accept in
+// practice (utf8, cp1251, sjis, ks_c_5601-1987, and gb2312, which the IANA
+// index knows but does not implement). A name neither set knows, or one
+// that names a charset golang.org/x/text does not implement (UTF-7, say),
+// is read as UTF-8: its ASCII shows through as in every ASCII-compatible
+// charset, which is what readers that fall back (Python's email package,
+// for one) show, and decodeWords turns what is not valid UTF-8 into U+FFFD.
+// A spoofer cannot hide an address behind an unknown charset name.
 func charsetReader(charset string, input io.Reader) (io.Reader, error) {
-	cs := strings.ToLower(charset)
+	cs := charset
 	if i := strings.IndexByte(cs, '*'); i >= 0 {
 		cs = cs[:i] // RFC 2231 §5: "charset*language"
 	}
-	var conv func(byte) rune
-	switch cs {
-	case "utf-8", "utf8":
+	enc := lookupCharset(cs)
+	if enc == nil {
 		return input, nil
-	case "us-ascii", "ascii", "ansi_x3.4-1968", "us":
-		conv = func(c byte) rune {
-			if c >= 0x80 {
-				return utf8.RuneError
-			}
-			return rune(c)
-		}
-	case "iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "l1", "cp819":
-		conv = func(c byte) rune { return rune(c) }
-	case "windows-1252", "cp1252", "x-cp1252":
-		conv = func(c byte) rune {
-			if 0x80 <= c && c < 0xa0 {
-				return cp1252[c-0x80]
-			}
-			return rune(c)
-		}
-	default:
-		return nil, fmt.Errorf("headers: unknown charset %q", charset)
 	}
-	raw, err := io.ReadAll(input)
+	// nextWord finds no word longer than maxWord, and no charset turns an
+	// octet into more than one character (4 octets of UTF-8), so what one
+	// word decodes to is bounded too. The limit only keeps a caller that
+	// hands over more from costing more. Decoding the octets at once
+	// spares the 8 KiB of buffers a transform.Reader allocates per word.
+	raw, err := io.ReadAll(io.LimitReader(input, maxWord))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("headers: reading %s text: %w", charset, err)
 	}
-	var b strings.Builder
-	for _, c := range raw {
-		b.WriteRune(conv(c))
+	// The decoders replace malformed input with U+FFFD rather than fail.
+	out, err := enc.NewDecoder().Bytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("headers: decoding %s: %w", charset, err)
 	}
-	return strings.NewReader(b.String()), nil
+	return bytes.NewReader(out), nil
 }
 
-// cp1252 maps windows-1252 bytes 0x80–0x9F to Unicode; the five undefined
-// ones become U+FFFD.
-var cp1252 = [32]rune{
-	'€', '\uFFFD', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\uFFFD', 'Ž', '\uFFFD',
-	'\uFFFD', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\uFFFD', 'ž', 'Ÿ',
+// lookupCharset returns the encoding a charset name stands for, or nil.
+func lookupCharset(name string) encoding.Encoding {
+	if enc, err := ianaindex.IANA.Encoding(name); err == nil && enc != nil {
+		return enc
+	}
+	if enc, err := htmlindex.Get(name); err == nil {
+		return enc
+	}
+	return nil
 }
 
 // decodeWords decodes the RFC 2047 encoded-words in s. Unlike
 // mime.WordDecoder.DecodeHeader, which fails the whole text on one bad word,
-// it keeps a word it cannot decode (unknown charset, bad encoding) as
+// it keeps a word it cannot decode (bad base64 or q encoding) as
 // written and decodes the rest. Whitespace between two decoded words is
 // dropped (RFC 2047 §6.2). Words are decoded wherever they stand, quoted
 // strings included: RFC 2047 §5 forbids them there, but many readers decode

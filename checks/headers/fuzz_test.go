@@ -31,6 +31,8 @@ func FuzzCheck(f *testing.F) {
 		"From: \"unterminated\r\nFrom: (unterminated\r\nFrom: <unterminated\r\n",
 		"From: a@b.test\nFrom: c@d.test\n\n",
 		"From: \"b\u0430nk.test\" <a@evil.test>\r\n\r\n",
+		"From: =?koi8-r?b?88zV1sLBIMLF2s/QwdPOz9PUySBiwW5rLnRlc3Q=?= <a@evil.test>\r\n\r\n",
+		"From: =?iso-2022-jp?q?=1B$B#c=1B(J=1B$?= =?shift_jis?q?=82?= =?x-none?q?=FF@bank.test?= <a@evil.test>\r\n\r\n",
 	} {
 		f.Add([]byte(s), false, uint8(0))
 		f.Add([]byte(s), true, uint8(16))

@@ -216,7 +216,7 @@ func TestCheck(t *testing.T) {
 		{
 			name:   "RFC 2047 windows-1252 and unknown charset",
 			header: hdr(append(without("Subject:"), "Subject: =?windows-1252?q?=93Hi=94?= =?x-klingon?q?qapla?=")...),
-			want:   fields{"Subject": "“Hi” =?x-klingon?q?qapla?="},
+			want:   fields{"Subject": "“Hi”qapla"}, // an unknown charset is read as UTF-8
 		},
 		{
 			name:   "RFC 2047 bad base64 kept",

@@ -67,7 +67,7 @@ func TestDisplayNameSpoof(t *testing.T) {
 		{name: "at without dot", from: []string{`From: "bob@home" <bob@evil.test>`}},
 		{name: "two From fields, each display at its own domain", from: []string{`From: "bank.test" <a@bank.test>`, `From: "ceo@evil.test" <x@evil.test>`}},
 		{name: "plain address", from: []string{`From: alice@example.org`}},
-		{name: "unknown charset kept raw", from: []string{`From: =?x-unknown?q?ceo=40bank.test?= <x@evil.test>`}},
+		{name: "unknown charset read as UTF-8", from: []string{`From: =?x-unknown?q?ceo=40bank.test?= <x@evil.test>`}, spoof: true, display: "ceo@bank.test"},
 		{name: "Cyrillic name", from: []string{"From: \"Иван Петров\" <ivan@evil.test>"}, display: "Иван Петров"},
 	}
 	for _, tt := range tests {
