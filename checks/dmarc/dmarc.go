@@ -1,7 +1,8 @@
 // Package dmarc is mxguard's DMARC check (RFC 7489): it finds the
 // RFC5322.From domain, discovers the DMARC policy that covers it, and
 // reports whether an SPF or DKIM result the other checks produced is
-// aligned with it.
+// aligned with it. It samples the record's pct (RFC 7489 §6.6.4) from the
+// message's identity, so the answer is the same wherever it is computed.
 //
 // The check reports evidence; it never decides. Result.Policy is what the
 // domain owner asks for, and rules decide what mxguard does with it. The
@@ -52,6 +53,10 @@ type Input struct {
 	SPFDomain string
 	// DKIM holds the result of every DKIM signature on the message.
 	DKIM []DKIMSig
+	// MessageID is the message's Message-ID without angle brackets, as
+	// the verdict log records it; with the From domain it is the identity
+	// that pct sampling draws from (see Sample). "" when there is none.
+	MessageID string
 	// From, when not nil, is FromDomain's answer for Header, from a
 	// caller that has parsed it already; Header is then not parsed again.
 	From *ParsedFrom
@@ -89,6 +94,15 @@ type Result struct {
 	// Percent is the record's pct= (100 when absent); 0 when no record
 	// applies.
 	Percent int
+	// AppliedPolicy is Policy after pct sampling (RFC 7489 §6.6.4):
+	// Policy when the message is sampled, else the next weaker policy
+	// (reject becomes quarantine, quarantine becomes none). It is set
+	// whatever Result is, and matters when Result is fail. "" when no
+	// record applies.
+	AppliedPolicy string
+	// Sampled is true when the message falls within the record's pct
+	// (see Sample); false when no record applies.
+	Sampled bool
 	// SPFAligned is true when SPF passed for a domain aligned with From.
 	SPFAligned bool
 	// DKIMAligned is true when a DKIM signature passed for a domain
@@ -216,6 +230,12 @@ func (c *Checker) Check(ctx context.Context, in Input) Result {
 				notes = append(notes, from+" does not exist; np= applies")
 			}
 		}
+	}
+
+	// §6.6.4: the policy applies to at most pct% of the messages.
+	res.AppliedPolicy, res.Sampled = Applied(res.Policy, res.Percent, from, in.MessageID)
+	if !res.Sampled && res.AppliedPolicy != res.Policy {
+		notes = append(notes, fmt.Sprintf("not in the pct=%d sample: %s applies instead of %s", res.Percent, res.AppliedPolicy, res.Policy))
 	}
 
 	switch {

@@ -116,134 +116,136 @@ func TestCheck(t *testing.T) {
 		{
 			name: "aligned SPF pass",
 			from: "reject.test", in: spf("pass", "reject.test"),
-			want:   Result{Result: Pass, From: "reject.test", Policy: "reject", Percent: 100, SPFAligned: true, Record: "reject.test"},
+			want:   Result{Result: Pass, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, SPFAligned: true, Record: "reject.test"},
 			detail: "SPF passed for aligned reject.test",
 		},
 		{
 			name: "aligned DKIM pass",
 			from: "reject.test", in: Input{DKIM: []DKIMSig{{Domain: "evil.test", Result: "pass"}, {Domain: "reject.test", Result: "pass"}}},
-			want:   Result{Result: Pass, From: "reject.test", Policy: "reject", Percent: 100, DKIMAligned: true, Record: "reject.test"},
+			want:   Result{Result: Pass, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, DKIMAligned: true, Record: "reject.test"},
 			detail: "DKIM passed for aligned d=reject.test",
 		},
 		{
 			name: "relaxed alignment: SPF for a subdomain",
 			from: "reject.test", in: spf("pass", "bounces.reject.test"),
-			want: Result{Result: Pass, From: "reject.test", Policy: "reject", Percent: 100, SPFAligned: true, Record: "reject.test"},
+			want: Result{Result: Pass, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, SPFAligned: true, Record: "reject.test"},
 		},
 		{
 			name: "relaxed alignment: DKIM parent of a From subdomain",
 			from: "www.org.test", in: Input{DKIM: []DKIMSig{{Domain: "org.test", Result: "pass"}}},
-			want: Result{Result: Pass, From: "www.org.test", Policy: "quarantine", Percent: 100, DKIMAligned: true, Record: "org.test"},
+			want: Result{Result: Pass, From: "www.org.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, DKIMAligned: true, Record: "org.test"},
 		},
 		{
 			name: "strict alignment: subdomain SPF and DKIM do not align",
 			from: "strict.test",
 			in:   Input{SPFResult: "pass", SPFDomain: "bounces.strict.test", DKIM: []DKIMSig{{Domain: "mail.strict.test", Result: "pass"}}},
-			want: Result{Result: Fail, From: "strict.test", Policy: "reject", Percent: 100, Record: "strict.test"},
+			want: Result{Result: Fail, From: "strict.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "strict.test"},
 		},
 		{
 			name: "strict alignment: exact match aligns",
 			from: "strict.test", in: Input{DKIM: []DKIMSig{{Domain: "STRICT.test.", Result: "pass"}}},
-			want: Result{Result: Pass, From: "strict.test", Policy: "reject", Percent: 100, DKIMAligned: true, Record: "strict.test"},
+			want: Result{Result: Pass, From: "strict.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, DKIMAligned: true, Record: "strict.test"},
 		},
 		{
 			name: "aspf=s, adkim=r: only DKIM aligns",
 			from: "mixed.test",
 			in:   Input{SPFResult: "pass", SPFDomain: "a.mixed.test", DKIM: []DKIMSig{{Domain: "b.mixed.test", Result: "pass"}}},
-			want: Result{Result: Pass, From: "mixed.test", Policy: "reject", Percent: 100, DKIMAligned: true, Record: "mixed.test"},
+			want: Result{Result: Pass, From: "mixed.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, DKIMAligned: true, Record: "mixed.test"},
 		},
 		{
 			name: "SPF pass for an unaligned domain",
 			from: "reject.test", in: spf("pass", "evil.test"),
-			want: Result{Result: Fail, From: "reject.test", Policy: "reject", Percent: 100, Record: "reject.test"},
+			want: Result{Result: Fail, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "reject.test"},
 		},
 		{
 			name: "aligned SPF that did not pass",
 			from: "reject.test", in: spf("softfail", "reject.test"),
-			want: Result{Result: Fail, From: "reject.test", Policy: "reject", Percent: 100, Record: "reject.test"},
+			want: Result{Result: Fail, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "reject.test"},
 		},
 		{
 			name: "aligned DKIM that failed",
 			from: "reject.test", in: Input{DKIM: []DKIMSig{{Domain: "reject.test", Result: "fail"}}},
-			want: Result{Result: Fail, From: "reject.test", Policy: "reject", Percent: 100, Record: "reject.test"},
+			want: Result{Result: Fail, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "reject.test"},
 		},
 		{
 			name: "p=reject fail",
 			from: "reject.test", in: spf("fail", "evil.test"),
-			want:   Result{Result: Fail, From: "reject.test", Policy: "reject", Percent: 100, Record: "reject.test"},
+			want:   Result{Result: Fail, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "reject.test"},
 			detail: "no aligned SPF or DKIM pass",
 		},
 		{
 			name: "p=quarantine fail",
 			from: "quarantine.test",
-			want: Result{Result: Fail, From: "quarantine.test", Policy: "quarantine", Percent: 100, Record: "quarantine.test"},
+			want: Result{Result: Fail, From: "quarantine.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, Record: "quarantine.test"},
 		},
 		{
 			name: "pct",
 			from: "pct.test",
-			want: Result{Result: Fail, From: "pct.test", Policy: "reject", Percent: 20, Record: "pct.test"},
+			// Without a Message-ID the draw is of the From domain alone.
+			want:   Result{Result: Fail, From: "pct.test", Policy: "reject", AppliedPolicy: "quarantine", Percent: 20, Record: "pct.test"},
+			detail: "not in the pct=20 sample: quarantine applies instead of reject",
 		},
 		{
 			name: "subdomain uses sp",
 			from: "www.org.test",
-			want: Result{Result: Fail, From: "www.org.test", Policy: "quarantine", Percent: 100, Record: "org.test"},
+			want: Result{Result: Fail, From: "www.org.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, Record: "org.test"},
 		},
 		{
 			name: "org domain itself uses p",
 			from: "org.test",
-			want: Result{Result: Fail, From: "org.test", Policy: "reject", Percent: 100, Record: "org.test"},
+			want: Result{Result: Fail, From: "org.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "org.test"},
 		},
 		{
 			name: "subdomain without sp uses p",
 			from: "www.nosp.test",
-			want: Result{Result: Fail, From: "www.nosp.test", Policy: "quarantine", Percent: 100, Record: "nosp.test"},
+			want: Result{Result: Fail, From: "www.nosp.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, Record: "nosp.test"},
 		},
 		{
 			name: "subdomain with its own record uses its p",
 			from: "own.org.test",
-			want: Result{Result: Fail, From: "own.org.test", Policy: "none", Percent: 100, Record: "own.org.test"},
+			want: Result{Result: Fail, From: "own.org.test", Policy: "none", AppliedPolicy: "none", Sampled: true, Percent: 100, Record: "own.org.test"},
 		},
 		{
 			name: "org-domain fallback from a deep subdomain",
 			from: "a.b.c.org.test", in: spf("pass", "org.test"),
-			want: Result{Result: Pass, From: "a.b.c.org.test", Policy: "quarantine", Percent: 100, SPFAligned: true, Record: "org.test"},
+			want: Result{Result: Pass, From: "a.b.c.org.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, SPFAligned: true, Record: "org.test"},
 		},
 		{
 			name: "org-domain fallback when the From domain has only non-DMARC TXT",
 			from: "txtonly.org.test",
-			want: Result{Result: Fail, From: "txtonly.org.test", Policy: "quarantine", Percent: 100, Record: "org.test"},
+			want: Result{Result: Fail, From: "txtonly.org.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, Record: "org.test"},
 		},
 		{
 			name: "np for a non-existent subdomain",
 			from: "ghost.org.test", exists: true,
-			want:   Result{Result: Fail, From: "ghost.org.test", Policy: "reject", Percent: 100, Record: "org.test"},
+			want:   Result{Result: Fail, From: "ghost.org.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "org.test"},
 			detail: "ghost.org.test does not exist; np= applies",
 		},
 		{
 			name: "np not applied to an existing subdomain (A)",
 			from: "www.org.test", exists: true,
-			want: Result{Result: Fail, From: "www.org.test", Policy: "quarantine", Percent: 100, Record: "org.test"},
+			want: Result{Result: Fail, From: "www.org.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, Record: "org.test"},
 		},
 		{
 			name: "np not applied to an existing subdomain (MX only)",
 			from: "mx.org.test", exists: true,
-			want: Result{Result: Fail, From: "mx.org.test", Policy: "quarantine", Percent: 100, Record: "org.test"},
+			want: Result{Result: Fail, From: "mx.org.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, Record: "org.test"},
 		},
 		{
 			name: "np not applied without Exists",
 			from: "ghost.org.test",
-			want: Result{Result: Fail, From: "ghost.org.test", Policy: "quarantine", Percent: 100, Record: "org.test"},
+			want: Result{Result: Fail, From: "ghost.org.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, Record: "org.test"},
 		},
 		{
 			name: "np existence unknown on a fail: temperror",
 			from: "flaky.org.test", exists: true, servers: []string{"flaky.org.test"},
-			want:   Result{Result: TempError, From: "flaky.org.test", Policy: "quarantine", Percent: 100, Record: "org.test"},
+			want:   Result{Result: TempError, From: "flaky.org.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, Record: "org.test"},
 			detail: "cannot tell whether flaky.org.test exists",
 		},
 		{
 			name: "np existence unknown on a pass: still pass",
 			from: "flaky.org.test", exists: true, servers: []string{"flaky.org.test"}, in: spf("pass", "org.test"),
-			want: Result{Result: Pass, From: "flaky.org.test", Policy: "quarantine", Percent: 100, SPFAligned: true, Record: "org.test"},
+			want: Result{Result: Pass, From: "flaky.org.test", Policy: "quarantine", AppliedPolicy: "quarantine", Sampled: true, Percent: 100, SPFAligned: true, Record: "org.test"},
 		},
 		{
 			name: "no record: none",
@@ -276,26 +278,26 @@ func TestCheck(t *testing.T) {
 		{
 			name: "aligned SPF temperror and nothing aligned: temperror",
 			from: "reject.test", in: spf("temperror", "reject.test"),
-			want:   Result{Result: TempError, From: "reject.test", Policy: "reject", Percent: 100, Record: "reject.test"},
+			want:   Result{Result: TempError, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "reject.test"},
 			detail: "SPF temperror for reject.test",
 		},
 		{
 			name: "aligned DKIM temperror and nothing aligned: temperror",
 			from: "reject.test", in: Input{SPFResult: "fail", SPFDomain: "reject.test", DKIM: []DKIMSig{{Domain: "reject.test", Result: "temperror"}}},
-			want:   Result{Result: TempError, From: "reject.test", Policy: "reject", Percent: 100, Record: "reject.test"},
+			want:   Result{Result: TempError, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "reject.test"},
 			detail: "DKIM temperror for d=reject.test",
 		},
 		{
 			name: "SPF temperror beside an aligned DKIM pass: pass",
 			from: "reject.test", in: Input{SPFResult: "temperror", SPFDomain: "reject.test", DKIM: []DKIMSig{{Domain: "reject.test", Result: "pass"}}},
-			want: Result{Result: Pass, From: "reject.test", Policy: "reject", Percent: 100, DKIMAligned: true, Record: "reject.test"},
+			want: Result{Result: Pass, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, DKIMAligned: true, Record: "reject.test"},
 		},
 		{
 			// A sender must not turn a fail into temperror by breaking
 			// the DNS of a domain it controls.
 			name: "unaligned SPF and DKIM temperror: fail",
 			from: "reject.test", in: Input{SPFResult: "temperror", SPFDomain: "evil.test", DKIM: []DKIMSig{{Domain: "evil.test", Result: "temperror"}}},
-			want: Result{Result: Fail, From: "reject.test", Policy: "reject", Percent: 100, Record: "reject.test"},
+			want: Result{Result: Fail, From: "reject.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "reject.test"},
 		},
 		{
 			name:   "two From header fields: permerror",
@@ -329,12 +331,12 @@ func TestCheck(t *testing.T) {
 		{
 			name: "non-DMARC TXT beside the record is ignored",
 			from: "other.test",
-			want: Result{Result: Fail, From: "other.test", Policy: "reject", Percent: 100, Record: "other.test"},
+			want: Result{Result: Fail, From: "other.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "other.test"},
 		},
 		{
 			name: "record split into character-strings",
 			from: "split.test",
-			want: Result{Result: Fail, From: "split.test", Policy: "reject", Percent: 100, Record: "split.test"},
+			want: Result{Result: Fail, From: "split.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "split.test"},
 		},
 		{
 			name:   "malformed record (invalid p, no rua): ignored, none",
@@ -350,7 +352,7 @@ func TestCheck(t *testing.T) {
 		{
 			name:   "invalid p with a valid rua: p=none",
 			from:   "badprua.test",
-			want:   Result{Result: Fail, From: "badprua.test", Policy: "none", Percent: 100, Record: "badprua.test"},
+			want:   Result{Result: Fail, From: "badprua.test", Policy: "none", AppliedPolicy: "none", Sampled: true, Percent: 100, Record: "badprua.test"},
 			detail: "treated as p=none",
 		},
 		{
@@ -362,7 +364,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "invalid optional tags fall back to defaults",
 			from: "badtags.test", in: spf("pass", "www.badtags.test"),
-			want:   Result{Result: Pass, From: "badtags.test", Policy: "reject", Percent: 100, SPFAligned: true, Record: "badtags.test"},
+			want:   Result{Result: Pass, From: "badtags.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, SPFAligned: true, Record: "badtags.test"},
 			detail: "ignored invalid pct, adkim, fo",
 		},
 		{
@@ -378,7 +380,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "tag names and policy values are case-insensitive",
 			from: "casing.test", in: spf("pass", "a.casing.test"),
-			want: Result{Result: Fail, From: "casing.test", Policy: "reject", Percent: 100, Record: "casing.test"},
+			want: Result{Result: Fail, From: "casing.test", Policy: "reject", AppliedPolicy: "reject", Sampled: true, Percent: 100, Record: "casing.test"},
 		},
 	}
 	for _, tc := range tests {
