@@ -44,12 +44,18 @@ type DKIMSigFacts struct {
 
 // DMARCFacts are the DMARC check's facts (RFC 7489).
 type DMARCFacts struct {
-	Result      string `expr:"result" json:"result" doc:"pass, fail, none, temperror or permerror (permerror: the From header does not hold exactly one address)"`
-	Policy      string `expr:"policy" json:"policy" doc:"the policy that applies to the From domain: none, quarantine or reject (\"\" without a record)"`
-	Percent     int    `expr:"percent" json:"percent" doc:"the record's pct (0 without a record)"`
-	SPFAligned  bool   `expr:"spf_aligned" json:"spf_aligned" doc:"SPF passed for a domain aligned with From"`
-	DKIMAligned bool   `expr:"dkim_aligned" json:"dkim_aligned" doc:"a DKIM signature aligned with From passed"`
-	Detail      string `expr:"detail" json:"detail" doc:"what DMARC found, for people"`
+	Result  string `expr:"result" json:"result" doc:"pass, fail, none, temperror or permerror (permerror: the From header does not hold exactly one address)"`
+	Policy  string `expr:"policy" json:"policy" doc:"the policy the record asks for the From domain (p, sp, or np for a non-existent subdomain), before pct sampling: none, quarantine or reject (\"\" without a record)"`
+	Percent int    `expr:"percent" json:"percent" doc:"the record's pct (0 without a record)"`
+	// AppliedPolicy and Sampled are pct sampling's outcome (RFC 7489
+	// §6.6.4), drawn from the From domain and the Message-ID (see
+	// dmarc.Sample), which the log records too: a replay of a line
+	// without them draws them again.
+	AppliedPolicy string `expr:"applied_policy" json:"applied_policy" doc:"the policy after pct sampling (RFC 7489 §6.6.4): policy when the message is in the sample, else the next weaker one (reject becomes quarantine, quarantine becomes none); \"\" without a record"`
+	Sampled       bool   `expr:"sampled" json:"sampled" doc:"the message is in the pct sample, drawn from a hash of the From domain and the Message-ID (always with pct=100, never with pct=0)"`
+	SPFAligned    bool   `expr:"spf_aligned" json:"spf_aligned" doc:"SPF passed for a domain aligned with From"`
+	DKIMAligned   bool   `expr:"dkim_aligned" json:"dkim_aligned" doc:"a DKIM signature aligned with From passed"`
+	Detail        string `expr:"detail" json:"detail" doc:"what DMARC found, for people"`
 }
 
 // FromFacts describe the RFC5322.From header.
@@ -103,12 +109,14 @@ func (e *Engine) registerAuth(r *resolver.Resolver) {
 		return false, err
 	}}
 	e.register(&checker{name: "dmarc", stage: StageData, deps: []string{"spf", "dkim"}, run: func(ctx context.Context, tx *Transaction) CheckFacts {
-		in := dmarc.Input{Header: tx.Header(), SPFResult: tx.auth.SPF.Result, SPFDomain: tx.auth.SPF.Domain, From: tx.from}
+		in := dmarc.Input{Header: tx.Header(), SPFResult: tx.auth.SPF.Result, SPFDomain: tx.auth.SPF.Domain, From: tx.from,
+			MessageID: tx.MessageID}
 		for _, s := range tx.auth.DKIM.Signatures {
 			in.DKIM = append(in.DKIM, dmarc.DKIMSig{Domain: s.Domain, Result: s.Result})
 		}
 		res := dm.Check(ctx, in)
 		tx.auth.DMARC = DMARCFacts{Result: res.Result, Policy: res.Policy, Percent: res.Percent,
+			AppliedPolicy: res.AppliedPolicy, Sampled: res.Sampled,
 			SPFAligned: res.SPFAligned, DKIMAligned: res.DKIMAligned, Detail: res.Detail}
 		return CheckFacts{Result: res.Result, Detail: res.Detail}
 	}})

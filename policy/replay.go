@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"mxguard/checks/dmarc"
 	"mxguard/rules"
 )
 
@@ -95,6 +96,11 @@ func replayTx(rec *Record) *Transaction {
 	}
 	// The checks' own facts come from the log too: replay never runs one.
 	tx.auth = authFacts{SPF: f.SPF, DKIM: f.DKIM, DMARC: f.DMARC, From: f.From}
+	if d := &tx.auth.DMARC; d.Policy != "" && d.AppliedPolicy == "" {
+		// A line written before pct was sampled: draw the sample from
+		// what the line holds, as the check would have.
+		d.AppliedPolicy, d.Sampled = dmarc.Applied(d.Policy, d.Percent, f.From.Domain, rec.MessageID)
+	}
 	tx.screen = screenFacts{DNSBL: f.DNSBL, Headers: f.Headers}
 	tx.fromDone = true
 	return tx

@@ -27,6 +27,11 @@ _dmarc.bank.test.   IN TXT "v=DMARC1; p=reject"
 soft.test.          IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
 _dmarc.soft.test.   IN TXT "v=DMARC1; p=quarantine"
 broken.test.        IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
+; p=reject applied to none or half of the failing mail (RFC 7489 §6.6.4).
+pct0.test.          IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
+_dmarc.pct0.test.   IN TXT "v=DMARC1; p=reject; pct=0"
+pct50.test.         IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
+_dmarc.pct50.test.  IN TXT "v=DMARC1; p=reject; pct=50"
 `
 
 // authHarness is mxguard serve with the default rules, the test zone and
