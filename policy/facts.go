@@ -60,7 +60,8 @@ type SMTPFacts struct {
 	BareLF           bool `expr:"bare_lf" json:"bare_lf" doc:"a command line ended in LF without CR"`
 	UnauthPipelining bool `expr:"unauth_pipelining" json:"unauth_pipelining" doc:"commands were sent ahead of our replies where RFC 2920 forbids it"`
 	LongCommand      bool `expr:"long_command" json:"long_command" doc:"a command line was longer than 512 octets"`
-	BadHELO          bool `expr:"bad_helo" json:"bad_helo" doc:"the HELO name is neither a domain nor an address literal"`
+	BadHELO          bool `expr:"bad_helo" json:"bad_helo" doc:"the HELO name is neither a domain name (ASCII) nor an address literal holding an IP address"`
+	HELONotFQDN      bool `expr:"helo_not_fqdn" json:"helo_not_fqdn" doc:"the HELO name is a domain name without a dot (a machine's short name, localhost)"`
 	HELOIsUs         bool `expr:"helo_is_us" json:"helo_is_us" doc:"the HELO name is our hostname, one of our domains or our address"`
 	Errors           int  `expr:"errors" json:"errors" doc:"commands refused as malformed or out of sequence so far"`
 	UnknownRcpts     int  `expr:"unknown_rcpts" json:"unknown_rcpts" doc:"recipients refused as unknown so far in the session"`
@@ -160,7 +161,7 @@ func (tx *Transaction) factsFor(stage Stage) *Facts {
 	}
 	if b := tx.Client.SMTP; b != nil {
 		f.SMTP = SMTPFacts{Pregreet: b.Pregreet, BareLF: b.BareLF, UnauthPipelining: b.UnauthPipelining, LongCommand: b.LongCommand,
-			BadHELO: b.BadHELO, HELOIsUs: b.HELOIsUs, Errors: b.Errors, UnknownRcpts: b.UnknownRcpts}
+			BadHELO: b.BadHELO, HELONotFQDN: b.HELONotFQDN, HELOIsUs: b.HELOIsUs, Errors: b.Errors, UnknownRcpts: b.UnknownRcpts}
 	}
 	if stage == StageRcpt {
 		f.Rcpt = splitAddress(tx.Rcpt)

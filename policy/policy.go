@@ -89,6 +89,8 @@ type SMTPBehaviour struct {
 	// BadHELO: the HELO/EHLO argument is neither a domain name nor an
 	// address literal (RFC 5321 §4.1.1.1).
 	BadHELO bool
+	// HELONotFQDN: the HELO/EHLO argument is a domain name without a dot.
+	HELONotFQDN bool
 	// HELOIsUs: the client greeted with our own name or address.
 	HELOIsUs bool
 	// Errors counts commands refused as malformed or out of sequence.

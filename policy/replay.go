@@ -76,7 +76,7 @@ func replayTx(rec *Record) *Transaction {
 		ID:      rec.Tx,
 		Client: Client{Addr: netip.AddrPortFrom(ip, uint16(f.Client.Port)), PTR: rec.ClientPTR, HELO: rec.HELO, ESMTP: f.ESMTP, TLS: rec.TLS,
 			SMTP: &SMTPBehaviour{Pregreet: f.SMTP.Pregreet, BareLF: f.SMTP.BareLF, UnauthPipelining: f.SMTP.UnauthPipelining,
-				LongCommand: f.SMTP.LongCommand, BadHELO: f.SMTP.BadHELO, HELOIsUs: f.SMTP.HELOIsUs, Errors: f.SMTP.Errors, UnknownRcpts: f.SMTP.UnknownRcpts}},
+				LongCommand: f.SMTP.LongCommand, BadHELO: f.SMTP.BadHELO, HELONotFQDN: f.SMTP.HELONotFQDN, HELOIsUs: f.SMTP.HELOIsUs, Errors: f.SMTP.Errors, UnknownRcpts: f.SMTP.UnknownRcpts}},
 		MailFrom:  rec.MailFrom,
 		Size:      rec.Size,
 		MessageID: rec.MessageID,

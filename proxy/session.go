@@ -425,6 +425,7 @@ func (s *session) cmdHello(ehlo bool, arg string) {
 	s.resetTx()
 	s.client.HELO, s.client.ESMTP = arg, ehlo
 	s.client.SMTP.BadHELO = !validHELO(arg)
+	s.client.SMTP.HELONotFQDN = !s.client.SMTP.BadHELO && !strings.HasPrefix(arg, "[") && !strings.Contains(strings.TrimSuffix(arg, "."), ".")
 	s.client.SMTP.HELOIsUs = s.heloIsUs(arg)
 	tx := s.newTx()
 	if v := s.pol.Decide(context.Background(), policy.StageHelo, tx); v.Action.Refuses() {
@@ -603,13 +604,15 @@ func (s *session) cmdRcpt(arg string) {
 }
 
 // validHELO accepts a domain name or an address literal (RFC 5321 §4.1.3).
+// The name is ASCII: RFC 6531 §3.7.1 does not extend EHLO, and the name is
+// copied into our Received header.
 func validHELO(h string) bool {
 	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		lit := strings.TrimPrefix(h[1:len(h)-1], "IPv6:")
 		_, err := netip.ParseAddr(lit)
 		return err == nil
 	}
-	return validDomain(h) && strings.Contains(strings.TrimSuffix(h, "."), ".")
+	return isASCII(h) && validDomain(h)
 }
 
 // heloIsUs reports a client greeting us with our own name, one of our

@@ -151,7 +151,11 @@ limits:
 	t.Run("bad HELO", func(t *testing.T) {
 		c := dialConv(t, "", listen)
 		c.say("", "220 ")
-		c.say("EHLO localhost", "550 5.7.1 invalid HELO name")
+		c.say("EHLO bad!name.test", "550 5.7.1 invalid HELO name")
+		c.say("EHLO b\xfccher.test", "550 5.7.1 invalid HELO name") // 8-bit, Latin-1
+		c.say("EHLO bücher.test", "550 5.7.1 invalid HELO name")    // 8-bit, UTF-8
+		c.say("EHLO [300.1.2.3]", "550 5.7.1 invalid HELO name")    // no address
+		c.say("EHLO localhost", "250 ")                             // short: scored only
 		c.say("EHLO mx.example.org", "550 5.7.1 invalid HELO name")
 		c.say("EHLO [127.0.0.1]", "550 5.7.1 invalid HELO name") // our own address
 		c.say("EHLO client.sender.test", "250 ")
