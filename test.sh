@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs mxguard's tests on a Debian machine: installs the real peers the
+# tests talk to (when missing), stops the daemons their packages start,
+# then runs every test. This is the README's test command, and CI's.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# Each entry: a check that succeeds when the peer is there, and the Debian
+# packages that provide it.
+need=()
+want() { # want CHECK PACKAGE...
+	local check=$1
+	shift
+	bash -c "$check" >/dev/null 2>&1 || need+=("$@")
+}
+# swaks and Postfix (smtp-sink, smtp-source, a real Postfix for the
+# XCLIENT and relay tests) are the SMTP peers of the end-to-end tests;
+# gcc is what -race needs.
+want 'command -v swaks' swaks
+want 'command -v smtp-sink' postfix
+want 'command -v gcc' gcc libc6-dev
+# python3-authres, a real RFC 8601 parser, reads the
+# Authentication-Results header that mxguard writes.
+want "/usr/bin/python3 -c 'import authres'" python3-authres
+# gnutls-cli checks that TLS sessions end with close_notify.
+want 'command -v gnutls-cli' gnutls-bin
+if [ ${#need[@]} -gt 0 ]; then
+	$sudo apt-get update
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
+fi
+# The tests start their own Postfix instances, in temporary folders; the
+# one the package starts must not run.
+$sudo postfix stop >/dev/null 2>&1 || true
+
+go version
+go test -race -shuffle=on ./...
