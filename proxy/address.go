@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxPath is RFC 5321 §4.5.3.1.3's limit on a reverse or forward path,
@@ -73,6 +74,10 @@ func closingBracket(s string) int {
 // string or quoted string) and a domain or address literal. UTF-8 is allowed
 // in both for SMTPUTF8 (RFC 6531 §3.3); control characters never are.
 func validMailbox(m string) bool {
+	if !utf8.ValidString(m) {
+		// RFC 6531 §3.3: non-ASCII addresses are UTF-8.
+		return false
+	}
 	at := strings.LastIndexByte(m, '@')
 	if at <= 0 || at == len(m)-1 {
 		return false
@@ -145,9 +150,13 @@ func validDomain(d string) bool {
 func parseParams(s string) (map[string]string, error) {
 	params := map[string]string{}
 	for _, f := range strings.Fields(s) {
-		k, v, _ := strings.Cut(f, "=")
+		k, v, eq := strings.Cut(f, "=")
 		if k == "" {
 			return nil, errors.New("empty parameter")
+		}
+		if eq && v == "" {
+			// RFC 5321 §4.1.2: esmtp-value is at least one octet.
+			return nil, errors.New("empty parameter value")
 		}
 		params[strings.ToUpper(k)] = v
 	}

@@ -153,6 +153,13 @@ func (f *Forwarder) dial(ctx context.Context) (*bconn, error) {
 	if err == nil && o.StartTLS != "none" {
 		err = b.startTLS()
 	}
+	if err == nil {
+		offered := int32(2)
+		if _, ok := b.ext["SMTPUTF8"]; ok {
+			offered = 1
+		}
+		f.utf8.Store(offered)
+	}
 	if err != nil {
 		b.close()
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mxguard/internal/metrics"
@@ -51,6 +52,9 @@ type BackendOptions struct {
 // kept-alive connections, one transaction at a time on each.
 type Forwarder struct {
 	opts BackendOptions
+	// utf8 is what the backend's last EHLO said of SMTPUTF8: 0 not yet
+	// known, 1 offered, 2 not offered.
+	utf8 atomic.Int32
 
 	mu     sync.Mutex
 	idle   []*bconn
@@ -126,6 +130,10 @@ func (f *Forwarder) Close() {
 	}
 	f.idle = nil
 }
+
+// RefusesSMTPUTF8 reports whether the backend is known not to take
+// SMTPUTF8 mail: its last EHLO did not offer the extension (RFC 6531).
+func (f *Forwarder) RefusesSMTPUTF8() bool { return f.utf8.Load() == 2 }
 
 // Ping checks that the backend accepts a connection and greets.
 func (f *Forwarder) Ping(ctx context.Context) error {
@@ -282,7 +290,10 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 	}
 	if tx.SMTPUTF8 {
 		if _, ok := b.ext["SMTPUTF8"]; !ok {
-			r := policy.Reply{Code: 553, Enhanced: [3]int{5, 6, 7}, Text: "the backend does not support SMTPUTF8 (session " + tx.Session + ")"}
+			// RFC 5321 §4.3.2: after DATA, 554 says "transaction failed";
+			// 553 is not a reply to DATA. Later transactions are refused
+			// at MAIL (RefusesSMTPUTF8).
+			r := policy.Reply{Code: 554, Enhanced: [3]int{5, 6, 7}, Text: "the backend does not support SMTPUTF8 (session " + tx.Session + ")"}
 			return Delivery{}, false, deliveryError{Delivery: Delivery{Reply: r}, err: errors.New("backend: no SMTPUTF8")}
 		}
 		mail += " SMTPUTF8"

@@ -523,6 +523,11 @@ func (s *session) cmdMail(arg string) {
 				return
 			}
 		case "SMTPUTF8":
+			if v != "" {
+				// RFC 6531 §3.4: the parameter takes no value.
+				s.fail(501, [3]int{5, 5, 4}, "SMTPUTF8 takes no value")
+				return
+			}
 			tx.SMTPUTF8 = true
 		default:
 			// RFC 5321 §4.1.1.11: parameters of extensions we did not
@@ -533,6 +538,11 @@ func (s *session) cmdMail(arg string) {
 	}
 	if !tx.SMTPUTF8 && !isASCII(addr) {
 		s.fail(553, [3]int{5, 6, 7}, "non-ASCII address needs SMTPUTF8")
+		return
+	}
+	if b, ok := s.opts.Backend.(interface{ RefusesSMTPUTF8() bool }); ok && tx.SMTPUTF8 && b.RefusesSMTPUTF8() {
+		// RFC 6531 §3.5: refuse before the message is sent, not after.
+		s.reply(553, [3]int{5, 6, 7}, "SMTPUTF8 mail cannot be delivered here (session "+s.id+")")
 		return
 	}
 	if v := s.pol.Decide(context.Background(), policy.StageMail, tx); v.Action.Refuses() {

@@ -195,5 +195,9 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 	start := time.Now()
 	d := s.opts.Backend.Deliver(context.Background(), tx, msg)
 	finish(v, d.Reply, d.Backend)
-	log.Info("message forwarded", "action", v.Action, "reply", d.Reply.String(), "backend_ms", time.Since(start).Milliseconds(), "spooled", msg.Spilled())
+	what := "message forwarded"
+	if d.Reply.Code/100 != 2 {
+		what = "message not delivered"
+	}
+	log.Info(what, "action", v.Action, "reply", d.Reply.String(), "backend_ms", time.Since(start).Milliseconds(), "spooled", msg.Spilled())
 }
