@@ -89,6 +89,9 @@ type Resolver struct {
 	hits, misses, coalesced, queries, errs atomic.Uint64
 }
 
+// Servers are the servers the resolver asks, in order.
+func (r *Resolver) Servers() []string { return slices.Clone(r.servers) }
+
 // New returns a Resolver for o. It reads /etc/resolv.conf only when
 // o.Servers is empty.
 func New(o Options) (*Resolver, error) {

@@ -34,6 +34,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&rcpts, "rcpt", "a recipient `address` (repeatable)")
 	tlsOn := fs.Bool("tls", false, "decide as if the client had used STARTTLS")
 	asJSON := fs.Bool("json", false, "print the verdict line the verdict log would get")
+	dnsFlag := fs.String("dns", "", "DNS `servers` to ask, host:port, comma-separated (default: the config's dns.servers, else /etc/resolv.conf)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: mxguard check [--config F] --client-ip IP --helo NAME --mail-from ADDR --rcpt ADDR [--json] MESSAGE.eml\n\n"+
 			"Runs a stored message through the same pipeline as serve, stage by stage,\n"+
@@ -63,6 +64,19 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		for _, r := range rcpts {
 			cfg.Domains = append(cfg.Domains, policy.Domain(r))
 		}
+		// Our name is the authserv-id of the Authentication-Results
+		// header; without a config it is this machine's, as an MTA's
+		// default name is.
+		if cfg.Hostname, err = os.Hostname(); err != nil || cfg.Hostname == "" {
+			cfg.Hostname = "localhost"
+		}
+	}
+	dnsFrom := "dns.servers"
+	switch {
+	case *dnsFlag != "":
+		cfg.DNS.Servers, dnsFrom = strings.Split(*dnsFlag, ","), "--dns"
+	case len(cfg.DNS.Servers) == 0:
+		dnsFrom = "/etc/resolv.conf"
 	}
 	set, err := loadRules(cfg)
 	if err != nil {
@@ -87,6 +101,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mxguard check:", err)
 		return exitFailed
 	}
+	// The answers depend on whom we ask: say so, beside the verdict.
+	fmt.Fprintf(stderr, "mxguard check: DNS from %s (%s)\n", strings.Join(res.Servers(), ", "), dnsFrom)
 	lists, err := dnsblZones(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "mxguard check:", err)

@@ -58,8 +58,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usage: mxguard demo [--listen ADDR] [--dir DIR] [--once]\n\n"+
 			"Runs mxguard on an embedded configuration (hostname mx.example.org, mail for\n"+
 			"example.org) in front of a built-in backend that stores each accepted message\n"+
-			"as a file in DIR/mail. It sends three messages through itself to show what it\n"+
-			"does, then serves on ADDR until Ctrl-C so you can try your own client.\n\n")
+			"as a file in DIR/mail. It sends %d messages through itself to show what it\n"+
+			"does, then serves on ADDR until Ctrl-C so you can try your own client.\n\n", len(demoSteps()))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -113,13 +113,15 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// demonstrate sends three transactions through mxguard and prints each
-// dialogue: one relayed, one refused as relaying, one refused as SMTP
-// smuggling. It reports whether each got the answer it should.
-func demonstrate(w io.Writer, addr string, sk *sink.Sink) bool {
-	steps := []struct {
-		title, from, rcpt, body, want string
-	}{
+// demoStep is one transaction of the demonstration.
+type demoStep struct {
+	title, from, rcpt, body, want string
+}
+
+// demoSteps are the demonstration's transactions: one relayed, one
+// refused as relaying, one as SMTP smuggling, one as a DMARC forgery.
+func demoSteps() []demoStep {
+	return []demoStep{
 		{"1. A message from sender.test, which SPF authorises, is relayed with an Authentication-Results header;\n   the 250 carries the backend's queue id",
 			"alice@sender.test", "user@example.org", "From: alice@sender.test\r\nDate: " + time.Now().Format(time.RFC1123Z) +
 				"\r\nMessage-ID: <demo-1@sender.test>\r\nSubject: hello\r\n\r\nHello from the mxguard demo.\r\n", "250 "},
@@ -130,8 +132,13 @@ func demonstrate(w io.Writer, addr string, sk *sink.Sink) bool {
 		{"4. A message From bank.test, whose DMARC policy is reject, sent from an address bank.test does not authorise, is refused",
 			"ceo@bank.test", "user@example.org", "From: ceo@bank.test\r\nSubject: urgent wire transfer\r\n\r\nPlease pay.\r\n", "550 "},
 	}
+}
+
+// demonstrate sends the demoSteps through mxguard and prints each
+// dialogue. It reports whether each got the answer it should.
+func demonstrate(w io.Writer, addr string, sk *sink.Sink) bool {
 	ok := true
-	for _, st := range steps {
+	for _, st := range demoSteps() {
 		fmt.Fprintf(w, "\n%s\n", st.title)
 		got, err := converse(w, addr, st.from, st.rcpt, st.body)
 		if err != nil {

@@ -317,6 +317,14 @@ func TestDemoOnce(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
+	// demo -h says how many messages the demonstration sends: as many as
+	// it shows.
+	shown := len(regexp.MustCompile(`(?m)^\d+\. `).FindAll(out, -1))
+	var help strings.Builder
+	run([]string{"demo", "-h"}, &help, &help)
+	if want := fmt.Sprintf("sends %d messages", shown); shown != len(demoSteps()) || !strings.Contains(help.String(), want) {
+		t.Errorf("the demonstration shows %d messages; demo -h should say %q:\n%s", shown, want, help.String())
+	}
 	files, _ := filepath.Glob(filepath.Join(dir, "mail", "*.eml"))
 	if len(files) != 1 {
 		t.Fatalf("demo stored %d messages, want 1", len(files))

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"mxguard/checks/resolver/dnstest"
 	"mxguard/policy"
 )
 
@@ -485,9 +486,21 @@ func TestCheckCommand(t *testing.T) {
 	eml := filepath.Join(dir, "m.eml")
 	os.WriteFile(eml, []byte("From: a@sender.test\r\nMessage-ID: <m1@sender.test>\r\nSubject: hi\r\n\r\nbare\nLF\r\n"), 0o600)
 	var out, errb strings.Builder
-	code := run([]string{"check", "--client-ip", "198.51.100.4", "--helo", "c.sender.test", "--mail-from", "a@sender.test", "--rcpt", "user@example.org", eml}, &out, &errb)
+	dns := dnstest.StartFiles(t, "testdata/zones/e2e.zone")
+	code := run([]string{"check", "--dns", dns.Addr(), "--client-ip", "198.51.100.4", "--helo", "c.sender.test", "--mail-from", "a@sender.test", "--rcpt", "user@example.org", eml}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if want := "mxguard check: DNS from " + dns.Addr() + " (--dns)"; !strings.Contains(errb.String(), want) {
+		t.Errorf("check does not say whom it asks: %q, want %q", errb.String(), want)
+	}
+	// Without a config, the authserv-id is this machine's name.
+	host, _ := os.Hostname()
+	os.WriteFile(eml, []byte("From: a@sender.test\r\nDate: Mon, 30 Nov 2026 07:00:00 +0000\r\nMessage-ID: <m3@sender.test>\r\nSubject: hi\r\n\r\nfine\r\n"), 0o600)
+	var out2 strings.Builder
+	if code := run([]string{"check", "--dns", dns.Addr(), "--client-ip", "127.0.0.1", "--mail-from", "a@sender.test", "--rcpt", "user@example.org", eml}, &out2, &errb); code != 0 ||
+		!strings.Contains(out2.String(), "adds header: Authentication-Results: "+host+";") {
+		t.Errorf("exit %d; check without a config should name this machine (%q) in Authentication-Results:\n%s", code, host, out2.String())
 	}
 	for _, want := range []string{"connect  198.51.100.4", "rcpt     <user@example.org>", "bare-line-endings        data   reject",
 		"final: reject at data (bare-line-endings): 554 5.6.0 message refused: bare LF or CR line endings"} {
@@ -502,7 +515,7 @@ func TestCheckCommand(t *testing.T) {
 	os.WriteFile(cfg, []byte("hostname: mx.example.org\nlisten: [{address: 127.0.0.1:2525}]\nbackend: {address: 127.0.0.1:2526}\ndomains: [example.org]\nrules: [r.yaml]\n"), 0o600)
 	os.WriteFile(eml, []byte("Message-ID: <m2@sender.test>\r\n\r\nclean\r\n"), 0o600)
 	out.Reset()
-	code = run([]string{"check", "--config", cfg, "--json", "--mail-from", "a@sender.test", "--rcpt", "user@example.org", "--rcpt", "x@elsewhere.test", eml}, &out, &errb)
+	code = run([]string{"check", "--dns", dns.Addr(), "--config", cfg, "--json", "--mail-from", "a@sender.test", "--rcpt", "user@example.org", "--rcpt", "x@elsewhere.test", eml}, &out, &errb)
 	var rec policy.Record
 	if code != 0 || json.Unmarshal([]byte(out.String()), &rec) != nil {
 		t.Fatalf("exit %d, output %q, stderr %q", code, out.String(), errb.String())

@@ -21,6 +21,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/sys/unix"
+
 	"mxguard/policy"
 )
 
@@ -61,6 +63,16 @@ const (
 // the proxy writes, without jq.
 func cmdVerdicts(args []string, stdout, stderr io.Writer) int {
 	return runVerdicts(args, os.Stdin, stdout, stderr, time.Now())
+}
+
+// isTerminal reports whether r is a terminal (TCGETS answers on it).
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // runVerdicts is cmdVerdicts with standard input and the clock given, so
@@ -113,6 +125,11 @@ func runVerdicts(args []string, stdin io.Reader, stdout, stderr io.Writer, now t
 	}
 	files := fs.Args()
 	if len(files) == 0 {
+		if isTerminal(stdin) {
+			// Nobody is piping a log in: the admin forgot the file.
+			fs.Usage()
+			return exitUsage
+		}
 		files = []string{"-"}
 	}
 	failed := false

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -369,5 +372,44 @@ func TestVerdictsEdges(t *testing.T) {
 		!strings.Contains(errOut, "more bad lines, not shown") || !strings.Contains(errOut, "bad lines: 25") ||
 		!strings.HasSuffix(out, "1 of 1 verdicts\n") {
 		t.Errorf("exit %d, stderr:\n%s\noutput:\n%s", code, errOut, out)
+	}
+}
+
+// TestVerdictsOnTerminalPrintsUsage: with no file and a terminal as
+// standard input, nobody is piping a log in; verdicts prints its usage
+// instead of waiting for input that never comes.
+func TestVerdictsOnTerminalPrintsUsage(t *testing.T) {
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	done := make(chan int, 1)
+	var out, errb strings.Builder
+	go func() { done <- runVerdicts(nil, tty, &out, &errb, time.Now()) }()
+	select {
+	case code := <-done:
+		if code != exitUsage || !strings.Contains(errb.String(), "usage: mxguard verdicts") {
+			t.Fatalf("exit %d, stderr %q", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		tty.Close() // ends the read, so the goroutine returns
+		t.Fatal("verdicts waits for a log on the terminal")
+	}
+	// A pipe or a file is read as a log, as before.
+	if code := runVerdicts(nil, strings.NewReader(""), &out, &errb, time.Now()); code != exitOK {
+		t.Fatalf("empty input: exit %d", code)
 	}
 }
