@@ -1,14 +1,25 @@
 // Package dkim is mxguard's DKIM check (RFC 6376, updated by RFC 8301 and
 // RFC 8463). It verifies every DKIM-Signature of a message and reports, per
 // signature and as a summary, the RFC 8601 §2.7.1 result words, with the
-// facts a rule may want to weigh: the key size, whether l= leaves part of the
-// body unsigned, whether From is signed.
+// facts a rule may want to weigh: the key size, whether l= is present,
+// whether From is signed.
 //
 // A check reports evidence; it never decides, and it knows nothing of SMTP
-// sessions or rules. The cryptography and canonicalisation are
-// github.com/emersion/go-msgauth/dkim; this package adds the key-size floor,
-// the DNS error contract, the bound on signatures, streaming, and the
-// per-signature facts go-msgauth does not expose.
+// sessions or rules.
+//
+// The verification is this package's own: tags, key record,
+// canonicalisation, body hash and signature check (crypto/rsa,
+// crypto/ed25519). It used to be github.com/emersion/go-msgauth/dkim's,
+// which cannot be corrected from outside: it compares i= with d= by case
+// (RFC 6376 §3.5 and RFC 4343 say without), ignores the key's t=s flag
+// (RFC 6376 §3.6.1), and refuses every l= signature, so that it cannot
+// tell a signature over the whole body from one that leaves a tail
+// unsigned. Those all sit inside the signed header field or inside its
+// single verify function, so neither preparing the message nor reading
+// its answer could fix them. go-msgauth still signs in the tests, and its
+// error texts are kept. Owning the step also lets one pass over the body
+// feed every signature's hash (go-msgauth copies it through a pipe per
+// signature) and lets Options.Now be the only clock.
 //
 // Policy choices, each with its reason:
 //
@@ -16,15 +27,21 @@
 //     be used for verifying, so a verifier treats it as an unsupported
 //     algorithm, which RFC 6376 §6.1.1 makes a PERMFAIL; RFC 8601 §2.7.1
 //     keeps "fail" for signatures that were acceptable but did not verify,
-//     and an rsa-sha1 signature is never computed at all. go-msgauth agrees.
-//   - An RSA key shorter than Options.MinRSABits is fail ("key too small"),
-//     even where go-msgauth already gave permerror for it (RFC 8301 §3.2:
-//     such signatures MUST NOT be considered valid). The size is the
-//     modulus bit length, not go-msgauth's byte-rounded size, so a 1020-bit
-//     key does not pass as 1024.
-//   - A signature with l= is fail: go-msgauth refuses it because the unsigned
-//     tail of the body can be anything (RFC 6376 §8.2). Signature.BodyLength
-//     says so, so a rule can tell it from a broken signature.
+//     and an rsa-sha1 signature is never computed at all.
+//   - An RSA key shorter than Options.MinRSABits (never less than 1024) is
+//     fail ("key too small"): RFC 8301 §3.2 says such signatures MUST NOT
+//     be considered valid. The size is the modulus bit length, so a
+//     1020-bit key does not pass as 1024.
+//   - l= (RFC 6376 §3.4.5) is honoured: the body hash covers the first l
+//     octets of the canonical body. When they are the whole body the
+//     signature passes like any other (Signature.BodyLength says l= was
+//     there). When the body goes on past them, that tail is not signed and
+//     can be anything (RFC 6376 §8.2), so a signature that verifies is
+//     policy, RFC 8601 §2.7.1's word for "verified, but not acceptable",
+//     never pass: DMARC, which counts only pass, does not count it.
+//   - i= compares with d= without regard to case, and a key with t=s
+//     accepts only an i= whose domain is d= itself (RFC 6376 §3.6.1); any
+//     other i= is permerror ("domain mismatch"), as RFC 6376 §6.1.1 has it.
 //   - A missing key (NXDOMAIN, NODATA) is permerror (RFC 6376 §6.1.2,
 //     "no key for signature"); any other lookup failure is temperror
 //     (RFC 6376 §6.1.2, "key unavailable").
@@ -39,23 +56,22 @@ package dkim
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	msgauth "github.com/emersion/go-msgauth/dkim"
 )
 
 // Result words, RFC 8601 §2.7.1.
 const (
 	None      = "none"      // the message carries no DKIM-Signature
 	Pass      = "pass"      // the signature verified
-	Fail      = "fail"      // the signature did not verify, or was refused (key too small, l=)
+	Fail      = "fail"      // the signature did not verify, or was refused (key too small)
+	Policy    = "policy"    // the signature verified, but over part of the body only (l=)
 	Neutral   = "neutral"   // reserved; not produced by this package
 	Temperror = "temperror" // the key could not be fetched now; try later
 	Permerror = "permerror" // the signature or its key record is unusable
@@ -75,7 +91,7 @@ const (
 // mxguard/checks/resolver's TXTFunc-compatible LookupTXT fits.
 type TXTLookup func(ctx context.Context, name string) ([]string, error)
 
-// Options configures Verify and NewVerifier.
+// Options configures Verify and NewPrefetcher.
 type Options struct {
 	// Lookup fetches key records. Nil makes every key lookup a temperror:
 	// the check never falls back to the machine's resolver.
@@ -84,12 +100,11 @@ type Options struct {
 	// 0 means DefaultMaxSignatures.
 	MaxSignatures int
 	// MinRSABits is the smallest RSA modulus accepted; 0 means
-	// DefaultMinRSABits. go-msgauth refuses keys under 1024 bits whatever
-	// this says, so a smaller value does not lower that floor.
+	// DefaultMinRSABits, and a value under it is taken as it (RFC 8301
+	// §3.2 is a floor, not a default).
 	MinRSABits int
 	// Now is the clock for signature expiry (RFC 6376 §3.5, x=); nil means
-	// time.Now. go-msgauth also checks x= against the wall clock, so Now
-	// can make a signature expire early but cannot revive an expired one.
+	// time.Now.
 	Now func() time.Time
 }
 
@@ -98,11 +113,12 @@ type Signature struct {
 	Domain    string // d=, the SDID
 	Selector  string // s=
 	Algorithm string // a=
-	Result    string // pass, fail, neutral, temperror, permerror (RFC 8601 §2.7.1)
+	Result    string // pass, fail, policy, neutral, temperror, permerror (RFC 8601 §2.7.1)
 	Detail    string // why, for people
 	KeyBits   int    // RSA modulus size, or 256 for Ed25519; 0 if the key was not fetched or not parsed
-	// BodyLength is true when l= is present: the body after the signed
-	// length can be anything (RFC 6376 §8.2).
+	// BodyLength is true when l= is present (RFC 6376 §3.5). Content
+	// past the signed length is not signed (RFC 6376 §8.2): when there is
+	// some, a signature that verifies is Policy, not Pass.
 	BodyLength bool
 	// FromSigned is true when h= includes From (RFC 6376 §5.4 requires it).
 	FromSigned bool
@@ -114,8 +130,8 @@ type Signature struct {
 // Result is the evidence about a message.
 type Result struct {
 	// Result is the summary: pass if any signature passes; otherwise the
-	// most telling one, temperror > fail > permerror > neutral; none when
-	// the message is unsigned.
+	// most telling one, temperror > fail > policy > permerror > neutral;
+	// none when the message is unsigned.
 	Result string
 	// Signatures are in header order, at most MaxSignatures of them, plus
 	// one permerror entry "too many signatures" when there were more. The
@@ -129,12 +145,17 @@ type Result struct {
 // evidence. It reads msg to its end unless the message is unsigned or no
 // signature needs the body. It never panics on malformed input and never
 // returns a word outside the constants above.
+//
+// The keys are fetched first, normally from the cache the Prefetcher
+// warmed while the message arrived, so that a message whose signatures all
+// fail before the body (no key, a revoked or short one) is never read past
+// its header; then one pass over the body feeds every signature's hash.
 func Verify(ctx context.Context, msg io.Reader, o Options) (res Result) {
 	o = o.withDefaults()
 	// A panic here must not take the proxy down: the Verifier runs this on
 	// its own goroutine, out of reach of the policy engine's recover. It
 	// becomes temperror, never a pass, and is counted so tests can insist
-	// on none. (Panics on go-msgauth's own goroutines cannot be caught.)
+	// on none.
 	defer func() {
 		if p := recover(); p != nil {
 			panics.Add(1)
@@ -145,17 +166,16 @@ func Verify(ctx context.Context, msg io.Reader, o Options) (res Result) {
 		}
 	}()
 
-	// The source is read through a guard that turns any read error into
-	// EOF: go-msgauth's parallel path leaks its goroutines when the reader
-	// fails mid-body, so it must only ever see a clean end. The error is
-	// kept, and every signature becomes temperror below.
+	// Any read error becomes EOF for the readers below and is kept: the
+	// message could not be read to its end, so nothing about it is final.
 	src := &guardReader{r: msg}
-
-	// Read the header ourselves, with the same code path as go-msgauth, to
-	// learn the signatures' tags; then hand go-msgauth the recorded bytes
-	// followed by the rest of the source, so the message is read once.
-	rec := &recordReader{r: src}
-	fields, herr := readHeader(bufio.NewReader(rec))
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(src)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
+	fields, herr := readHeader(br)
 	sigs := signaturesOf(fields)
 	if src.err != nil {
 		// Signatures after the failure point are unknown, so even a message
@@ -171,44 +191,120 @@ func Verify(ctx context.Context, msg io.Reader, o Options) (res Result) {
 		return finish(markAll(sigs, Permerror, "dkim: malformed header: "+herr.Error()), o)
 	}
 
-	keys := &keyCapture{}
-	vopts := &msgauth.VerifyOptions{
-		LookupTXT:        keys.lookupFunc(ctx, o.Lookup),
-		MaxVerifications: o.MaxSignatures,
+	vs := make([]verification, min(len(sigs), o.MaxSignatures))
+	for i := range vs {
+		vs[i].s = &sigs[i]
+		vs[i].p, vs[i].err = parseSig(sigs[i].value)
 	}
-	verifs, err := msgauth.VerifyWithOptions(&thenReader{first: bytes.NewReader(rec.buf), then: src}, vopts)
-	if src.err != nil {
-		return finish(markAll(sigs, Temperror, "dkim: reading message: "+src.err.Error()), o)
+	keys := fetchKeys(ctx, o.Lookup, vs)
+	needBody := false
+	for i := range vs {
+		if vs[i].err == nil {
+			vs[i].checkKey(keys[vs[i].s.keyName], o)
+			needBody = needBody || vs[i].s.Result == ""
+		} else {
+			vs[i].s.Result, vs[i].s.Detail = Permerror, vs[i].err.Error()
+		}
 	}
-	unexpected := err != nil && !errors.Is(err, msgauth.ErrTooManySignatures)
-
-	n := min(len(sigs), o.MaxSignatures)
-	for i := range n {
-		s := &sigs[i].Signature
-		if i >= len(verifs) || verifs[i] == nil {
-			// go-msgauth gave up before producing this verification.
-			s.Result, s.Detail = Temperror, "dkim: verification interrupted"
-			if unexpected {
-				s.Detail += ": " + err.Error()
+	if needBody {
+		hashBody(br, vs)
+		if src.err != nil {
+			return finish(markAll(sigs, Temperror, "dkim: reading message: "+src.err.Error()), o)
+		}
+		for i := range vs {
+			if vs[i].s.Result == "" {
+				vs[i].finish(fields)
 			}
-			continue
 		}
-		v := verifs[i]
-		if unexpected && v.Err == nil {
-			// On an unexpected error go-msgauth's parallel path clears the
-			// Err of the verification that failed, so a nil Err cannot be
-			// trusted as a pass here.
-			s.Result, s.Detail = Temperror, "dkim: verification interrupted: "+err.Error()
-			continue
-		}
-		s.Result, s.Detail = classify(v.Err)
-		key, kerr := keys.key(sigs[i].keyName)
-		if kerr == nil {
-			s.KeyBits = key.bits
-		}
-		applyPolicy(s, v, key, kerr, o)
 	}
 	return finish(sigs, o)
+}
+
+// readers are the buffered readers Verify reads messages through; a
+// verification's only sizeable allocation otherwise.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readSize) }}
+
+// readSize is the size of the chunks the body is read and canonicalised in.
+const readSize = 16 << 10
+
+// fetchKeys fetches the keys the signatures that passed parseSig name,
+// each once, all at once.
+func fetchKeys(ctx context.Context, look TXTLookup, vs []verification) map[string]keyResult {
+	var names []string
+	for _, v := range vs {
+		if v.err == nil && !contains(names, v.s.keyName) {
+			names = append(names, v.s.keyName)
+		}
+	}
+	keys := make(map[string]keyResult, len(names))
+	if len(names) == 1 {
+		keys[names[0]] = fetchKey(ctx, look, names[0])
+		return keys
+	}
+	results := make([]keyResult, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { results[i] = fetchKey(ctx, look, name) })
+	}
+	wg.Wait()
+	for i, name := range names {
+		keys[name] = results[i]
+	}
+	return keys
+}
+
+// hashBody reads the body from r to its end and feeds it, canonicalised
+// once per canonicalisation, to the hash of every signature still to be
+// decided.
+func hashBody(r *bufio.Reader, vs []verification) {
+	var canons [2]*bodyCanon // simple, relaxed
+	for i := range vs {
+		v := &vs[i]
+		if v.s.Result != "" {
+			continue
+		}
+		k := 0
+		if v.p.bodyCanon == relaxed {
+			k = 1
+		}
+		if canons[k] == nil {
+			buf := outBufs.Get().(*[]byte)
+			defer outBufs.Put(buf)
+			canons[k] = &bodyCanon{relaxed: k == 1, out: (*buf)[:0]}
+		}
+		c := canons[k]
+		// Signatures that hash the same octets share the hash.
+		for _, h := range c.hashes {
+			if h.limit == v.p.length {
+				v.body = h
+			}
+		}
+		if v.body == nil {
+			v.body = &bodyHash{h: sha256.New(), limit: v.p.length}
+			c.hashes = append(c.hashes, v.body)
+		}
+		v.canon = c
+	}
+	for {
+		// Hash what the reader holds, straight from its buffer.
+		if r.Buffered() == 0 {
+			if _, err := r.Peek(1); err != nil {
+				break // EOF; guardReader keeps any other error
+			}
+		}
+		b, _ := r.Peek(r.Buffered())
+		for _, c := range canons {
+			if c != nil {
+				c.write(b)
+			}
+		}
+		r.Discard(len(b))
+	}
+	for _, c := range canons {
+		if c != nil {
+			c.close()
+		}
+	}
 }
 
 // panics counts panics recovered by Verify.
@@ -218,57 +314,8 @@ var panics atomic.Int64
 // process started. Anything but zero is a bug.
 func RecoveredPanics() int64 { return panics.Load() }
 
-// classify maps a go-msgauth verification error to a result word.
-func classify(err error) (string, string) {
-	switch {
-	case err == nil:
-		return Pass, ""
-	case msgauth.IsTempFail(err):
-		return Temperror, err.Error()
-	case msgauth.IsPermFail(err):
-		return Permerror, err.Error()
-	default:
-		// go-msgauth's remaining typed error is its unexported failError:
-		// bad body hash, bad signature, l= present. Unexpected errors
-		// were handled by the caller.
-		return Fail, err.Error()
-	}
-}
-
-// applyPolicy adds mxguard's rules on top of go-msgauth's verdict.
-func applyPolicy(s *Signature, v *msgauth.Verification, key keyInfo, kerr error, o Options) {
-	if s.Result == Temperror {
-		return
-	}
-	// RFC 8301 §3.2: signatures with RSA keys under 1024 bits MUST NOT be
-	// considered valid; the operator may raise the floor.
-	if kerr == nil && key.algo == "rsa" && key.bits < o.MinRSABits {
-		s.Result = Fail
-		s.Detail = fmt.Sprintf("dkim: key too small: rsa %d bits, minimum %d", key.bits, o.MinRSABits)
-		return
-	}
-	if s.Result != Pass {
-		return
-	}
-	if kerr != nil {
-		// Cannot happen while keyCapture parses the record go-msgauth
-		// used; if it ever does, the size floor could not be enforced, so
-		// this must not pass.
-		s.Result, s.Detail = Temperror, "dkim: internal: "+kerr.Error()
-		return
-	}
-	// RFC 6376 §3.5 x=: a signature past its expiry may be considered
-	// invalid; go-msgauth does the same with PERMFAIL.
-	if !v.Expiration.IsZero() && o.Now().After(v.Expiration) {
-		s.Result = Permerror
-		s.Detail = "dkim: signature has expired at " + v.Expiration.UTC().Format(time.RFC3339)
-		return
-	}
-	s.Detail = fmt.Sprintf("dkim: signature verified (%s, %d-bit key)", key.algo, key.bits)
-}
-
 // rank orders the non-pass words for the summary: the most telling wins.
-var rank = map[string]int{Neutral: 1, Permerror: 2, Fail: 3, Temperror: 4}
+var rank = map[string]int{Neutral: 1, Permerror: 2, Policy: 3, Fail: 4, Temperror: 5}
 
 // summarize gives the summary word for verified signatures.
 func summarize(sigs []Signature) string {
@@ -319,9 +366,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxSignatures <= 0 {
 		o.MaxSignatures = DefaultMaxSignatures
 	}
-	if o.MinRSABits <= 0 {
-		o.MinRSABits = DefaultMinRSABits
-	}
+	o.MinRSABits = max(o.MinRSABits, DefaultMinRSABits)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -347,35 +392,7 @@ func (g *guardReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// recordReader keeps a copy of every byte read through it.
-type recordReader struct {
-	r   io.Reader
-	buf []byte
-}
-
-func (rr *recordReader) Read(p []byte) (int, error) {
-	n, err := rr.r.Read(p)
-	rr.buf = append(rr.buf, p[:n]...)
-	return n, err
-}
-
 // stripWhitespace removes all white space, as go-msgauth does to tag values.
 func stripWhitespace(s string) string {
 	return strings.Join(strings.Fields(s), "")
-}
-
-// thenReader reads first, then the rest. It is io.MultiReader without
-// WriteTo, whose fresh 32 KiB copy buffer on every call was most of the
-// memory a verification allocated: go-msgauth reads through a bufio.Reader,
-// which uses its own buffer when the source has no WriteTo.
-type thenReader struct {
-	first *bytes.Reader
-	then  io.Reader
-}
-
-func (r *thenReader) Read(p []byte) (int, error) {
-	if r.first.Len() > 0 {
-		return r.first.Read(p)
-	}
-	return r.then.Read(p)
 }

@@ -69,8 +69,8 @@ func cases(t *testing.T, e *env) []tcase {
 	})
 	tempOverFail := sign(t, bodyChanged, k.ed, "servfail")
 
-	// Ten signatures; go-msgauth is to verify the first eight in header
-	// order, which are the last eight added.
+	// Ten signatures; the first eight in header order are verified,
+	// which are the last eight added.
 	many := msg
 	for i := range 10 {
 		many = sign(t, many, k.ed, "many"+string(rune('0'+i)))
@@ -152,14 +152,15 @@ func cases(t *testing.T, e *env) []tcase {
 			detail: []string{"no resolver configured"}},
 		{name: "unsigned", msg: msg, want: Result{Result: None}},
 		{name: "unsigned, no body", msg: []byte("From: a@example.org\r\n"), want: Result{Result: None}},
-		// RFC 6376 §8.2: go-msgauth refuses l= as fail; the flag says why.
+		// l= added after signing: the body hash is now over 100 octets and
+		// no longer matches bh=; the flag still says l= is there.
 		{name: "l= present", msg: withL,
 			want: Result{Fail, []Signature{func() Signature {
 				s := sigWant("rsa2048", "rsa-sha256", Fail, 2048)
 				s.BodyLength = true
 				return s
 			}()}},
-			detail: []string{"insecure body length tag"}},
+			detail: []string{"body hash did not verify"}},
 		// RFC 6376 §6.1.1: From not in h= is PERMFAIL (From field not signed).
 		{name: "From not signed", msg: noFrom,
 			want: Result{Permerror, []Signature{func() Signature {
@@ -247,8 +248,8 @@ func checkResult(t *testing.T, got Result, tc tcase) {
 	}
 }
 
-// TestKeyLookupOnce holds that reading the key size costs no query: the
-// record go-msgauth fetched is the one parsed.
+// TestKeyLookupOnce holds that a signature costs one query, the key size
+// included, and none once the resolver has the record cached.
 func TestKeyLookupOnce(t *testing.T) {
 	e := newEnv(t)
 	k := getKeys(t)
@@ -358,7 +359,7 @@ func (r *errReader) Read(p []byte) (int, error) {
 
 // TestReadError: a message that cannot be read to its end gives temperror
 // for every signature (the body is unknown), and, with several signatures,
-// leaves no go-msgauth goroutine behind.
+// leaves no goroutine behind.
 func TestReadError(t *testing.T) {
 	e := newEnv(t)
 	k := getKeys(t)
@@ -380,7 +381,8 @@ func TestReadError(t *testing.T) {
 }
 
 // TestHeaderParityWithGoMsgauth holds that this package and go-msgauth
-// find the same DKIM-Signature fields, since results are matched by index.
+// find the same DKIM-Signature fields: the tests sign with go-msgauth, and
+// two verifiers of one message must not disagree on what it carries.
 func TestHeaderParityWithGoMsgauth(t *testing.T) {
 	for _, h := range []string{
 		"DKIM-Signature: v=1\r\n",
@@ -443,14 +445,16 @@ func settledGoroutines(t testing.TB, want int) int {
 	return last
 }
 
-// TestPanicIsTemperror: a panic, in Verify or in a lookup on go-msgauth's
-// goroutines, is temperror and counted; it never passes and never crashes.
+// TestPanicIsTemperror: a panic, in Verify or in a lookup on a goroutine
+// of its own (two keys are fetched at once), is temperror and counted; it
+// never passes and never crashes.
 func TestPanicIsTemperror(t *testing.T) {
 	k := getKeys(t)
 	one := sign(t, baseMessage(100), k.ed, "ed")
 	two := sign(t, one, k.ed, "ed")
+	twoKeys := sign(t, one, k.rsa2048, "rsa2048")
 	o := Options{Lookup: func(context.Context, string) ([]string, error) { panic("lookup exploded") }}
-	for name, msg := range map[string][]byte{"one signature": one, "two signatures": two} {
+	for name, msg := range map[string][]byte{"one signature": one, "two signatures": two, "two keys": twoKeys} {
 		t.Run(name, func(t *testing.T) {
 			before := RecoveredPanics()
 			r := Verify(testCtx(t), bytes.NewReader(msg), o)

@@ -8,17 +8,19 @@ import (
 	"strings"
 )
 
-// The functions in this file copy go-msgauth v0.7.0's header parsing
-// (dkim/header.go) on purpose. Verify matches its own list of signatures to
-// go-msgauth's verifications by index, so both must split the header into
-// the same fields and recognise the same DKIM-Signature fields; any
-// difference between two parsers of one message is the kind of gap an
-// attacker looks for. TestHeaderParityWithGoMsgauth holds the two together.
+// The functions in this file follow go-msgauth v0.7.0's header parsing
+// (dkim/header.go): the same split into fields and the same recognition of
+// DKIM-Signature fields, so that this check and go-msgauth (which signs in
+// the tests, and which an operator may compare with) see the same
+// signatures in every message. TestHeaderParityWithGoMsgauth holds the two
+// together.
 
 // sigField is one DKIM-Signature field as found in the header.
 type sigField struct {
 	Signature
-	keyName string // selector._domainkey.domain, as go-msgauth queries it
+	keyName string // selector._domainkey.domain, the key record's name
+	field   string // the whole field as received, final CRLF included
+	value   string // its value, trimmed
 }
 
 // readHeader reads header fields up to the empty line, unfolding nothing:
@@ -58,12 +60,12 @@ func parseTags(s string) (map[string]string, error) {
 			if strings.TrimSpace(pair) == "" {
 				continue
 			}
-			return tags, errors.New("dkim: malformed tag list")
+			return tags, errors.New("malformed tag list")
 		}
 		k = strings.TrimSpace(k)
 		if _, dup := tags[k]; dup {
 			// RFC 6376 §3.2: tags with duplicate names MUST NOT occur.
-			return tags, errors.New("dkim: duplicate tag name")
+			return tags, errors.New("duplicate tag name")
 		}
 		tags[k] = strings.TrimSpace(v)
 	}
@@ -72,7 +74,7 @@ func parseTags(s string) (map[string]string, error) {
 
 // signaturesOf returns the DKIM-Signature fields of h, in header order,
 // with the facts their tags state. Malformed tag lists give what could be
-// read; go-msgauth reports the error itself.
+// read; parseSig reports the error.
 func signaturesOf(h []string) []sigField {
 	var sigs []sigField
 	for _, kv := range h {
@@ -81,7 +83,7 @@ func signaturesOf(h []string) []sigField {
 			continue
 		}
 		tags, _ := parseTags(v)
-		s := sigField{Signature: Signature{
+		s := sigField{field: kv, value: v, Signature: Signature{
 			Domain:    stripWhitespace(tags["d"]),
 			Selector:  stripWhitespace(tags["s"]),
 			Algorithm: stripWhitespace(tags["a"]),

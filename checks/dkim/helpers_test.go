@@ -61,23 +61,38 @@ func getKeys(tb testing.TB) testKeys {
 
 const testDomain = "example.org"
 
-// keyRecord is the TXT record text of pub (RFC 6376 §3.6.1), split into
-// character-strings of at most 255 octets (RFC 1035 §3.3.14).
-func keyRecord(tb testing.TB, pub crypto.PublicKey) string {
+// keyRecord is the TXT record text of pub (RFC 6376 §3.6.1), with any
+// extra tags ("t=s"), split into character-strings of at most 255 octets
+// (RFC 1035 §3.3.14).
+func keyRecord(tb testing.TB, pub crypto.PublicKey, extra ...string) string {
 	tb.Helper()
-	var rec string
+	return zoneTXT(keyText(tb, pub, extra...))
+}
+
+// keyText is the text of pub's key record, as a TXT lookup returns it.
+func keyText(tb testing.TB, pub crypto.PublicKey, extra ...string) string {
+	tb.Helper()
+	tags := "v=DKIM1; "
+	for _, e := range extra {
+		tags += e + "; "
+	}
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		der, err := x509.MarshalPKIXPublicKey(k)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		rec = "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
+		return tags + "k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
 	case ed25519.PublicKey:
-		rec = "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(k)
-	default:
-		tb.Fatalf("key type %T", pub)
+		return tags + "k=ed25519; p=" + base64.StdEncoding.EncodeToString(k)
 	}
+	tb.Fatalf("key type %T", pub)
+	return ""
+}
+
+// zoneTXT writes rec as the character-strings of a TXT record in a zone
+// file, at most 255 octets each (RFC 1035 §3.3.14).
+func zoneTXT(rec string) string {
 	var parts []string
 	for len(rec) > 255 {
 		parts = append(parts, `"`+rec[:255]+`"`)
@@ -110,6 +125,10 @@ func testZone(tb testing.TB) string {
 	for i := range 10 {
 		fmt.Fprintf(&b, "many%d._domainkey IN TXT %s\n", i, keyRecord(tb, k.ed.Public()))
 	}
+	// RFC 6376 §3.6.1 t=s: i= must not be in a subdomain of d=.
+	fmt.Fprintf(&b, "strict._domainkey IN TXT %s\n", keyRecord(tb, k.ed.Public(), "t=s"))
+	fmt.Fprintf(&b, "strictrsa._domainkey IN TXT %s\n", keyRecord(tb, &k.rsa2048.PublicKey, "t = y : s"))
+	fmt.Fprintf(&b, "testing._domainkey IN TXT %s\n", keyRecord(tb, k.ed.Public(), "t=y"))
 	b.WriteString("revoked._domainkey IN TXT \"v=DKIM1; k=rsa; p=\"\n")
 	b.WriteString("nodata._domainkey IN A 192.0.2.1\n")
 	b.WriteString("twokeys._domainkey IN TXT " + keyRecord(tb, k.ed.Public()) + "\n")

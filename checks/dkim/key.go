@@ -10,107 +10,96 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 )
 
-// keyCapture sits between go-msgauth and the TXTLookup. It normalises
-// lookup errors to the form go-msgauth classifies correctly, and keeps the
-// records it hands over, so the key size can be read from exactly the
-// record go-msgauth verified with, without a second query of any kind.
-type keyCapture struct {
-	mu   sync.Mutex
-	recs map[string][]string
+// pubKey is a key record (RFC 6376 §3.6.1) as the verification uses it.
+type pubKey struct {
+	algo     string // k=: "rsa" or "ed25519"
+	bits     int    // the RSA modulus size, or 256 for Ed25519
+	rsa      *rsa.PublicKey
+	ed       ed25519.PublicKey
+	hashes   []string // h=: the hash algorithms allowed; nil for any
+	services []string // s=: the services allowed; nil for any
+	flags    []string // t=
 }
 
-// lookupFunc adapts look to go-msgauth's LookupTXT option, binding ctx.
-// go-msgauth may call it from several goroutines at once.
-func (c *keyCapture) lookupFunc(ctx context.Context, look TXTLookup) func(string) ([]string, error) {
-	return func(name string) (txts []string, err error) {
-		// go-msgauth calls this on its own goroutines when a message has
-		// several signatures, where a panic would end the process.
-		defer func() {
-			if p := recover(); p != nil {
-				panics.Add(1)
-				txts, err = nil, &net.DNSError{Err: fmt.Sprintf("dkim: internal error in lookup: %v", p), Name: name, IsTemporary: true}
-			}
-		}()
-		if look == nil {
-			return nil, &net.DNSError{Err: "dkim: no resolver configured", Name: name, IsTemporary: true}
+// keyResult is the outcome of fetching one key: a key, or the result word
+// and detail its failure gives every signature that names it.
+type keyResult struct {
+	key    pubKey
+	result string // "" when key is usable
+	detail string
+}
+
+// fetchKey looks up and parses the key record name (RFC 6376 §3.6.2.2).
+func fetchKey(ctx context.Context, look TXTLookup, name string) (kr keyResult) {
+	// A panic in a lookup must not take the proxy down; fetchKey runs on
+	// goroutines of its own when a message names several keys.
+	defer func() {
+		if p := recover(); p != nil {
+			panics.Add(1)
+			kr = keyResult{result: Temperror, detail: fmt.Sprintf("dkim: key unavailable: dkim: internal error in lookup: %v", p)}
 		}
-		txts, err = look(ctx, name)
-		if err != nil {
-			return nil, dnsError(name, err)
-		}
-		c.mu.Lock()
-		if c.recs == nil {
-			c.recs = make(map[string][]string)
-		}
-		c.recs[name] = txts
-		c.mu.Unlock()
-		return txts, nil
+	}()
+	if look == nil {
+		return keyResult{result: Temperror, detail: "dkim: key unavailable: dkim: no resolver configured"}
 	}
+	txts, err := look(ctx, name)
+	if err != nil {
+		if permanent(err) {
+			return keyResult{result: Permerror, detail: "dkim: no key for signature: " + err.Error()}
+		}
+		return keyResult{result: Temperror, detail: "dkim: key unavailable: " + err.Error()}
+	}
+	switch len(txts) {
+	case 0:
+		return keyResult{result: Permerror, detail: "dkim: no valid key found"}
+	case 1:
+	default:
+		// RFC 6376 §3.6.2.2: several records give undefined results.
+		return keyResult{result: Permerror, detail: "dkim: multiple TXT records found for key"}
+	}
+	k, err := parseKey(txts[0])
+	if err != nil {
+		return keyResult{result: Permerror, detail: err.Error()}
+	}
+	return keyResult{key: k}
 }
 
-// dnsError turns a lookup error into an unwrapped *net.DNSError, the only
-// shape go-msgauth classifies (by bare type assertion to net.Error and
-// Temporary()). Only a definite "does not exist" stays permanent: RFC 6376
-// §6.1.2 makes a missing key PERMFAIL ("no key for signature") and a query
-// that fails to respond TEMPFAIL ("key unavailable"). Anything else —
-// SERVFAIL, timeouts, a cancelled context, an error of unknown kind — is
-// temporary, so that trouble on our side never becomes a permanent failure
-// of the sender's signature.
-func dnsError(name string, err error) error {
+// permanent reports whether a lookup error says the key does not exist.
+// Only a definite "does not exist" is permanent: RFC 6376 §6.1.2 makes a
+// missing key PERMFAIL ("no key for signature") and a query that fails to
+// respond TEMPFAIL ("key unavailable"). Anything else (SERVFAIL, timeouts,
+// a cancelled context, an error of unknown kind) is temporary, so that
+// trouble on our side never becomes a permanent failure of the sender's
+// signature.
+func permanent(err error) bool {
 	var de *net.DNSError
-	if errors.As(err, &de) {
-		if de.IsNotFound && !de.IsTimeout && !de.IsTemporary {
-			return de
-		}
-		if de.Temporary() {
-			return de
-		}
-	}
-	return &net.DNSError{Err: err.Error(), Name: name, IsTemporary: true}
+	return errors.As(err, &de) && de.IsNotFound && !de.IsTimeout && !de.IsTemporary
 }
 
-// keyInfo is what the check reports about a key.
-type keyInfo struct {
-	algo string // "rsa" or "ed25519"
-	bits int
-}
-
-var errNoKey = errors.New("dkim: key record not fetched")
-
-// key parses the record captured for name the way go-msgauth's
-// parsePublicKey does (query.go), but keeps the key's size.
-func (c *keyCapture) key(name string) (keyInfo, error) {
-	c.mu.Lock()
-	txts, ok := c.recs[name]
-	c.mu.Unlock()
-	if !ok {
-		return keyInfo{}, errNoKey
-	}
-	// RFC 6376 §3.6.2.2: several TXT records give undefined results;
-	// go-msgauth refuses them, and so does this.
-	if len(txts) != 1 {
-		return keyInfo{}, errors.New("dkim: not exactly one key record")
-	}
-	return parseKey(txts[0])
-}
-
-// parseKey reads the key type and size of a key record (RFC 6376 §3.6.1).
-func parseKey(rec string) (keyInfo, error) {
+// parseKey parses a key record (RFC 6376 §3.6.1). The messages are
+// go-msgauth's, whose parser this follows.
+func parseKey(rec string) (pubKey, error) {
 	tags, err := parseTags(rec)
 	if err != nil {
-		return keyInfo{}, err
+		return pubKey{}, errors.New("dkim: key record error: " + err.Error())
+	}
+	if v, ok := tags["v"]; ok && v != "DKIM1" {
+		return pubKey{}, errors.New("dkim: incompatible public key version")
 	}
 	p, ok := tags["p"]
-	if !ok || p == "" {
-		return keyInfo{}, errors.New("dkim: key record has no public key")
+	if !ok {
+		return pubKey{}, errors.New("dkim: key syntax error: missing public key data")
 	}
-	b, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(p, " ", ""))
+	if p == "" {
+		return pubKey{}, errors.New("dkim: key revoked") // RFC 6376 §3.6.1 p=
+	}
+	b, err := base64.StdEncoding.DecodeString(stripWhitespace(p))
 	if err != nil {
-		return keyInfo{}, errors.New("dkim: key record: bad base64")
+		return pubKey{}, errors.New("dkim: key syntax error: " + err.Error())
 	}
+	var k pubKey
 	switch tags["k"] {
 	case "rsa", "": // RFC 6376 §3.6.1: k= defaults to rsa
 		pub, err := x509.ParsePKIXPublicKey(b)
@@ -118,20 +107,41 @@ func parseKey(rec string) (keyInfo, error) {
 			// RFC 6376 erratum 3017: RSAPublicKey is seen as well.
 			pub, err = x509.ParsePKCS1PublicKey(b)
 			if err != nil {
-				return keyInfo{}, errors.New("dkim: key record: bad rsa key")
+				return pubKey{}, errors.New("dkim: key syntax error: " + err.Error())
 			}
 		}
 		rk, ok := pub.(*rsa.PublicKey)
 		if !ok {
-			return keyInfo{}, errors.New("dkim: key record: not an rsa key")
+			return pubKey{}, errors.New("dkim: key syntax error: not an RSA public key")
 		}
-		return keyInfo{algo: "rsa", bits: rk.N.BitLen()}, nil
-	case "ed25519": // RFC 8463 §4: the raw 32-byte key
+		k = pubKey{algo: "rsa", bits: rk.N.BitLen(), rsa: rk}
+	case "ed25519": // RFC 8463 §4: the raw 32-octet key
 		if len(b) != ed25519.PublicKeySize {
-			return keyInfo{}, errors.New("dkim: key record: bad ed25519 key")
+			return pubKey{}, fmt.Errorf("dkim: invalid Ed25519 public key size: %v bytes", len(b))
 		}
-		return keyInfo{algo: "ed25519", bits: 256}, nil
+		k = pubKey{algo: "ed25519", bits: 256, ed: ed25519.PublicKey(b)}
 	default:
-		return keyInfo{}, errors.New("dkim: key record: unsupported key type")
+		return pubKey{}, errors.New("dkim: unsupported key algorithm")
 	}
+	if h, ok := tags["h"]; ok {
+		k.hashes = tagList(h)
+	}
+	if s, ok := tags["s"]; ok {
+		if list := tagList(s); !contains(list, "*") {
+			k.services = list
+		}
+	}
+	if t, ok := tags["t"]; ok {
+		k.flags = tagList(t)
+	}
+	return k, nil
+}
+
+// tagList splits a colon-separated tag value, dropping white space.
+func tagList(s string) []string {
+	list := strings.Split(s, ":")
+	for i, t := range list {
+		list[i] = stripWhitespace(t)
+	}
+	return list
 }
