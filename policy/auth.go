@@ -26,7 +26,7 @@ type SPFFacts struct {
 
 // DKIMFacts are the DKIM check's facts (RFC 6376).
 type DKIMFacts struct {
-	Result     string         `expr:"result" json:"result" doc:"pass if any signature passes, else temperror, fail, permerror or neutral; none when unsigned"`
+	Result     string         `expr:"result" json:"result" doc:"pass if any signature passes, else temperror, fail, policy, permerror or neutral; none when unsigned"`
 	Domains    []string       `expr:"domains" json:"domains" doc:"the d= domains of the signatures that pass"`
 	Signatures []DKIMSigFacts `expr:"signatures" json:"signatures" doc:"every signature, in header order (at most 8 are verified)"`
 }
@@ -36,10 +36,10 @@ type DKIMSigFacts struct {
 	Domain     string `expr:"domain" json:"domain"`
 	Selector   string `expr:"selector" json:"selector"`
 	Algorithm  string `expr:"algorithm" json:"algorithm"`
-	Result     string `expr:"result" json:"result"`
-	KeyBits    int    `expr:"key_bits" json:"key_bits"`
-	BodyLength bool   `expr:"body_length" json:"body_length"`
-	FromSigned bool   `expr:"from_signed" json:"from_signed"`
+	Result     string `expr:"result" json:"result" doc:"pass, fail, policy (verified, but the body goes on past l=, unsigned), temperror or permerror (RFC 8601 §2.7.1); DMARC counts only pass"`
+	KeyBits    int    `expr:"key_bits" json:"key_bits" doc:"the key's size: the RSA modulus in bits, 256 for Ed25519 (0 when no key was fetched)"`
+	BodyLength bool   `expr:"body_length" json:"body_length" doc:"the signature has l=: it signs only the first l octets of the body (RFC 6376 §3.4.5)"`
+	FromSigned bool   `expr:"from_signed" json:"from_signed" doc:"From is among the signed fields (h=)"`
 }
 
 // DMARCFacts are the DMARC check's facts (RFC 7489).
