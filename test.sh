@@ -27,6 +27,10 @@ want 'command -v gcc' gcc libc6-dev
 want "/usr/bin/python3 -c 'import authres'" python3-authres
 # gnutls-cli checks that TLS sessions end with close_notify.
 want 'command -v gnutls-cli' gnutls-bin
+# dkimpy and Mail::DKIM, the reference DKIM verifiers that
+# checks/dkim's TestReferenceVerifiers compares every verdict with.
+want "/usr/bin/python3 -c 'import dkim, nacl'" python3-dkim python3-nacl
+want "perl -MMail::DKIM::Verifier -e1" libmail-dkim-perl
 if [ ${#need[@]} -gt 0 ]; then
 	$sudo apt-get update
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
