@@ -211,9 +211,10 @@ func Verify(ctx context.Context, msg io.Reader, o Options) (res Result) {
 		if src.err != nil {
 			return finish(markAll(sigs, Temperror, "dkim: reading message: "+src.err.Error()), o)
 		}
+		fi := indexFields(fields)
 		for i := range vs {
 			if vs[i].s.Result == "" {
-				vs[i].finish(fields)
+				vs[i].finish(fi)
 			}
 		}
 	}

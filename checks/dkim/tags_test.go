@@ -190,3 +190,31 @@ func TestBodyLengthSyntax(t *testing.T) {
 		}
 	}
 }
+
+// TestOverSigning: h= may name a field more often than it occurs (RFC 6376
+// §5.4.2, §8.15): each name picks the next instance from the bottom, and
+// one that finds none adds nothing, so a From added later breaks the
+// signature.
+func TestOverSigning(t *testing.T) {
+	e := newEnv(t)
+	k := getKeys(t)
+	signed := sign(t, baseMessage(300), k.ed, "ed", func(o *msgauth.SignOptions) {
+		o.HeaderKeys = []string{"From", "Subject", "From", "To", "Subject", "Reply-To"}
+	})
+	for _, c := range []struct {
+		name string
+		msg  []byte
+		want string
+	}{
+		{"as signed", signed, Pass},
+		{"a From added at the top", append([]byte("From: mallory@example.net\r\n"), signed...), Fail},
+		{"a Subject added at the bottom", bytes.Replace(signed, []byte("\r\n\r\n"), []byte("\r\nSubject: urgent\r\n\r\n"), 1), Fail},
+		{"a Reply-To added", append([]byte("Reply-To: mallory@example.net\r\n"), signed...), Fail},
+		{"an unsigned field added", append([]byte("X-Note: hello\r\n"), signed...), Pass},
+	} {
+		r := Verify(testCtx(t), bytes.NewReader(c.msg), e.opts())
+		if len(r.Signatures) != 1 || r.Signatures[0].Result != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, formatResult(r), c.want)
+		}
+	}
+}

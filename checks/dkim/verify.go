@@ -81,7 +81,7 @@ func (v *verification) checkKey(kr keyResult, o Options) {
 
 // finish decides a signature once its body hash is known (RFC 6376
 // §6.1.3): the body hash, then the signature over the header fields.
-func (v *verification) finish(fields []string) {
+func (v *verification) finish(fi fieldIndex) {
 	if subtle.ConstantTimeCompare(v.body.h.Sum(nil), v.p.bodyHash) != 1 {
 		detail := "dkim: body hash did not verify"
 		if v.p.length > v.canon.total {
@@ -90,7 +90,7 @@ func (v *verification) finish(fields []string) {
 		v.decide(Fail, detail)
 		return
 	}
-	digest := headerHash(fields, v.s.field, v.p)
+	digest := headerHash(fi, v.s.field, v.p)
 	var err error
 	switch v.key.algo {
 	case "rsa":
@@ -118,22 +118,35 @@ func (v *verification) finish(fields []string) {
 // the signature field itself (RFC 6376 §3.7, §5.4.2): each name picks the
 // last instance not yet picked, a name with none left adds nothing, and
 // the signature field comes last, b= empty and without its final CRLF.
-func headerHash(fields []string, sigField string, p sigParams) []byte {
-	used := make([]bool, len(fields))
+func headerHash(fi fieldIndex, sigField string, p sigParams) []byte {
+	picked := make(map[string]int, len(p.headers))
 	var data []byte
 	for _, name := range p.headers {
-		for i := len(fields) - 1; i >= 0; i-- {
-			if used[i] {
-				continue
-			}
-			if n, _ := parseHeaderField(fields[i]); strings.EqualFold(n, name) {
-				used[i] = true
-				data = canonHeader(data, fields[i], p.headerCanon)
-				break
-			}
+		name = strings.ToLower(name)
+		if at, k := fi.byName[name], picked[name]; k < len(at) {
+			picked[name] = k + 1
+			data = canonHeader(data, fi.fields[at[k]], p.headerCanon)
 		}
 	}
 	data = canonHeader(data, withoutSignature(sigField), p.headerCanon)
 	sum := sha256.Sum256(data[:len(data)-2])
 	return sum[:]
+}
+
+// fieldIndex finds header fields by name. An h= can name a field
+// thousands of times; looking each up in the whole header would cost
+// their product.
+type fieldIndex struct {
+	fields []string
+	byName map[string][]int // lower-case name: positions, the last first
+}
+
+func indexFields(fields []string) fieldIndex {
+	fi := fieldIndex{fields: fields, byName: make(map[string][]int, len(fields))}
+	for i := len(fields) - 1; i >= 0; i-- {
+		name, _ := parseHeaderField(fields[i])
+		name = strings.ToLower(name)
+		fi.byName[name] = append(fi.byName[name], i)
+	}
+	return fi
 }
