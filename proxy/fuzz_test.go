@@ -77,7 +77,7 @@ func FuzzSession(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			newSession(srv, server, Listener{}, netip.MustParseAddrPort("192.0.2.7:4000")).serve()
+			newSession(srv, srv.cur.Load(), server, Listener{}, netip.MustParseAddrPort("192.0.2.7:4000")).serve()
 			server.Close()
 		}()
 		go io.Copy(io.Discard, bufio.NewReader(client))

@@ -19,15 +19,23 @@ var errTooManyFiles = syscall.EMFILE
 // connect; an empty trusted list trusts every peer, which is right only
 // when the port is reachable from the load balancers alone.
 func ProxyProtoListener(l net.Listener, trusted []netip.Prefix, headerTimeout time.Duration) net.Listener {
+	return ProxyProtoListenerFunc(l, func() []netip.Prefix { return trusted }, headerTimeout)
+}
+
+// ProxyProtoListenerFunc is ProxyProtoListener with the trusted peers read
+// from trusted at each connection, so that a reload can add or remove a
+// load balancer without a new listening socket.
+func ProxyProtoListenerFunc(l net.Listener, trusted func() []netip.Prefix, headerTimeout time.Duration) net.Listener {
 	return &proxyproto.Listener{
 		Listener:          l,
 		ReadHeaderTimeout: headerTimeout,
 		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
-			if len(trusted) == 0 {
+			list := trusted()
+			if len(list) == 0 {
 				return proxyproto.REQUIRE, nil
 			}
 			ap := addrPort(o.Upstream)
-			for _, p := range trusted {
+			for _, p := range list {
 				if p.Contains(ap.Addr().Unmap()) {
 					return proxyproto.REQUIRE, nil
 				}

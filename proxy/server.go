@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,11 +133,32 @@ func (o *Options) setDefaults() {
 type Listener struct {
 	// TLS enables STARTTLS with this configuration when non-nil.
 	TLS *tls.Config
+	// TLSFunc, when set, replaces TLS: each new session asks it once for
+	// its STARTTLS configuration (nil: no STARTTLS), so that a reload can
+	// change the certificate, or turn STARTTLS on or off, without a new
+	// listening socket.
+	TLSFunc func() *tls.Config
+}
+
+// tlsConfig is the STARTTLS configuration of a new session.
+func (lo Listener) tlsConfig() *tls.Config {
+	if lo.TLSFunc != nil {
+		return lo.TLSFunc()
+	}
+	return lo.TLS
+}
+
+// settings is what Reconfigure swaps as a whole: the options, and the rate
+// limiter that enforces their Rate. A session keeps the settings it
+// started with.
+type settings struct {
+	opts Options
+	rate *rateLimiter
 }
 
 // Server accepts SMTP sessions on any number of listeners.
 type Server struct {
-	opts Options
+	cur atomic.Pointer[settings]
 
 	mu       sync.Mutex
 	perIP    map[netip.Addr]int
@@ -145,7 +167,6 @@ type Server struct {
 	lns      []net.Listener
 	draining bool
 
-	rate   *rateLimiter
 	wg     sync.WaitGroup
 	nextID atomic.Uint64
 }
@@ -153,13 +174,31 @@ type Server struct {
 // NewServer returns a server with opts; Policy and Backend are required.
 func NewServer(opts Options) *Server {
 	opts.setDefaults()
-	return &Server{
-		rate:     newRateLimiter(opts.Rate, opts.Exempt, time.Now),
-		opts:     opts,
+	s := &Server{
 		perIP:    make(map[netip.Addr]int),
 		sessions: make(map[*session]struct{}),
 	}
+	s.cur.Store(&settings{opts: opts, rate: newRateLimiter(opts.Rate, opts.Exempt, time.Now)})
+	return s
 }
+
+// Reconfigure replaces the options, for a reload: sessions that start
+// afterwards get opts, sessions in flight finish with the options they
+// started with. What the rate limits remember is kept when Rate and
+// Exempt are unchanged, so that a reload does not hand every client a
+// fresh burst; changed limits start afresh.
+func (s *Server) Reconfigure(opts Options) {
+	opts.setDefaults()
+	old := s.cur.Load()
+	rate := old.rate
+	if opts.Rate != old.opts.Rate || !slices.Equal(opts.Exempt, old.opts.Exempt) {
+		rate = newRateLimiter(opts.Rate, opts.Exempt, time.Now)
+	}
+	s.cur.Store(&settings{opts: opts, rate: rate})
+}
+
+// opts returns the options new sessions get.
+func (s *Server) opts() *Options { return &s.cur.Load().opts }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("proxy: server closed")
@@ -188,7 +227,7 @@ func (s *Server) Serve(l net.Listener, lo Listener) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.opts.Logger.Warn("accept failed, retrying", "err", err, "delay", delay)
+				s.opts().Logger.Warn("accept failed, retrying", "err", err, "delay", delay)
 				time.Sleep(delay)
 				continue
 			}
@@ -198,7 +237,7 @@ func (s *Server) Serve(l net.Listener, lo Listener) error {
 			// A connection that failed its PROXY header is that peer's
 			// problem, not the listener's.
 			if isProxyHeaderError(err) {
-				s.opts.Logger.Warn("bad PROXY protocol header", "err", err)
+				s.opts().Logger.Warn("bad PROXY protocol header", "err", err)
 				continue
 			}
 			return fmt.Errorf("proxy: accept: %w", err)
@@ -212,17 +251,17 @@ func (s *Server) Serve(l net.Listener, lo Listener) error {
 	}
 }
 
-// admit counts a new connection against the limits, or returns the reason
-// it is refused.
-func (s *Server) admit(ip netip.Addr) string {
+// admit counts a new connection against the limits of set, or returns the
+// reason it is refused.
+func (s *Server) admit(set *settings, ip netip.Addr) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.draining:
 		return "shutting down"
-	case s.active >= s.opts.MaxConnections:
+	case s.active >= set.opts.MaxConnections:
 		return "too many connections"
-	case s.perIP[ip] >= s.opts.MaxConnectionsPerIP && !s.rate.exempted(ip):
+	case s.perIP[ip] >= set.opts.MaxConnectionsPerIP && !set.rate.exempted(ip):
 		return "too many connections from your address"
 	}
 	s.active++
@@ -241,10 +280,13 @@ func (s *Server) release(ip netip.Addr) {
 
 func (s *Server) handle(c net.Conn, lo Listener) {
 	defer c.Close()
+	// One snapshot for the whole session: a reload in the middle of it
+	// changes nothing it sees.
+	set := s.cur.Load()
 	// RemoteAddr reads the PROXY header when there is one: the address it
 	// carries is the client's, for limits, checks and logs alike.
 	if proxyHeaderMissing(c) {
-		s.opts.Logger.Warn("connection without a valid PROXY header closed", "peer", c.RemoteAddr())
+		set.opts.Logger.Warn("connection without a valid PROXY header closed", "peer", c.RemoteAddr())
 		return
 	}
 	ap := addrPort(c.RemoteAddr())
@@ -252,9 +294,9 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 		return
 	}
 	ip := ap.Addr().Unmap()
-	reason := s.admit(ip)
+	reason := s.admit(set, ip)
 	if reason == "" {
-		if ok, key := s.rate.allow(rateConn, ip); !ok {
+		if ok, key := set.rate.allow(rateConn, ip); !ok {
 			s.release(ip)
 			reason = "too many connections per minute from " + key
 		}
@@ -263,16 +305,16 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 		// 421 closes the session (RFC 5321 §3.8); 4.7.0 says the refusal is
 		// policy, so the sender retries later.
 		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "421 4.7.0 %s %s, try again later\r\n", s.opts.Hostname, reason)
-		s.opts.Logger.Info("connection refused", "client", ip, "reason", reason)
-		s.opts.Metrics.ConnRefused(metricReason(reason))
+		fmt.Fprintf(c, "421 4.7.0 %s %s, try again later\r\n", set.opts.Hostname, reason)
+		set.opts.Logger.Info("connection refused", "client", ip, "reason", reason)
+		set.opts.Metrics.ConnRefused(metricReason(reason))
 		return
 	}
 	defer s.release(ip)
-	s.opts.Metrics.ConnOpened()
-	defer s.opts.Metrics.ConnClosed()
+	set.opts.Metrics.ConnOpened()
+	defer set.opts.Metrics.ConnClosed()
 
-	sess := newSession(s, c, lo, netip.AddrPortFrom(ip, ap.Port()))
+	sess := newSession(s, set, c, lo, netip.AddrPortFrom(ip, ap.Port()))
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()

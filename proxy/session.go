@@ -38,7 +38,9 @@ func newSessionID() string {
 type session struct {
 	srv  *Server
 	opts *Options
-	lo   Listener
+	rate *rateLimiter
+	// tls is the STARTTLS configuration, nil when the listener offers none.
+	tls  *tls.Config
 	conn net.Conn
 	r    *bufio.Reader
 	w    *bufio.Writer
@@ -77,17 +79,18 @@ type bdatState struct {
 	until time.Time
 }
 
-func newSession(srv *Server, c net.Conn, lo Listener, client netip.AddrPort) *session {
+func newSession(srv *Server, set *settings, c net.Conn, lo Listener, client netip.AddrPort) *session {
 	id := newSessionID()
 	s := &session{
 		srv:    srv,
-		opts:   &srv.opts,
-		lo:     lo,
+		opts:   &set.opts,
+		rate:   set.rate,
+		tls:    lo.tlsConfig(),
 		conn:   c,
 		id:     id,
 		client: policy.Client{Addr: client, SMTP: &policy.SMTPBehaviour{}},
 	}
-	s.log = srv.opts.Logger.With("session", id, "client", client.Addr().String())
+	s.log = set.opts.Logger.With("session", id, "client", client.Addr().String())
 	s.r = bufio.NewReaderSize(c, 4096)
 	s.w = bufio.NewWriterSize(c, 4096)
 	return s
@@ -447,7 +450,7 @@ func (s *session) cmdHello(ehlo bool, arg string) {
 		"ENHANCEDSTATUSCODES",
 		"CHUNKING",
 	}
-	if s.lo.TLS != nil && s.client.TLS == nil {
+	if s.tls != nil && s.client.TLS == nil {
 		ext = append(ext, "STARTTLS")
 	}
 	for i, e := range ext {
@@ -481,7 +484,7 @@ func (s *session) cmdMail(arg string) {
 		s.fail(501, [3]int{5, 5, 4}, "syntax: MAIL FROM:<address>")
 		return
 	}
-	if ok, key := s.srv.rate.allow(rateMsg, s.client.Addr.Addr()); !ok {
+	if ok, key := s.rate.allow(rateMsg, s.client.Addr.Addr()); !ok {
 		// RFC 5321 §4.2.5: 451 asks the sender to come back later.
 		s.reply(451, [3]int{4, 7, 1}, "too many messages per minute from "+key+", try again later (session "+s.id+")")
 		return
@@ -603,7 +606,7 @@ func (s *session) cmdRcpt(arg string) {
 		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: v.Reply.String(), Rule: v.Reason})
 		return
 	}
-	if ok, key := s.srv.rate.allow(rateRcpt, s.client.Addr.Addr()); !ok {
+	if ok, key := s.rate.allow(rateRcpt, s.client.Addr.Addr()); !ok {
 		rep := policy.Reply{Code: 451, Enhanced: [3]int{4, 7, 1}, Text: "too many recipients per minute from " + key + ", try again later (session " + s.id + ")"}
 		s.replyWith(rep)
 		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: rep.String(), Rule: "rate"})
@@ -667,7 +670,7 @@ func isASCII(s string) bool {
 
 func (s *session) cmdStartTLS(arg string) {
 	switch {
-	case s.lo.TLS == nil:
+	case s.tls == nil:
 		s.fail(502, [3]int{5, 5, 1}, "STARTTLS not available")
 		return
 	case s.client.TLS != nil:
@@ -685,7 +688,7 @@ func (s *session) cmdStartTLS(arg string) {
 	}
 	s.reply(220, [3]int{2, 0, 0}, "ready to start TLS")
 	s.flush()
-	tc := tls.Server(s.conn, s.lo.TLS)
+	tc := tls.Server(s.conn, s.tls)
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommandTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
