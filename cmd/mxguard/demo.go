@@ -96,7 +96,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	addr := in.addrs[0]
 	fmt.Fprintf(stdout, "mxguard is listening on %s for example.org; the built-in backend stores mail in %s\n", addr, mail)
-	ok := demonstrate(stdout, addr, in.sink)
+	ok := demonstrate(stdout, addr, in.cur.Load().sink)
 	fmt.Fprintf(stdout, "Every verdict is in %s; read them with:\n  mxguard verdicts %s\n", verdicts, verdicts)
 	if *once || !ok {
 		in.shutdown()

@@ -29,11 +29,12 @@ func (in *instance) serveMetrics(addr string, profiles bool) error {
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
-		if in.eng.Rules() == nil {
+		rt := in.cur.Load()
+		if rt.eng.Rules() == nil {
 			http.Error(w, "no rules loaded", http.StatusServiceUnavailable)
 			return
 		}
-		if err := in.fwd.Ping(ctx); err != nil {
+		if err := rt.fwd.Ping(ctx); err != nil {
 			http.Error(w, "backend unreachable: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
