@@ -48,7 +48,20 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML implements yaml.Marshaler so a Config can be dumped back to
 // YAML in the form it is read.
 func (d Duration) MarshalYAML() (any, error) {
-	return d.Duration.String(), nil
+	return d.String(), nil
+}
+
+// String is time.Duration's form without the zero units it ends with:
+// "1h" rather than "1h0m0s", "5m" rather than "5m0s".
+func (d Duration) String() string {
+	s := d.Duration.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // ByteSize is a number of bytes. In YAML it is a plain integer (26214400)
@@ -145,7 +158,12 @@ func (b ByteSize) String() string {
 	return strconv.FormatInt(int64(b), 10)
 }
 
-// MarshalYAML implements yaml.Marshaler.
+// MarshalYAML implements yaml.Marshaler: a plain integer when no binary
+// unit divides the size, else the form with the unit.
 func (b ByteSize) MarshalYAML() (any, error) {
-	return b.String(), nil
+	s := b.String()
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, nil
+	}
+	return s, nil
 }

@@ -119,3 +119,16 @@ func TestMarshalRoundTrip(t *testing.T) {
 		t.Errorf("round trip changed the config:\n%s", out)
 	}
 }
+
+func TestDurationString(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "0s", time.Second: "1s", time.Minute: "1m", 90 * time.Second: "1m30s",
+		time.Hour: "1h", time.Hour + time.Second: "1h0m1s", 25 * time.Hour: "25h", 500 * time.Millisecond: "500ms"} {
+		got := Dur(d).String()
+		if got != want {
+			t.Errorf("Dur(%v).String() = %q, want %q", d, got, want)
+		}
+		if back, err := time.ParseDuration(got); err != nil || back != d {
+			t.Errorf("%q parses back as %v, %v", got, back, err)
+		}
+	}
+}
