@@ -5,6 +5,7 @@
 // Usage:
 //
 //	mxguard serve --config FILE   run the proxy
+//	mxguard config check|show     check a configuration, print the effective one
 //	mxguard demo                  run it on an embedded configuration with a built-in backend
 //	mxguard sink --dir DIR        a development backend that stores messages as files
 //	mxguard rules lint|facts|replay|default
@@ -30,6 +31,7 @@ usage: mxguard <command> [flags]
 
 commands:
   serve     run the proxy (mxguard serve --config FILE)
+  config    check a configuration without serving; print the effective one
   demo      run the proxy on an embedded configuration, with a built-in backend
   sink      run a development backend that stores each message as a file
   rules     lint rules files, list the facts, replay a verdict log with new rules
@@ -53,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return cmdServe(args[1:], stdout, stderr)
+	case "config":
+		return cmdConfig(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "sink":

@@ -181,7 +181,7 @@ const (
 func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "/etc/mxguard/mxguard.yaml", "configuration `file`")
+	path := fs.String("config", defaultConfig, "configuration `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: mxguard serve [--config FILE]\n\nRuns the SMTP filtering proxy described by FILE until SIGTERM or SIGINT,\nthen drains sessions in flight for up to drain_timeout.\n\n")
 		fs.PrintDefaults()
