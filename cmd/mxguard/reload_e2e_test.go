@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/pem"
+	"io"
+	"log"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"mxguard/checks/resolver/dnstest"
 	"mxguard/internal/testcert"
@@ -349,4 +354,104 @@ func TestReloadKeepsRateLimitState(t *testing.T) {
 	}
 	dialConv(t, "127.0.0.5", r.listen).say("", "421 4.7.0 mx2.example.org too many connections per minute")
 	dialConv(t, "127.0.0.6", r.listen).say("", "220 mx2.example.org ")
+}
+
+// countingBackend is a real go-smtp backend that counts its sessions, the
+// ones still open, and the messages it took.
+type countingBackend struct {
+	addr                 string
+	mu                   sync.Mutex
+	sessions, open, msgs int
+}
+
+func startCountingBackend(t *testing.T) *countingBackend {
+	t.Helper()
+	b := &countingBackend{}
+	srv := smtp.NewServer(b)
+	srv.Domain = "backend.test"
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.addr = l.Addr().String()
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return b
+}
+
+func (b *countingBackend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sessions++
+	b.open++
+	return &countingSession{b: b}, nil
+}
+
+// counts returns the sessions so far, those still open, and the messages.
+func (b *countingBackend) counts() (sessions, open, msgs int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sessions, b.open, b.msgs
+}
+
+type countingSession struct{ b *countingBackend }
+
+func (s *countingSession) Reset()                               {}
+func (s *countingSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *countingSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (s *countingSession) Logout() error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	s.b.open--
+	return nil
+}
+func (s *countingSession) Data(r io.Reader) error {
+	_, _ = io.Copy(io.Discard, r)
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	s.b.msgs++
+	return nil
+}
+
+// TestReloadBackendConnections: a reload that leaves the backend as it was
+// keeps the kept-alive backend connection; one that changes the backend
+// delivers the next message to the new one and closes the idle connection
+// to the old one.
+func TestReloadBackendConnections(t *testing.T) {
+	a, b := startCountingBackend(t), startCountingBackend(t)
+	cfg := func(backend, extra string) string {
+		return "hostname: mx.example.org\n" + reloadBase + "backend:\n  address: " + backend + "\ndomains: [example.org]\n" + extra
+	}
+	r := startReloadable(t, cfg(a.addr, ""))
+	send := func() {
+		c := openTx(t, "", r.listen)
+		c.data("From: alice@sender.test\r\nSubject: hi\r\n\r\nhello\r\n", "250 ")
+		c.say("QUIT", "221 ")
+	}
+	send()
+	if out := r.reload(cfg(a.addr, "limits:\n  max_errors: 5\n")); !strings.Contains(out, "msg=reloaded") {
+		t.Fatalf("reload failed:\n%s", out)
+	}
+	send()
+	if sessions, open, msgs := a.counts(); sessions != 1 || open != 1 || msgs != 2 {
+		t.Fatalf("backend a: %d sessions (%d open), %d messages; want both messages over one kept connection", sessions, open, msgs)
+	}
+	if out := r.reload(cfg(b.addr, "")); !strings.Contains(out, "msg=reloaded") {
+		t.Fatalf("reload failed:\n%s", out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, open, _ := a.counts(); open != 0; _, open, _ = a.counts() {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection to the old backend was not closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	send()
+	if _, _, msgs := b.counts(); msgs != 1 {
+		t.Fatalf("backend b holds %d messages, want 1", msgs)
+	}
+	if _, _, msgs := a.counts(); msgs != 2 {
+		t.Fatalf("backend a holds %d messages after the switch, want still 2", msgs)
+	}
 }
