@@ -275,7 +275,7 @@ func (s *Session) DataTap(ctx context.Context, tx *Transaction) io.Writer {
 	if s.e.checks["dkim"] == nil || !s.needsAtData("dkim") {
 		return nil
 	}
-	tx.dkimPrefetch = dkim.NewPrefetcher(ctx, dkim.Options{Lookup: s.e.resolver.LookupTXT})
+	tx.dkimPrefetch = dkim.NewPrefetcher(ctx, dkim.Options{Lookup: s.e.resolver.LookupTXT, Memory: s.e.memory})
 	return tx.dkimPrefetch
 }
 

@@ -12,6 +12,7 @@ import (
 	"mxguard/checks/headers"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
+	"mxguard/internal/membudget"
 	"mxguard/internal/metrics"
 	"mxguard/rules"
 )
@@ -46,6 +47,10 @@ type Options struct {
 	// message, which runs SPF, DKIM and DMARC whatever the rules need.
 	AuthResults bool
 	Logger      *slog.Logger
+	// Memory is the process-wide budget for what grows with a message
+	// while it arrives (the proxy's spool shares it): the DKIM prefetcher
+	// reserves the header section it reads ahead from it. Nil is no budget.
+	Memory *membudget.Budget
 }
 
 // state is what a reload replaces as a whole. A session keeps the state it
@@ -75,6 +80,7 @@ type Engine struct {
 	hostname     string
 	authResults  bool
 	logger       *slog.Logger
+	memory       *membudget.Budget
 }
 
 // RulesOptions are the facts that rules are compiled against: the Facts
@@ -111,7 +117,8 @@ func NewEngine(opts Options) *Engine {
 		opts.Logger = slog.Default()
 	}
 	e := &Engine{log: opts.Log, checks: map[string]*checker{}, checkTimeout: opts.CheckTimeout, logger: opts.Logger,
-		resolver: opts.Resolver, recipients: opts.Recipients, metrics: opts.Metrics, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil}
+		resolver: opts.Resolver, recipients: opts.Recipients, metrics: opts.Metrics, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil,
+		memory: opts.Memory}
 	e.registerHeaders(opts.Headers)
 	if opts.Resolver != nil {
 		e.registerAuth(opts.Resolver)

@@ -64,6 +64,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"mxguard/internal/membudget"
 )
 
 // Result words, RFC 8601 §2.7.1.
@@ -106,6 +108,10 @@ type Options struct {
 	// Now is the clock for signature expiry (RFC 6376 §3.5, x=); nil means
 	// time.Now.
 	Now func() time.Time
+	// Memory is the budget a Prefetcher reserves the header section it
+	// holds from; nil means none (maxHeld alone bounds it). Verify does
+	// not use it.
+	Memory *membudget.Budget
 }
 
 // Signature is the evidence about one DKIM-Signature header field.

@@ -18,8 +18,10 @@ import (
 // when a message is unsigned, so that Verify need not read it at all.
 //
 // Writes never fail and never wait; only the header section is kept, at
-// most maxHeld octets of it. A Prefetcher is used by one writer; Unsigned
-// and Stop may be called from another goroutine.
+// most maxHeld octets of it, reserved from Options.Memory: when the budget
+// has no room the Prefetcher gives up, and Verify does the lookups itself.
+// A Prefetcher is used by one writer; Unsigned and Stop may be called from
+// another goroutine.
 type Prefetcher struct {
 	ctx context.Context
 	o   Options
@@ -27,6 +29,7 @@ type Prefetcher struct {
 	mu       sync.Mutex
 	state    prefetchState
 	head     []byte // the header section so far, while collecting
+	held     int64  // what head holds of Options.Memory: its capacity
 	hpos     int    // where the line being collected starts in head
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when the lookups have ended; nil if none ran
@@ -57,28 +60,69 @@ func (p *Prefetcher) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	// The input so far; b itself while nothing is held, which spares a
-	// copy when the header section ends within the first write.
+	// copy when the header section ends within the first write. A header
+	// section longer than maxHeld is not prefetched, so no more than
+	// maxHeld octets are ever held or looked at.
 	data := b
 	if len(p.head) > 0 {
-		p.head = append(p.head, b...)
+		take := b[:min(len(b), maxHeld-len(p.head))]
+		if !p.hold(len(p.head) + len(take)) {
+			p.giveUp()
+			return len(b), nil
+		}
+		p.head = append(p.head, take...)
 		data = p.head
 	}
 	split, ok := mailhdr.End(data, &p.hpos)
 	switch {
 	case ok:
 		p.decide(data[:split.End])
-	case len(data) > maxHeld:
-		p.state, p.head = decided, nil
+		p.drop()
+	case len(data) >= maxHeld:
+		p.giveUp()
 	case len(p.head) == 0:
+		if !p.hold(len(b)) {
+			p.giveUp()
+			break
+		}
 		p.head = append(p.head, b...)
 	}
 	return len(b), nil
 }
 
+// hold makes room in head for n octets, reserving what it grows by from
+// the memory budget; it reports false when the budget has no room. p.mu
+// is held.
+func (p *Prefetcher) hold(n int) bool {
+	if n <= cap(p.head) {
+		return true
+	}
+	size := min(max(n, 2*cap(p.head), 4<<10), maxHeld)
+	if !p.o.Memory.Reserve(int64(size) - p.held) {
+		return false
+	}
+	head := make([]byte, len(p.head), size)
+	copy(head, p.head)
+	p.head, p.held = head, int64(size)
+	return true
+}
+
+// drop lets go of the header section held and gives its memory back.
+// p.mu is held.
+func (p *Prefetcher) drop() {
+	p.o.Memory.Release(p.held)
+	p.head, p.held = nil, 0
+}
+
+// giveUp leaves the message to Verify. p.mu is held.
+func (p *Prefetcher) giveUp() {
+	p.state = decided
+	p.drop()
+}
+
 // decide looks at the complete header section. p.mu is held.
 func (p *Prefetcher) decide(header []byte) {
 	p.state = decided
-	p.head = nil
 	if !maySign(header) {
 		p.unsigned = true
 		return
@@ -149,7 +193,8 @@ func (p *Prefetcher) Unsigned() bool {
 func (p *Prefetcher) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.state, p.head = stopped, nil
+	p.state = stopped
+	p.drop()
 	if p.cancel != nil {
 		p.cancel()
 	}

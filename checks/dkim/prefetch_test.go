@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mxguard/checks/resolver"
+	"mxguard/internal/membudget"
 )
 
 // feed writes msg to p in random chunks of 1 to max octets.
@@ -202,4 +203,56 @@ func TestPrefetchStops(t *testing.T) {
 	}
 	cancel()
 	settledGoroutines(t, base)
+}
+
+// TestPrefetchMemoryBudget: the header section held counts against the
+// memory budget, is given back however the prefetcher ends, and is not
+// held at all when the budget has no room: the message is then left to
+// Verify, which finds the same signatures.
+func TestPrefetchMemoryBudget(t *testing.T) {
+	e := newEnv(t)
+	signed := sign(t, baseMessage(5000), getKeys(t).ed, "ed")
+	hdr := bytes.Index(signed, []byte("\r\n\r\n")) + 4
+	// Fields that push the header section past the first writes, so
+	// that it is held while it arrives.
+	filler := bytes.Repeat([]byte("X-Filler: "+string(bytes.Repeat([]byte("f"), 60))+"\r\n"), 100)
+	msg := append(append([]byte(nil), filler...), signed...)
+	hdr += len(filler)
+	for _, c := range []struct {
+		name   string
+		budget int64
+		end    func(p *Prefetcher)
+		held   bool // the header section was held while it arrived
+	}{
+		{"header completes", 1 << 20, func(p *Prefetcher) { feed(t, p, msg[hdr-2:], rand.New(rand.NewPCG(3, 4)), 512) }, true},
+		{"stopped mid-header", 1 << 20, func(p *Prefetcher) { p.Stop() }, true},
+		{"header too long", 1 << 20, func(p *Prefetcher) {
+			feed(t, p, bytes.Repeat([]byte("X-More: "+string(bytes.Repeat([]byte("m"), 70))+"\r\n"), maxHeld/40), rand.New(rand.NewPCG(3, 4)), 512)
+		}, true},
+		{"no room in the budget", 1 << 10, func(p *Prefetcher) { p.Stop() }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mem := membudget.New(c.budget)
+			o := e.opts()
+			o.Memory = mem
+			p := NewPrefetcher(testCtx(t), o)
+			feed(t, p, msg[:hdr-2], rand.New(rand.NewPCG(1, 2)), 512)
+			p.mu.Lock()
+			held, reserved := len(p.head), p.held
+			p.mu.Unlock()
+			if c.held != (held > 0) || mem.InUse() != reserved || reserved < int64(held) || reserved > maxHeld {
+				t.Fatalf("mid-header: %d octets held, %d reserved, budget shows %d; want held %v", held, reserved, mem.InUse(), c.held)
+			}
+			c.end(p)
+			p.wait()
+			if mem.InUse() != 0 {
+				t.Fatalf("%d octets of the budget held once the header is judged", mem.InUse())
+			}
+			// Whatever the prefetcher did, Verify has the last word.
+			if r := Verify(testCtx(t), bytes.NewReader(msg), o); r.Result != Pass {
+				t.Fatalf("Verify: %s", formatResult(r))
+			}
+			p.Stop()
+		})
+	}
 }
