@@ -55,3 +55,31 @@ func BenchmarkDataScanner(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReceiveToSpool is DATA content read through a session's 4 KiB
+// reader into the spool, for a message kept in memory and for one written
+// to a spool file: the scanner hands its output on every time the reader
+// runs dry, as it does when it waits for the network.
+func BenchmarkReceiveToSpool(b *testing.B) {
+	line := "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.\r\n"
+	in := []byte(strings.Repeat(line, 512<<10/len(line)) + ".\r\n")
+	for _, c := range []struct {
+		name      string
+		threshold int
+	}{{"memory", 1 << 20}, {"file", 64 << 10}} {
+		b.Run(c.name, func(b *testing.B) {
+			sp := &Spool{Dir: b.TempDir(), Threshold: c.threshold}
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				msg := sp.NewMessage()
+				d := newDataScanner(msg, 0, true)
+				if err := d.readData(bufio.NewReaderSize(bytes.NewReader(in), 4096)); err != nil {
+					b.Fatal(err)
+				}
+				d.release()
+				msg.Close()
+			}
+		})
+	}
+}

@@ -42,6 +42,7 @@ type dataScanner struct {
 	facts  policy.Protocol
 
 	out     []byte
+	outp    *[]byte // out's home in outPool, kept so that Put allocates nothing
 	w       io.Writer
 	max     int64 // largest content accepted; beyond it bytes are dropped
 	size    int64 // canonical octets seen, kept or not
@@ -57,13 +58,13 @@ func newDataScanner(w io.Writer, max int64, dotted bool) *dataScanner {
 	return &dataScanner{dotted: dotted, w: w, max: max}
 }
 
-// release returns the staging buffer to the pool; the scanner must not be
-// used afterwards.
+// release returns the staging buffer to the pool; the scanner takes
+// another when it has more to stage.
 func (d *dataScanner) release() {
 	if d.out != nil {
-		b := d.out[:0]
-		outPool.Put(&b)
-		d.out = nil
+		*d.outp = d.out[:0]
+		outPool.Put(d.outp)
+		d.out, d.outp = nil, nil
 	}
 }
 
@@ -76,7 +77,8 @@ func (d *dataScanner) emit(p ...byte) {
 		return
 	}
 	if d.out == nil {
-		d.out = (*outPool.Get().(*[]byte))[:0]
+		d.outp = outPool.Get().(*[]byte)
+		d.out = (*d.outp)[:0]
 	}
 	d.out = append(d.out, p...)
 	if len(d.out) >= 32<<10 {
@@ -264,9 +266,21 @@ func (d *dataScanner) finish() error {
 	return d.werr
 }
 
+// idle passes on what is staged and gives the staging buffer back when
+// the next read may have to wait for the client: a session that stalls in
+// the middle of a message then holds no buffer of its own, only its
+// content, which is in the spool's account.
+func (d *dataScanner) idle(r *bufio.Reader) {
+	if r.Buffered() == 0 && d.out != nil {
+		d.flush()
+		d.release()
+	}
+}
+
 // readData reads DATA content from r up to and including <CRLF>.<CRLF>.
 func (d *dataScanner) readData(r *bufio.Reader) error {
 	for {
+		d.idle(r)
 		if _, err := r.Peek(1); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -286,6 +300,7 @@ func (d *dataScanner) readData(r *bufio.Reader) error {
 // readChunk reads exactly size octets of a BDAT chunk from r.
 func (d *dataScanner) readChunk(r *bufio.Reader, size int64) error {
 	for size > 0 {
+		d.idle(r)
 		if _, err := r.Peek(1); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mxguard/internal/membudget"
 	"mxguard/internal/metrics"
 	"mxguard/policy"
 )
@@ -88,7 +89,8 @@ type Options struct {
 	// GreetPause holds the banner back this long, so that a client that
 	// talks first shows itself (smtp.pregreet) [0: no pause].
 	GreetPause time.Duration
-	// Spool holds message content during a transaction.
+	// Spool holds message content during a transaction [threshold 1 MiB,
+	// memory budget 256 MiB].
 	Spool Spool
 	// Policy decides at each stage; Backend delivers accepted messages.
 	Policy  Decider
@@ -123,6 +125,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Spool.Threshold <= 0 {
 		o.Spool.Threshold = 1 << 20
+	}
+	if o.Spool.Memory == nil {
+		o.Spool.Memory = membudget.New(256 << 20)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
