@@ -204,6 +204,10 @@ type Spool struct {
 	// MemoryThreshold (memory_threshold, default 1MiB) is how much of a
 	// message is held in memory before spilling to a file.
 	MemoryThreshold ByteSize `yaml:"memory_threshold"`
+	// MemoryBudget (memory_budget, default 256MiB, >= memory_threshold)
+	// bounds the message content held in memory by all sessions together;
+	// past it, messages spill to Dir whatever their size.
+	MemoryBudget ByteSize `yaml:"memory_budget"`
 }
 
 // Limits are resource limits; they exist so one client cannot exhaust the
@@ -322,6 +326,7 @@ func Default() *Config {
 		Spool: Spool{
 			Dir:             os.TempDir(),
 			MemoryThreshold: 1 * MiB,
+			MemoryBudget:    256 * MiB,
 		},
 		Recipients: Recipients{Verify: "none", PositiveTTL: Dur(time.Hour), NegativeTTL: Dur(5 * time.Minute)},
 		Headers:    Headers{MaxBytes: 64 * KiB, MaxFields: 500},

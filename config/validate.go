@@ -46,6 +46,11 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 			d.Errorf(n, "spool.dir: expected an existing directory, got %q which is not a directory", c.Spool.Dir)
 		}
 	}
+	if n := d.Node("spool.memory_budget"); n != nil && c.Spool.MemoryBudget < c.Spool.MemoryThreshold {
+		// A budget smaller than one message's share would spill every
+		// message that memory_threshold says may stay in memory.
+		d.Errorf(n, "spool.memory_budget: expected a size >= spool.memory_threshold (%d), got %s", c.Spool.MemoryThreshold, yamlpos.Lit(n.Value))
+	}
 	l := &c.Limits
 	atLeast(d, "limits.max_connections", "an integer", int64(l.MaxConnections), 1)
 	atLeast(d, "limits.max_connections_per_ip", "an integer", int64(l.MaxConnectionsPerIP), 1)

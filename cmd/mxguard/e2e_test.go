@@ -96,6 +96,12 @@ func waitListening(t testing.TB, addr string) {
 // testdata/zones/e2e.zone: no test may query the machine's resolver.
 func startMxguard(t testing.TB, cfg string) (*daemon, string) {
 	t.Helper()
+	return startMxguardBinary(t, binary, cfg)
+}
+
+// startMxguardBinary is startMxguard with another build of mxguard.
+func startMxguardBinary(t testing.TB, bin, cfg string) (*daemon, string) {
+	t.Helper()
 	listen := freePort(t)
 	cfg = strings.ReplaceAll(cfg, "LISTEN", listen)
 	if !strings.Contains(cfg, "\ndns:") {
@@ -106,7 +112,7 @@ func startMxguard(t testing.TB, cfg string) (*daemon, string) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, binary, "serve", "--config", path)
+	d := startDaemon(t, bin, "serve", "--config", path)
 	waitListening(t, listen)
 	return d, listen
 }

@@ -52,6 +52,8 @@ metrics:
 		`mxguard_backend_delivery_seconds_count 1`,
 		`mxguard_dns_cache_hits_total`,
 		`mxguard_connections_open 0`,
+		`mxguard_spool_memory_bytes 0`,
+		`mxguard_spool_memory_budget_bytes 2.68435456e+08`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -110,7 +110,7 @@ type pendingChange struct {
 // restartKeys lists the settings of next that a running mxguard cannot
 // apply, compared with boot, the configuration it started with: the
 // listening sockets (address, PROXY protocol, how many), the metrics
-// endpoint and the log format.
+// endpoint, the log format and the memory budget (one for the process).
 func restartKeys(boot, next *config.Config) []pendingChange {
 	var out []pendingChange
 	add := func(key string, running, configured any) {
@@ -134,5 +134,6 @@ func restartKeys(boot, next *config.Config) []pendingChange {
 	add("metrics.address", boot.Metrics.Address, next.Metrics.Address)
 	add("metrics.pprof", boot.Metrics.Pprof, next.Metrics.Pprof)
 	add("log.format", boot.Log.Format, next.Log.Format)
+	add("spool.memory_budget", boot.Spool.MemoryBudget, next.Spool.MemoryBudget)
 	return out
 }

@@ -192,7 +192,7 @@ func (in *instance) build(cfg *config.Config, prev *runtime) (_ *runtime, err er
 	}
 	rt.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: c.rules, Log: rt.vlog, Logger: in.log,
 		Resolver: rt.res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, DNSBL: c.dnsbl, Headers: headerOptions(cfg),
-		Recipients: rt.rcpts, Metrics: in.metrics})
+		Recipients: rt.rcpts, Metrics: in.metrics, Memory: in.mem})
 	rt.opts = proxy.Options{
 		Metrics:             in.metrics,
 		Hostname:            cfg.Hostname,
@@ -214,7 +214,7 @@ func (in *instance) build(cfg *config.Config, prev *runtime) (_ *runtime, err er
 			NetFactor:            cfg.Limits.Rate.NetFactor,
 			MaxTracked:           cfg.Limits.Rate.MaxTracked,
 		},
-		Spool:   proxy.Spool{Dir: cfg.Spool.Dir, Threshold: int(cfg.Spool.MemoryThreshold)},
+		Spool:   proxy.Spool{Dir: cfg.Spool.Dir, Threshold: int(cfg.Spool.MemoryThreshold), Memory: in.mem},
 		Policy:  rt.eng,
 		Backend: rt.fwd,
 		Logger:  in.log,

@@ -20,6 +20,7 @@ import (
 
 	"mxguard/checks/resolver"
 	"mxguard/config"
+	"mxguard/internal/membudget"
 	"mxguard/internal/metrics"
 	"mxguard/policy"
 	"mxguard/proxy"
@@ -35,6 +36,7 @@ type instance struct {
 	log     *slog.Logger
 	level   *slog.LevelVar
 	metrics *metrics.Metrics
+	mem     *membudget.Budget
 	http    *http.Server
 	srv     *proxy.Server
 	lns     []net.Listener
@@ -80,7 +82,13 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.Log.SlogLevel())
 	in := &instance{boot: cfg, log: newLogger(logw, cfg.Log.Format, level), level: level, errc: make(chan error, len(cfg.Listen)),
-		metrics: metrics.New(), vlogs: map[string]*policy.VerdictLog{}}
+		metrics: metrics.New(), vlogs: map[string]*policy.VerdictLog{},
+		// One budget for the message content held in memory by every
+		// session (the spool) and the header sections read ahead (the
+		// policy's DKIM prefetcher), for the life of the process: the
+		// messages in flight across a reload hold their share of it.
+		mem: membudget.New(int64(cfg.Spool.MemoryBudget))}
+	in.metrics.SpoolMemory(in.mem.InUse, in.mem.Limit())
 	defer func() {
 		if err != nil {
 			in.closeAll()

@@ -127,3 +127,19 @@ func (m *Metrics) DNSStats(stats func() (hits, misses, queries, errors uint64)) 
 		}))
 	}
 }
+
+// SpoolMemory registers the message content held in memory and the budget
+// it is held to, read when scraped: an admin sees how close the process
+// runs to spilling every message to disk.
+func (m *Metrics) SpoolMemory(inUse func() int64, budget int64) {
+	if m == nil {
+		return
+	}
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mxguard_spool_memory_bytes",
+			Help: "Message content held in memory, in bytes (spool.memory_budget bounds it)."},
+			func() float64 { return float64(inUse()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mxguard_spool_memory_budget_bytes",
+			Help: "spool.memory_budget: past it, messages spill to spool.dir."},
+			func() float64 { return float64(budget) }))
+}
