@@ -176,6 +176,10 @@ func contentReader(tx *Transaction) (io.Reader, error) {
 // (the proxy answers 552) rather than checked in part.
 const MaxHeaderBytes = 256 << 10
 
+// firstHeadBytes is how much of the content is asked for first when
+// looking for the header section.
+const firstHeadBytes = 16 << 10
+
 // ErrHeaderTooBig is HeaderSplit's error for a header section that does
 // not end within MaxHeaderBytes.
 var ErrHeaderTooBig = errors.New("policy: the header section is longer than 256 KiB")
@@ -209,10 +213,27 @@ func (tx *Transaction) loadHeader() {
 	if tx.Content == nil {
 		return
 	}
-	head, err := readHead(tx.Content, MaxHeaderBytes+1)
+	// Most header sections are a few KiB: ask for a little first, which
+	// content in memory hands over without a copy, so that a large message
+	// is not copied (or read from its spool file) 256 KiB deep to find one.
+	head, err := readHead(tx.Content, firstHeadBytes)
 	if err != nil {
 		tx.splitErr = err
 		return
+	}
+	if len(head) == firstHeadBytes {
+		pos := 0
+		if split, ok := mailhdr.End(head, &pos); ok {
+			tx.split = split
+			if split.End > 0 {
+				tx.headerBytes = bytes.Clone(head[:split.End])
+			}
+			return
+		}
+		if head, err = readHead(tx.Content, MaxHeaderBytes+1); err != nil {
+			tx.splitErr = err
+			return
+		}
 	}
 	if len(head) <= MaxHeaderBytes {
 		// The whole message: its last line is judged too.

@@ -29,11 +29,18 @@ func TestHeaderSection(t *testing.T) {
 // header longer than MaxHeaderBytes is cut there.
 func TestTransactionHeader(t *testing.T) {
 	long := "From: a\r\nX: " + strings.Repeat("y", MaxHeaderBytes) + "\r\n\r\nbody"
-	for _, msg := range []string{
+	msgs := []string{
 		"From: a@sender.test\r\nSubject: s\r\n\r\nbody\r\n",
 		"From: a@sender.test\r\n",
 		long,
-	} {
+	}
+	// Header sections that end around the first part asked for, with
+	// the empty line before it, across it and after it.
+	for n := firstHeadBytes - 4; n <= firstHeadBytes+1; n++ {
+		h := "From: a\r\nX: " + strings.Repeat("y", n-len("From: a\r\nX: \r\n")) + "\r\n"
+		msgs = append(msgs, h+"\r\n"+strings.Repeat("body\r\n", 20000))
+	}
+	for _, msg := range msgs {
 		want := string(HeaderSection([]byte(msg)))
 		if len(want) > MaxHeaderBytes {
 			want = want[:MaxHeaderBytes]
@@ -50,6 +57,30 @@ func TestTransactionHeader(t *testing.T) {
 	if h := (&Transaction{}).Header(); h == nil || len(h) != 0 {
 		t.Errorf("no content: %q, want empty", h)
 	}
+}
+
+// A short header section of a long message is found without asking for
+// more of it than the first part.
+func TestTransactionHeaderAsksLittle(t *testing.T) {
+	c := &countingContent{msg: "From: a\r\n\r\n" + strings.Repeat("body\r\n", 100000)}
+	if got := string((&Transaction{Content: c}).Header()); got != "From: a\r\n" {
+		t.Fatalf("header %q", got)
+	}
+	if len(c.asked) != 1 || c.asked[0] > firstHeadBytes {
+		t.Fatalf("asked for %v octets, want one request of at most %d", c.asked, firstHeadBytes)
+	}
+}
+
+type countingContent struct {
+	msg   string
+	asked []int
+}
+
+func (c *countingContent) Reader() (io.Reader, error) { return strings.NewReader(c.msg), nil }
+
+func (c *countingContent) Head(n int) ([]byte, error) {
+	c.asked = append(c.asked, n)
+	return []byte(c.msg[:min(n, len(c.msg))]), nil
 }
 
 // headContent is staticContent that also hands over its first octets.
