@@ -28,19 +28,31 @@ type sigField struct {
 func readHeader(r *bufio.Reader) ([]string, error) {
 	tr := textproto.NewReader(r)
 	var h []string
+	// The field being read is built here, not by adding each line to a
+	// string (as go-msgauth does), which costs the square of its length.
+	var field strings.Builder
 	for {
 		l, err := tr.ReadLine()
 		if err != nil {
+			if field.Len() > 0 {
+				h = append(h, field.String())
+			}
 			return h, fmt.Errorf("failed to read header: %v", err)
 		}
 		if len(l) == 0 {
+			if field.Len() > 0 {
+				h = append(h, field.String())
+			}
 			return h, nil
 		}
-		if len(h) > 0 && (l[0] == ' ' || l[0] == '\t') {
-			h[len(h)-1] += l + "\r\n" // continuation line (RFC 5322 §2.2.3)
-		} else {
-			h = append(h, l+"\r\n")
-		}
+		if field.Len() == 0 || l[0] != ' ' && l[0] != '\t' {
+			if field.Len() > 0 {
+				h = append(h, field.String())
+				field.Reset()
+			}
+		} // else a continuation line (RFC 5322 §2.2.3)
+		field.WriteString(l)
+		field.WriteString("\r\n")
 	}
 }
 
