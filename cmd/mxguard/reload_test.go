@@ -41,6 +41,8 @@ func TestRestartKeys(t *testing.T) {
 		{"metrics and log format", func(c *config.Config) {
 			c.Metrics.Address, c.Metrics.Pprof, c.Log.Format = "127.0.0.1:9325", true, config.FormatJSON
 		}, "[{metrics.address  127.0.0.1:9325} {metrics.pprof false true} {log.format text json}]"},
+		{"memory budget", func(c *config.Config) { c.Spool.MemoryBudget = 64 * config.MiB },
+			"[{spool.memory_budget 256MiB 64MiB}]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			next := base()
