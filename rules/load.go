@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -42,13 +43,41 @@ type fileSpec struct {
 type ruleSpec struct {
 	Name    string            `yaml:"name" required:"true" expect:"a rule name"`
 	Stage   string            `yaml:"stage" enum:"connect,helo,mail,rcpt,data"`
-	When    string            `yaml:"when" required:"true" expect:"a condition over the facts"`
+	When    condition         `yaml:"when" required:"true" expect:"a condition over the facts"`
 	Action  string            `yaml:"action" required:"true" enum:"accept,reject,tempfail,quarantine,tag,score"`
 	Reply   string            `yaml:"reply" expect:"a reply like \"550 5.7.1 text\""`
 	Score   float64           `yaml:"score"`
 	Headers map[string]string `yaml:"headers" expect:"a mapping of header names to values"`
 	Mode    string            `yaml:"mode" enum:"enforce,monitor"`
 	Domains []string          `yaml:"domains" expect:"a list of recipient domains"`
+}
+
+// condition is a rule's when as written. It is a string, except that the
+// conditions that are just `true` or `false` may be written unquoted,
+// although YAML reads them as booleans: they are what an admin writes for
+// a rule that always (or, while it is being tried, never) applies.
+type condition string
+
+// UnmarshalYAML takes a string, or what YAML reads as a number or a date
+// (which the compiler then judges as a condition), or a boolean.
+func (c *condition) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		switch n.ShortTag() {
+		case "!!str", "!!int", "!!float", "!!timestamp":
+			*c = condition(n.Value)
+			return nil
+		case "!!bool":
+			// YAML 1.2 also spells them True and FALSE; expr knows only
+			// true and false, and of the same length, so that positions
+			// inside the condition stay right.
+			var b bool
+			if err := n.Decode(&b); err == nil {
+				*c = condition(strconv.FormatBool(b))
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("expected a condition over the facts, got %s", yamlpos.Describe(n))
 }
 
 type thresholdSpec struct {
@@ -128,7 +157,7 @@ func Parse(file string, data []byte, o Options) (*Set, error) {
 		if n == nil {
 			continue // already reported
 		}
-		r := &Rule{Name: rs.Name, Stage: rs.Stage, When: rs.When, Action: rs.Action, Score: rs.Score,
+		r := &Rule{Name: rs.Name, Stage: rs.Stage, When: string(rs.When), Action: rs.Action, Score: rs.Score,
 			Mode: rs.Mode, File: file, Line: n.Line, Column: n.Column}
 		if r.Stage == "" {
 			r.Stage = "data"

@@ -253,3 +253,34 @@ rules:
 		t.Fatalf("bad placeholder: %v", err)
 	}
 }
+
+// TestWhenBoolean: `when: true` and `when: false` unquoted are YAML
+// booleans; they are conditions like their quoted forms.
+func TestWhenBoolean(t *testing.T) {
+	for _, c := range []struct {
+		when  string
+		match bool
+	}{
+		{"true", true}, {"false", false}, {"True", true}, {"FALSE", false}, {`"true"`, true}, {"'false'", false},
+	} {
+		s, err := Parse("t.yaml", []byte("rules:\n  - name: r\n    when: "+c.when+"\n    action: reject\n"), testOpts)
+		if err != nil {
+			t.Errorf("when: %s: %v", c.when, err)
+			continue
+		}
+		if out := s.Eval("data", &testEnv{}, nil); (out.Decisive != nil) != c.match {
+			t.Errorf("when: %s: matched %v, want %v", c.when, out.Decisive != nil, c.match)
+		}
+	}
+	// What is neither a condition nor a boolean is still refused.
+	for when, want := range map[string]string{
+		"~":      "t.yaml:3:11: rules[0].when: expected a condition over the facts, got null",
+		"[true]": "t.yaml:3:11: rules[0].when: expected a condition over the facts, got a list",
+		"!tls":   "t.yaml:3:11: rules[0].when: expected a condition over the facts, got a value tagged !tls",
+	} {
+		_, err := Parse("t.yaml", []byte("rules:\n  - name: r\n    when: "+when+"\n    action: reject\n"), testOpts)
+		if err == nil || err.Error() != want {
+			t.Errorf("when: %s:\n got %v\nwant %s", when, err, want)
+		}
+	}
+}
