@@ -14,6 +14,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
 	"go.yaml.in/yaml/v3"
 
 	"mxguard/internal/yamlpos"
@@ -88,7 +89,10 @@ type thresholdSpec struct {
 // Options describe the facts that conditions are compiled against.
 type Options struct {
 	// Env is a value of the facts type the caller will evaluate with (a
-	// struct whose fields carry `expr` tags).
+	// struct whose fields carry `expr` tags). A string field (or list of
+	// strings) with a fixed set of values declares them in a ValuesTag,
+	// and a condition that compares it with another literal is a load
+	// error rather than a rule that never matches.
 	Env any
 	// Since maps a top-level fact to the first stage at which it is known,
 	// so that a rule reading it earlier is a load error, not a rule that
@@ -279,6 +283,16 @@ func compileRule(d *yamlpos.Decoder, n *yaml.Node, path string, r *Rule, o Optio
 		return
 	}
 	r.program = prog
+	// The compiled tree is optimised (a literal list becomes a set), so
+	// the literals are judged on the tree as written.
+	if tree, err := parser.Parse(r.When); err == nil {
+		src := file.NewSource(r.When)
+		for _, m := range lintLiterals(tree.Node, o.Env) {
+			at := (&file.Error{Location: m.loc}).Bind(src)
+			line, col := exprPos(n, at.Line, at.Column)
+			d.Errorf(&yaml.Node{Line: line, Column: col}, "%s.when: %s", path, m.msg)
+		}
+	}
 	var bad []string
 	r.Names, bad = topNames(prog.Node())
 	for _, b := range bad {

@@ -26,6 +26,22 @@ type testEnv struct {
 	} `expr:"rcpt"`
 	Spam   float64           `expr:"spam"`
 	Checks map[string]string `expr:"checks"`
+	// Facts with a fixed set of values, which comparisons are linted
+	// against.
+	Auth struct {
+		Result string `expr:"result" values:"pass,fail,\"\""`
+		Detail string `expr:"detail"`
+	} `expr:"auth"`
+	TLSVer  string             `expr:"tls_version" values:"\"\",TLS 1.2,TLS 1.3"`
+	Sigs    []testSig          `expr:"sigs"`
+	Results map[string]testSig `expr:"results"`
+	Names   []string           `expr:"names" values:"alpha,beta"`
+	Words   []string           `expr:"words"`
+}
+
+type testSig struct {
+	Result string `expr:"result" values:"pass,fail"`
+	Domain string `expr:"domain"`
 }
 
 var testOpts = Options{
@@ -221,6 +237,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("rules:\n  - name: a\n    when: size > 1\n    action: reject\n"))
 	f.Add([]byte("rules:\n  - name: a\n    when: |\n      size >\n    action: reject\n"))
 	f.Add([]byte("rules: [{name: x, when: 'helo == \"a\"', action: tag, headers: {X: y}}]\nthresholds: {reject: 2, quarantine: 1}\n"))
+	f.Add([]byte("rules: [{name: x, when: 'any(sigs, .result in [\"Fail\"]) || \"x\" in names', action: reject}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, err := Parse("rules.yaml", data, testOpts)
 		if err == nil {
