@@ -18,15 +18,15 @@ import (
 
 // SPFFacts are the SPF check's facts (RFC 7208).
 type SPFFacts struct {
-	Result     string `expr:"result" json:"result" doc:"pass, fail, softfail, neutral, none, temperror or permerror (\"\" when SPF did not run)"`
+	Result     string `expr:"result" json:"result" doc:"the result for MAIL FROM, or for HELO with the null sender (\"\" when SPF did not run)" values:"pass,fail,softfail,neutral,none,temperror,permerror,\"\""`
 	Domain     string `expr:"domain" json:"domain" doc:"the domain whose policy gave the result: MAIL FROM's, or HELO's for the null sender"`
-	Identity   string `expr:"identity" json:"identity" doc:"mailfrom or helo: which identity result is about"`
-	HELOResult string `expr:"helo_result" json:"helo_result" doc:"the result for the HELO identity, always evaluated (RFC 7208 §2.3)"`
+	Identity   string `expr:"identity" json:"identity" doc:"which identity result is about (\"\" when SPF did not run)" values:"mailfrom,helo,\"\""`
+	HELOResult string `expr:"helo_result" json:"helo_result" doc:"the result for the HELO identity, always evaluated (RFC 7208 §2.3; \"\" when SPF did not run)" values:"pass,fail,softfail,neutral,none,temperror,permerror,\"\""`
 }
 
 // DKIMFacts are the DKIM check's facts (RFC 6376).
 type DKIMFacts struct {
-	Result     string         `expr:"result" json:"result" doc:"pass if any signature passes, else temperror, fail, policy, permerror or neutral; none when unsigned"`
+	Result     string         `expr:"result" json:"result" doc:"pass if any signature passes, else temperror, fail, policy, permerror or neutral; none when unsigned (\"\" when DKIM did not run)" values:"pass,fail,policy,neutral,temperror,permerror,none,\"\""`
 	Domains    []string       `expr:"domains" json:"domains" doc:"the d= domains of the signatures that pass"`
 	Signatures []DKIMSigFacts `expr:"signatures" json:"signatures" doc:"every signature, in header order (at most 8 are verified)"`
 }
@@ -36,7 +36,7 @@ type DKIMSigFacts struct {
 	Domain     string `expr:"domain" json:"domain"`
 	Selector   string `expr:"selector" json:"selector"`
 	Algorithm  string `expr:"algorithm" json:"algorithm"`
-	Result     string `expr:"result" json:"result" doc:"pass, fail, policy (verified, but the body goes on past l=, unsigned), temperror or permerror (RFC 8601 §2.7.1); DMARC counts only pass"`
+	Result     string `expr:"result" json:"result" doc:"this signature's result (RFC 8601 §2.7.1): policy when it verified but the body goes on past l=, unsigned; DMARC counts only pass" values:"pass,fail,policy,temperror,permerror"`
 	KeyBits    int    `expr:"key_bits" json:"key_bits" doc:"the key's size: the RSA modulus in bits, 256 for Ed25519 (0 when no key was fetched)"`
 	BodyLength bool   `expr:"body_length" json:"body_length" doc:"the signature has l=: it signs only the first l octets of the body (RFC 6376 §3.4.5)"`
 	FromSigned bool   `expr:"from_signed" json:"from_signed" doc:"From is among the signed fields (h=)"`
@@ -44,14 +44,14 @@ type DKIMSigFacts struct {
 
 // DMARCFacts are the DMARC check's facts (RFC 7489).
 type DMARCFacts struct {
-	Result  string `expr:"result" json:"result" doc:"pass, fail, none, temperror or permerror (permerror: the From header does not hold exactly one address)"`
-	Policy  string `expr:"policy" json:"policy" doc:"the policy the record asks for the From domain (p, sp, or np for a non-existent subdomain), before pct sampling: none, quarantine or reject (\"\" without a record)"`
+	Result  string `expr:"result" json:"result" doc:"the DMARC result (permerror: the From header does not hold exactly one address; \"\" when DMARC did not run)" values:"pass,fail,none,temperror,permerror,\"\""`
+	Policy  string `expr:"policy" json:"policy" doc:"the policy the record asks for the From domain (p, sp, or np for a non-existent subdomain), before pct sampling (\"\" without a record)" values:"none,quarantine,reject,\"\""`
 	Percent int    `expr:"percent" json:"percent" doc:"the record's pct (0 without a record)"`
 	// AppliedPolicy and Sampled are pct sampling's outcome (RFC 7489
 	// §6.6.4), drawn from the From domain and the Message-ID (see
 	// dmarc.Sample), which the log records too: a replay of a line
 	// without them draws them again.
-	AppliedPolicy string `expr:"applied_policy" json:"applied_policy" doc:"the policy after pct sampling (RFC 7489 §6.6.4): policy when the message is in the sample, else the next weaker one (reject becomes quarantine, quarantine becomes none); \"\" without a record"`
+	AppliedPolicy string `expr:"applied_policy" json:"applied_policy" doc:"the policy after pct sampling (RFC 7489 §6.6.4): policy when the message is in the sample, else the next weaker one (reject becomes quarantine, quarantine becomes none); \"\" without a record" values:"none,quarantine,reject,\"\""`
 	Sampled       bool   `expr:"sampled" json:"sampled" doc:"the message is in the pct sample, drawn from a hash of the From domain and the Message-ID (always with pct=100, never with pct=0)"`
 	SPFAligned    bool   `expr:"spf_aligned" json:"spf_aligned" doc:"SPF passed for a domain aligned with From"`
 	DKIMAligned   bool   `expr:"dkim_aligned" json:"dkim_aligned" doc:"a DKIM signature aligned with From passed"`

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"mxguard/rules"
 )
 
 // Facts is what rules are written against: the transaction as the rules
@@ -12,12 +14,12 @@ import (
 // schema from these tags, so the documentation cannot drift from the code.
 // Checks add their facts here as they land.
 type Facts struct {
-	Stage     string                `expr:"stage" json:"stage" doc:"the stage being decided: connect, helo, mail, rcpt or data"`
+	Stage     string                `expr:"stage" json:"stage" doc:"the stage being decided" values:"connect,helo,mail,rcpt,data"`
 	Client    ClientFacts           `expr:"client" json:"client"`
 	HELO      string                `expr:"helo" json:"helo" doc:"the name the client gave in HELO/EHLO (\"\" before it did)"`
 	ESMTP     bool                  `expr:"esmtp" json:"esmtp" doc:"the client greeted with EHLO rather than HELO"`
 	TLS       bool                  `expr:"tls" json:"tls" doc:"the session is protected by STARTTLS"`
-	TLSVer    string                `expr:"tls_version" json:"tls_version" doc:"the TLS version, e.g. \"TLS 1.3\" (\"\" without TLS)"`
+	TLSVer    string                `expr:"tls_version" json:"tls_version" doc:"the TLS version (\"\" without TLS)" values:"TLS 1.0,TLS 1.1,TLS 1.2,TLS 1.3,\"\""`
 	MailFrom  AddressFacts          `expr:"mail_from" json:"mail_from" doc:"the envelope sender (MAIL FROM)"`
 	Rcpt      AddressFacts          `expr:"rcpt" json:"rcpt" doc:"the recipient being decided (RCPT TO; stage rcpt only)"`
 	RcptCheck RcptVerifyFacts       `expr:"rcpt_verify" json:"-" doc:"recipient verification of the recipient being decided (stage rcpt only)"`
@@ -37,7 +39,7 @@ type Facts struct {
 	// Temperrors is derived from Checks, so that rules about temporary
 	// failures need not walk the map (which costs the rule engine ten
 	// times more) and replay of older lines without it still works.
-	Temperrors []string `expr:"temperrors" json:"-" doc:"the names of the checks run so far whose result is temperror, sorted"`
+	Temperrors []string `expr:"temperrors" json:"-" doc:"the names of the checks run so far whose result is temperror, sorted" values:"dnsbl,spf,dkim,dmarc,headers"`
 }
 
 // ClientFacts describe the SMTP client.
@@ -79,13 +81,16 @@ type ProtocolFacts struct {
 
 // CheckFacts is one check's result as rules see it.
 type CheckFacts struct {
-	Result string `expr:"result" json:"result" doc:"the check's result, e.g. pass, fail, none, temperror, permerror"`
+	Result string `expr:"result" json:"result" doc:"the check's result (\"\" when it has not run)" values:"pass,fail,softfail,policy,neutral,none,temperror,permerror,listed,known,unknown,unchecked,\"\""`
 	Detail string `expr:"detail" json:"detail" doc:"what the check found, for people"`
 }
 
 // FactDoc is one fact in the schema.
 type FactDoc struct {
 	Name, Type, Doc string
+	// Values are every value the fact can take (of a list: its elements),
+	// from its field's values tag; nil when it can take any.
+	Values []string
 }
 
 // Schema lists every fact rules can use, with its type and meaning, in the
@@ -114,7 +119,7 @@ func schema(t reflect.Type, prefix, doc string, out *[]FactDoc) {
 			if doc != "" {
 				d = doc + ": " + d
 			}
-			*out = append(*out, FactDoc{Name: name, Type: typeName(f.Type), Doc: d})
+			*out = append(*out, FactDoc{Name: name, Type: typeName(f.Type), Doc: d, Values: rules.ParseValues(f.Tag.Get(rules.ValuesTag))})
 		}
 	}
 }
