@@ -63,7 +63,7 @@ type HeadersFacts struct {
 	DateCount        int      `expr:"date_count" json:"date_count" doc:"Date header fields"`
 	DateValid        bool     `expr:"date_valid" json:"date_valid" doc:"there is exactly one Date and it parses"`
 	MessageIDCount   int      `expr:"message_id_count" json:"message_id_count" doc:"Message-ID header fields"`
-	Duplicates       []string `expr:"duplicates" json:"duplicates" doc:"fields that may appear once but appear more often, in this spelling, sorted" values:"Bcc,Cc,Date,From,In-Reply-To,Message-ID,References,Reply-To,Sender,Subject,To"`
+	Duplicates       []string `expr:"duplicates" json:"duplicates" doc:"fields that may appear once but appear more often (spelt as listed), sorted" values:"Bcc,Cc,Date,From,In-Reply-To,Message-ID,References,Reply-To,Sender,Subject,To"`
 	Fields           int      `expr:"fields" json:"fields" doc:"header fields in all"`
 	Bytes            int      `expr:"bytes" json:"bytes" doc:"size of the header section"`
 	TooBig           bool     `expr:"too_big" json:"too_big" doc:"the header section is over headers.max_bytes or headers.max_fields"`

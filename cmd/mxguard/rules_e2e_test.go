@@ -481,6 +481,70 @@ func TestRulesLintCommand(t *testing.T) {
 	}
 }
 
+// TestRulesLintNeverMatchingValue: lint refuses a comparison with a value
+// the fact never takes, at the literal's place, with the values it does
+// take; `when: true` unquoted lints clean.
+func TestRulesLintNeverMatchingValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "values.yaml")
+	os.WriteFile(path, []byte(`rules:
+  - name: spf-fail
+    stage: mail
+    when: spf.result == "Fail"
+    action: reject
+  - name: dmarc-pass
+    when: 'dmarc.result == "passed" && from.local'
+    action: accept
+  - name: always
+    when: true
+    action: tag
+    headers: {X-Seen: "yes"}
+`), 0o600)
+	out, err := exec.Command(binary, "rules", "lint", path).CombinedOutput()
+	var ee *exec.ExitError
+	if !errorsAs(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("lint: %v, want exit 1\n%s", err, out)
+	}
+	want := path + `:4:25: rules[0].when: spf.result is never "Fail": expected one of pass, fail, softfail, neutral, none, temperror, permerror, "" (did you mean "fail"?)` + "\n" +
+		path + `:7:28: rules[1].when: dmarc.result is never "passed": expected one of pass, fail, none, temperror, permerror, ""` + "\n"
+	if string(out) != want {
+		t.Fatalf("lint output:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// TestRulesFactsShowValues: "mxguard rules facts" gives the values of the
+// facts that have a fixed set, in both its forms.
+func TestRulesFactsShowValues(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"rules", "facts"}, []string{
+			`one of pass, fail, softfail, neutral, none, temperror, permerror, ""`,
+			`one of "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3", ""`,
+		}},
+		{[]string{"rules", "facts", "--markdown"}, []string{
+			"| `stage` | string | the stage being decided; one of `connect`, `helo`, `mail`, `rcpt`, `data` |",
+			"; one of `none`, `quarantine`, `reject`, `\"\"` |",
+			"one of `TLS 1.0`, `TLS 1.1`, `TLS 1.2`, `TLS 1.3`, `\"\"` |",
+		}},
+	} {
+		var out, errb strings.Builder
+		if code := run(c.args, &out, &errb); code != exitOK {
+			t.Fatalf("%v: exit %d: %s", c.args, code, errb.String())
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v lacks %q:\n%s", c.args, w, out.String())
+			}
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.Contains(line, "spf.result") && !strings.Contains(line, "one of ") {
+				t.Errorf("%v: the spf.result line lacks its values: %q", c.args, line)
+			}
+		}
+	}
+}
+
 func TestCheckCommand(t *testing.T) {
 	dir := t.TempDir()
 	eml := filepath.Join(dir, "m.eml")

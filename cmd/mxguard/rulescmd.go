@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"mxguard/internal/yamlpos"
 	"mxguard/policy"
 	"mxguard/rules"
 )
@@ -74,7 +75,7 @@ func cmdRulesFacts(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	md := fs.Bool("markdown", false, "print a Markdown table")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: mxguard rules facts [--markdown]\n\nLists every fact a rule's condition can use, with its type and meaning.\n")
+		fmt.Fprint(stderr, "usage: mxguard rules facts [--markdown]\n\nLists every fact a rule's condition can use, with its type and meaning,\nand the values of the facts that take one of a fixed set.\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
@@ -82,17 +83,36 @@ func cmdRulesFacts(args []string, stdout, stderr io.Writer) int {
 	if *md {
 		fmt.Fprintln(stdout, "| fact | type | meaning |\n|---|---|---|")
 		for _, f := range policy.Schema() {
-			fmt.Fprintf(stdout, "| `%s` | %s | %s |\n", f.Name, f.Type, strings.ReplaceAll(f.Doc, "|", `\|`))
+			doc := f.Doc + valuesText(f.Values, func(v string) string {
+				if v == "" {
+					v = `""`
+				}
+				return "`" + v + "`"
+			})
+			fmt.Fprintf(stdout, "| `%s` | %s | %s |\n", f.Name, f.Type, strings.ReplaceAll(doc, "|", `\|`))
 		}
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FACT\tTYPE\tMEANING")
 	for _, f := range policy.Schema() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, f.Type, f.Doc)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, f.Type, f.Doc+valuesText(f.Values, yamlpos.Lit))
 	}
 	_ = tw.Flush()
 	return exitOK
+}
+
+// valuesText lists the values of a fact with a fixed set after its
+// meaning, worded as "rules lint" words a value outside the set.
+func valuesText(values []string, show func(string) string) string {
+	if values == nil {
+		return ""
+	}
+	shown := make([]string, len(values))
+	for i, v := range values {
+		shown[i] = show(v)
+	}
+	return "; one of " + strings.Join(shown, ", ")
 }
 
 // change is one kind of changed outcome, with a few examples.
