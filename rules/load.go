@@ -151,6 +151,7 @@ func Parse(file string, data []byte, o Options) (*Set, error) {
 		return nil, Errors{&yamlpos.PosError{File: file, Line: 1, Column: 1, Msg: "empty rules file (expected a mapping with a rules list)"}}
 	}
 	d := yamlpos.NewDecoder(file)
+	src := splitLines(data)
 	var spec fileSpec
 	d.Decode(root, &spec)
 	set := &Set{Files: []string{file}}
@@ -193,7 +194,7 @@ func Parse(file string, data []byte, o Options) (*Set, error) {
 			}
 		}
 		if rs.When != "" && d.Node(path+".when") != nil {
-			compileRule(d, d.Node(path+".when"), path, r, o)
+			compileRule(d, src, d.Node(path+".when"), path, r, o)
 		}
 		set.Rules = append(set.Rules, r)
 	}
@@ -262,9 +263,9 @@ func validateAction(d *yamlpos.Decoder, at func(string) *yaml.Node, path string,
 	}
 }
 
-// compileRule compiles the condition and reports expr's errors at their
-// place in the file.
-func compileRule(d *yamlpos.Decoder, n *yaml.Node, path string, r *Rule, o Options) {
+// compileRule compiles the condition, the when node n of the file whose
+// lines are src, and reports expr's errors at their place in the file.
+func compileRule(d *yamlpos.Decoder, src []string, n *yaml.Node, path string, r *Rule, o Options) {
 	opts := append([]expr.Option{expr.Env(o.Env), expr.AsBool(), expr.MaxNodes(2000)}, functions...)
 	prog, err := expr.Compile(r.When, opts...)
 	if err != nil {
@@ -273,7 +274,7 @@ func compileRule(d *yamlpos.Decoder, n *yaml.Node, path string, r *Rule, o Optio
 		msg := err.Error()
 		if errors.As(err, &fe) {
 			msg = fe.Message
-			line, col = exprPos(n, fe.Line, fe.Column)
+			line, col = condPos(src, n, r.When, fe.From, fe.Line, fe.Column)
 			if strings.HasPrefix(msg, "unknown name ") || strings.Contains(msg, " has no field ") {
 				// expr speaks of Go types; an admin needs the fact's name.
 				msg = fmt.Sprintf("unknown fact %s (\"mxguard rules facts\" lists them)", chainAt(r.When, fe.Line, fe.Column))
@@ -286,10 +287,10 @@ func compileRule(d *yamlpos.Decoder, n *yaml.Node, path string, r *Rule, o Optio
 	// The compiled tree is optimised (a literal list becomes a set), so
 	// the literals are judged on the tree as written.
 	if tree, err := parser.Parse(r.When); err == nil {
-		src := file.NewSource(r.When)
+		cond := file.NewSource(r.When)
 		for _, m := range lintLiterals(tree.Node, o.Env) {
-			at := (&file.Error{Location: m.loc}).Bind(src)
-			line, col := exprPos(n, at.Line, at.Column)
+			at := (&file.Error{Location: m.loc}).Bind(cond)
+			line, col := condPos(src, n, r.When, m.loc.From, at.Line, at.Column)
 			d.Errorf(&yaml.Node{Line: line, Column: col}, "%s.when: %s", path, m.msg)
 		}
 	}
@@ -327,20 +328,6 @@ func chainAt(src string, line, col int) string {
 		end++
 	}
 	return strings.Trim(string(l[start:end]), ".")
-}
-
-// exprPos maps a position inside the condition to the file: plain and
-// quoted scalars start on the node's line, block scalars on the next.
-func exprPos(n *yaml.Node, line, col int) (int, int) {
-	switch {
-	case n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
-		return n.Line + line, n.Column + col
-	case n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 && line == 1:
-		return n.Line, n.Column + 1 + col
-	case line == 1:
-		return n.Line, n.Column + col
-	}
-	return n.Line + line - 1, col + 1
 }
 
 // topNames collects the top-level facts a condition reads, and the

@@ -2,10 +2,12 @@ package rules
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected-error files of testdata/badrules")
@@ -231,8 +233,8 @@ func TestLoadFilesDuplicateAcrossFiles(t *testing.T) {
 	}
 }
 
-// FuzzParse: the loader never panics, and every error it reports has the
-// file:line:col form.
+// FuzzParse: the loader never panics, every error it reports has the
+// file:line:col form, and a condition's error is at a place in the file.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("rules:\n  - name: a\n    when: size > 1\n    action: reject\n"))
 	f.Add([]byte("rules:\n  - name: a\n    when: |\n      size >\n    action: reject\n"))
@@ -243,9 +245,20 @@ func FuzzParse(f *testing.F) {
 		if err == nil {
 			return
 		}
-		for _, line := range strings.Split(err.Error(), "\n") {
-			if !strings.HasPrefix(line, "rules.yaml:") || strings.Count(line, ":") < 3 {
-				t.Fatalf("error line without a position: %q", line)
+		lines := splitLines(data)
+		for _, msg := range strings.Split(err.Error(), "\n") {
+			var l, c int
+			if n, _ := fmt.Sscanf(msg, "rules.yaml:%d:%d:", &l, &c); n != 2 || strings.Count(msg, ":") < 3 {
+				t.Fatalf("error line without a position: %q", msg)
+			}
+			if l < 1 || c < 1 {
+				t.Fatalf("%q: not a position", msg)
+			}
+			if !strings.Contains(msg, "].when: ") {
+				continue
+			}
+			if l > len(lines) || c > utf8.RuneCountInString(lines[l-1])+1 {
+				t.Fatalf("%q: not a position in the file (%d lines)", msg, len(lines))
 			}
 		}
 	})
