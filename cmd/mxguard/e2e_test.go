@@ -239,6 +239,19 @@ func TestBadConfigExitsWithPosition(t *testing.T) {
 	if !strings.HasPrefix(string(out), want) || !strings.Contains(string(out), `"protocl"`) {
 		t.Fatalf("output %q, want it to start with %q and name the key", out, want)
 	}
+
+	// A bad rules file is a bad configuration too: exit 2, before
+	// anything starts, with the rule's position.
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(rules, []byte("rules:\n  - name: x\n    when: nosuch.fact\n    action: reject\n"), 0o600)
+	os.WriteFile(path, []byte("hostname: mx.example.org\nlisten:\n  - address: "+freePort(t)+"\nbackend:\n  address: 127.0.0.1:2526\ndomains: [example.org]\nrules: ["+rules+"]\n"), 0o600)
+	out, err = exec.Command(binary, "serve", "--config", path).CombinedOutput()
+	if !errorsAs(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("bad rules file: exit %v, want code 2; output:\n%s", err, out)
+	}
+	if want := rules + ":3:11: "; !strings.HasPrefix(string(out), want) {
+		t.Fatalf("bad rules file: output %q, want it to start with %q", out, want)
+	}
 }
 
 func TestSIGTERMDrains(t *testing.T) {

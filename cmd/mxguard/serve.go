@@ -206,6 +206,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
+	// The files the config names (rules, recipients, certificates) are
+	// configuration too: a problem in one is a bad configuration (exit 2,
+	// file:line:col), as config check reports it, not a failure to serve.
+	if _, err := compile(cfg); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
 	return serve(cfg, *path, stderr)
 }
 
