@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"mxguard/internal/boundedfile"
 	"mxguard/internal/yamlpos"
 )
 
@@ -370,6 +371,9 @@ func (e Errors) Unwrap() []error {
 	return e
 }
 
+// maxConfigBytes bounds the configuration file.
+const maxConfigBytes = 4 << 20
+
 // Load reads and parses the configuration file at path. On failure the
 // error is an *Errors. Relative file paths inside the config (certificates,
 // CA file, spool directory) are checked relative to the current directory,
@@ -377,7 +381,7 @@ func (e Errors) Unwrap() []error {
 // the exception: they are relative to the directory of the config file, and
 // Parse stores them resolved.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedfile.Read(path, maxConfigBytes)
 	if err != nil {
 		return nil, &Errors{fmt.Errorf("cannot read configuration: %w", err)}
 	}

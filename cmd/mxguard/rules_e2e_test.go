@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -478,6 +479,20 @@ func TestRulesLintCommand(t *testing.T) {
 	out, err = exec.Command(binary, "rules", "lint", "../../rules/default.yaml").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), fmt.Sprintf("ok: %d rules", len(policy.DefaultRules().Rules))) {
 		t.Fatalf("lint of the default rules: %v %s", err, out)
+	}
+	// A named pipe would hold lint for ever, a device never end: neither
+	// is a rules file.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fifo, "/dev/zero"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err = exec.CommandContext(ctx, binary, "rules", "lint", p).CombinedOutput()
+		cancel()
+		if !errorsAs(err, &ee) || ee.ExitCode() != 1 || !strings.HasPrefix(string(out), p+":1:1: ") || !strings.Contains(string(out), "not a regular file") {
+			t.Errorf("lint of %s: %v, want exit 1 and %q\n%s", p, err, p+":1:1: … not a regular file", out)
+		}
 	}
 }
 
