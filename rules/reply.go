@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/file"
@@ -80,7 +81,13 @@ func (r *Rule) RenderReply(env any) Reply {
 	}
 	rep.Text = sb.String()
 	if len(rep.Text) > maxReplyText {
-		rep.Text = rep.Text[:maxReplyText]
+		// Cut between characters: back off to the start of the one the
+		// bound falls in.
+		n := maxReplyText
+		for n > 0 && !utf8.RuneStart(rep.Text[n]) {
+			n--
+		}
+		rep.Text = rep.Text[:n]
 	}
 	return rep
 }

@@ -284,6 +284,28 @@ rules:
 	}
 }
 
+// TestReplyCutOnCharacter: a long rendered reply is cut to its bound
+// between characters, never inside a UTF-8 sequence (a client, or a log
+// reader, would see an invalid octet).
+func TestReplyCutOnCharacter(t *testing.T) {
+	s := mustParse(t, `
+rules:
+  - name: named
+    stage: connect
+    when: client.ip != ""
+    action: reject
+    reply: "554 5.7.1 x ${helo}"
+`)
+	for _, pad := range []string{"é", "€", "😀"} {
+		env := &testEnv{HELO: strings.Repeat(pad, 300)}
+		env.Client.IP = "192.0.2.9"
+		got := s.Rules[0].RenderReply(env).Text
+		if len(got) > maxReplyText || len(got) < maxReplyText-3 || !utf8.ValidString(got) {
+			t.Errorf("%s: %d octets, valid UTF-8 %v", pad, len(got), utf8.ValidString(got))
+		}
+	}
+}
+
 // TestWhenBoolean: `when: true` and `when: false` unquoted are YAML
 // booleans; they are conditions like their quoted forms.
 func TestWhenBoolean(t *testing.T) {
