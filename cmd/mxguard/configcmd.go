@@ -58,15 +58,9 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
-	}
-	c, err := compile(cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
+	cfg, c, code := loadChecked(*path, stderr)
+	if cfg == nil {
+		return code
 	}
 	set := c.rules
 	files := "the built-in default rules"

@@ -201,19 +201,28 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
-	}
-	// The files the config names (rules, recipients, certificates) are
-	// configuration too: a problem in one is a bad configuration (exit 2,
-	// file:line:col), as config check reports it, not a failure to serve.
-	if _, err := compile(cfg); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
+	cfg, _, code := loadChecked(*path, stderr)
+	if cfg == nil {
+		return code
 	}
 	return serve(cfg, *path, stderr)
+}
+
+// loadChecked loads the config at path and compiles every file it names
+// (rules, recipients, certificates): a problem in one of them is a bad
+// configuration too, reported on stderr as file:line:col with exit 2, not
+// a failure to serve. On failure the config is nil and the exit code is
+// what to return.
+func loadChecked(path string, stderr io.Writer) (*config.Config, *compiled, int) {
+	cfg, err := config.Load(path)
+	if err == nil {
+		var c *compiled
+		if c, err = compile(cfg); err == nil {
+			return cfg, c, exitOK
+		}
+	}
+	fmt.Fprintln(stderr, err)
+	return nil, nil, exitUsage
 }
 
 // serve runs cfg until a signal, and returns the exit code. path is the
