@@ -23,10 +23,10 @@ func TestRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]string{
-		fifo:        "not a regular file (a named pipe)",
-		"/dev/zero": "not a regular file (a character device)",
-		dir:         "not a regular file (a directory)",
-		big:         "larger than 100 octets",
+		fifo:                          "not a regular file (a named pipe)",
+		"/dev/zero":                   "not a regular file (a character device)",
+		dir:                           "not a regular file (a directory)",
+		big:                           "larger than 100 octets",
 		filepath.Join(dir, "missing"): "no such file",
 	} {
 		// A named pipe would block a plain read for ever; Read answers.
