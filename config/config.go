@@ -237,6 +237,10 @@ type Limits struct {
 	// DataTimeout (data_timeout, default 10m) is the time allowed to
 	// receive the whole message content.
 	DataTimeout Duration `yaml:"data_timeout"`
+	// CheckTimeout (check_timeout, default 10s) bounds each check (SPF,
+	// DKIM, DMARC, DNSBL, recipient verification): one that has not
+	// answered by then is temperror.
+	CheckTimeout Duration `yaml:"check_timeout"`
 	// GreetPause (greet_pause, default 0s) holds the banner back so that a
 	// client that talks first shows itself (smtp.pregreet).
 	GreetPause Duration `yaml:"greet_pause"`
@@ -342,6 +346,7 @@ func Default() *Config {
 			Exempt:              []string{"127.0.0.0/8", "::1"},
 			CommandTimeout:      Dur(5 * time.Minute),
 			DataTimeout:         Dur(10 * time.Minute),
+			CheckTimeout:        Dur(10 * time.Second),
 		},
 		DrainTimeout:          Dur(30 * time.Second),
 		AuthenticationResults: true,

@@ -60,6 +60,7 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 	atLeast(d, "limits.max_junk_commands", "an integer", int64(l.MaxJunkCommands), 1)
 	positive(d, "limits.command_timeout", l.CommandTimeout)
 	positive(d, "limits.data_timeout", l.DataTimeout)
+	positive(d, "limits.check_timeout", l.CheckTimeout)
 	for j, s := range l.Exempt {
 		ep := fmt.Sprintf("limits.exempt[%d]", j)
 		if n := d.Node(ep); n != nil {

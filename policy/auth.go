@@ -72,26 +72,26 @@ type Content interface {
 // registerAuth adds the SPF, DKIM and DMARC checks on r.
 func (e *Engine) registerAuth(r *resolver.Resolver) {
 	sp := &spf.Checker{Resolver: r}
-	e.register(&checker{name: "spf", stage: StageMail, run: func(ctx context.Context, tx *Transaction) CheckFacts {
+	e.register(&checker{name: "spf", stage: StageMail, run: func(ctx context.Context, tx *Transaction) outcome {
 		res := sp.Check(ctx, spf.Input{IP: tx.Client.Addr.Addr().Unmap(), HELO: tx.Client.HELO, MailFrom: tx.MailFrom})
-		tx.auth.SPF = SPFFacts{Result: res.Result, Domain: res.Domain, Identity: res.Identity, HELOResult: res.HELOResult}
-		return CheckFacts{Result: res.Result, Detail: res.Detail}
+		f := SPFFacts{Result: res.Result, Domain: res.Domain, Identity: res.Identity, HELOResult: res.HELOResult}
+		return outcome{CheckFacts: CheckFacts{Result: res.Result, Detail: res.Detail}, apply: func(tx *Transaction) { tx.auth.SPF = f }}
 	}})
 	dopts := dkim.Options{Lookup: r.LookupTXT}
 	e.register(&checker{name: "dkim", stage: StageData,
-		run: func(ctx context.Context, tx *Transaction) CheckFacts {
+		run: func(ctx context.Context, tx *Transaction) outcome {
 			rd, err := contentReader(tx)
 			if err != nil {
-				return CheckFacts{Result: ResultTemperror, Detail: err.Error()}
+				return only(CheckFacts{Result: ResultTemperror, Detail: err.Error()})
 			}
-			return dkimFacts(tx, dkim.Verify(ctx, rd, dopts))
+			return dkimFacts(dkim.Verify(ctx, rd, dopts))
 		},
 		// The prefetcher saw the whole header section, and no signature.
-		quick: func(tx *Transaction) (CheckFacts, bool) {
+		quick: func(tx *Transaction) (outcome, bool) {
 			if p := tx.dkimPrefetch; p != nil && p.Unsigned() {
-				return dkimFacts(tx, dkim.Result{Result: dkim.None}), true
+				return dkimFacts(dkim.Result{Result: dkim.None}), true
 			}
-			return CheckFacts{}, false
+			return outcome{}, false
 		},
 	})
 	dm := &dmarc.Checker{Lookup: r.LookupTXT, Exists: func(ctx context.Context, domain string) (bool, error) {
@@ -108,22 +108,22 @@ func (e *Engine) registerAuth(r *resolver.Resolver) {
 		}
 		return false, err
 	}}
-	e.register(&checker{name: "dmarc", stage: StageData, deps: []string{"spf", "dkim"}, run: func(ctx context.Context, tx *Transaction) CheckFacts {
+	e.register(&checker{name: "dmarc", stage: StageData, deps: []string{"spf", "dkim"}, run: func(ctx context.Context, tx *Transaction) outcome {
 		in := dmarc.Input{Header: tx.Header(), SPFResult: tx.auth.SPF.Result, SPFDomain: tx.auth.SPF.Domain, From: tx.from,
 			MessageID: tx.MessageID}
 		for _, s := range tx.auth.DKIM.Signatures {
 			in.DKIM = append(in.DKIM, dmarc.DKIMSig{Domain: s.Domain, Result: s.Result})
 		}
 		res := dm.Check(ctx, in)
-		tx.auth.DMARC = DMARCFacts{Result: res.Result, Policy: res.Policy, Percent: res.Percent,
+		f := DMARCFacts{Result: res.Result, Policy: res.Policy, Percent: res.Percent,
 			AppliedPolicy: res.AppliedPolicy, Sampled: res.Sampled,
 			SPFAligned: res.SPFAligned, DKIMAligned: res.DKIMAligned, Detail: res.Detail}
-		return CheckFacts{Result: res.Result, Detail: res.Detail}
+		return outcome{CheckFacts: CheckFacts{Result: res.Result, Detail: res.Detail}, apply: func(tx *Transaction) { tx.auth.DMARC = f }}
 	}})
 }
 
-// dkimFacts records what DKIM verification found on tx.
-func dkimFacts(tx *Transaction, res dkim.Result) CheckFacts {
+// dkimFacts is the outcome of a DKIM verification.
+func dkimFacts(res dkim.Result) outcome {
 	f := DKIMFacts{Result: res.Result}
 	var details []string
 	for _, s := range res.Signatures {
@@ -134,9 +134,8 @@ func dkimFacts(tx *Transaction, res dkim.Result) CheckFacts {
 		}
 		details = append(details, s.Domain+"/"+s.Selector+": "+s.Result+" "+s.Detail)
 	}
-	tx.auth.DKIM = f
-	tx.auth.dkimSigs = res.Signatures
-	return CheckFacts{Result: res.Result, Detail: strings.Join(details, "; ")}
+	return outcome{CheckFacts: CheckFacts{Result: res.Result, Detail: strings.Join(details, "; ")},
+		apply: func(tx *Transaction) { tx.auth.DKIM, tx.auth.dkimSigs = f, res.Signatures }}
 }
 
 // authFacts are what the authentication checks found, kept on the

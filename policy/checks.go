@@ -16,6 +16,20 @@ const (
 	ResultPermerror = "permerror"
 )
 
+// outcome is what a check returns: its result and detail for the record,
+// and apply, which stores the facts it found on the transaction. A check
+// never writes the transaction itself: it runs on a goroutine of its own,
+// which may outlive its deadline while the session reads the transaction;
+// the engine calls apply on the deciding goroutine, and only for a result
+// that came in time.
+type outcome struct {
+	CheckFacts
+	apply func(tx *Transaction)
+}
+
+// only is an outcome with no facts beyond its result.
+func only(f CheckFacts) outcome { return outcome{CheckFacts: f} }
+
 // checker adapts one check (a package under checks/, which knows nothing
 // of transactions) to the engine: which stage it belongs to, what it needs,
 // and how to run it on a transaction. Adding a check is one register call.
@@ -23,13 +37,14 @@ type checker struct {
 	name  string
 	stage Stage
 	deps  []string
-	run   func(ctx context.Context, tx *Transaction) CheckFacts
+	// run reads tx and must not write it: see outcome.
+	run func(ctx context.Context, tx *Transaction) outcome
 	// quick, when set, may answer at once, without I/O, instead of run
 	// (DKIM for a message known to be unsigned, the header checks, whose
 	// work the header size limit bounds). Its answer is taken on the
 	// deciding goroutine: every goroutine started wakes a thread, which
 	// costs more than such a check. A panic in it is still a temperror.
-	quick func(tx *Transaction) (CheckFacts, bool)
+	quick func(tx *Transaction) (outcome, bool)
 }
 
 // register adds a check. It is called when the engine is built, before any
@@ -105,11 +120,11 @@ func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker
 			}
 			return
 		}
-		results := make([]CheckRecord, len(ready))
+		results := make([]result, len(ready))
 		var slow []int
 		for i, c := range ready {
-			if rec, ok := e.runQuick(c, tx); ok {
-				results[i] = rec
+			if r, ok := e.runQuick(c, tx); ok {
+				results[i] = r
 			} else {
 				slow = append(slow, i)
 			}
@@ -131,26 +146,35 @@ func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker
 		}
 		wg.Wait()
 		for i, c := range ready {
-			tx.Checks[c.name] = results[i]
+			tx.Checks[c.name] = results[i].rec
+			if results[i].apply != nil {
+				results[i].apply(tx)
+			}
 		}
 		pending = wait
 	}
 }
 
+// result is a check's record, and the facts to apply with it.
+type result struct {
+	rec   CheckRecord
+	apply func(tx *Transaction)
+}
+
 // panicked logs a check's panic, with its stack, and gives its result:
 // temperror, never a pass. It is called from the recovering function.
-func (e *Engine) panicked(c *checker, tx *Transaction, p any) CheckFacts {
+func (e *Engine) panicked(c *checker, tx *Transaction, p any) outcome {
 	e.logger.Error("check panicked", "check", c.name, "session", tx.Session, "panic", p, "stack", string(debug.Stack()))
-	return CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("internal error in check %s", c.name)}
+	return only(CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("internal error in check %s", c.name)})
 }
 
 // runQuick takes c's quick answer, if it has one for tx.
-func (e *Engine) runQuick(c *checker, tx *Transaction) (rec CheckRecord, ok bool) {
+func (e *Engine) runQuick(c *checker, tx *Transaction) (r result, ok bool) {
 	if c.quick == nil {
-		return CheckRecord{}, false
+		return result{}, false
 	}
 	start := time.Now()
-	var f CheckFacts
+	var f outcome
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -160,20 +184,20 @@ func (e *Engine) runQuick(c *checker, tx *Transaction) (rec CheckRecord, ok bool
 		f, ok = c.quick(tx)
 	}()
 	if !ok {
-		return CheckRecord{}, false
+		return result{}, false
 	}
 	took := time.Since(start)
 	e.metrics.Check(c.name, f.Result, took)
-	return CheckRecord{Result: f.Result, Detail: f.Detail, DurationMS: float64(took.Microseconds()) / 1000}, true
+	return result{rec: CheckRecord{Result: f.Result, Detail: f.Detail, DurationMS: float64(took.Microseconds()) / 1000}, apply: f.apply}, true
 }
 
 // runOne runs one check under its deadline. A check that panics or does not
 // answer in time gives temperror: never a crash, never a silent pass.
-func (e *Engine) runOne(ctx context.Context, c *checker, tx *Transaction) (rec CheckRecord) {
+func (e *Engine) runOne(ctx context.Context, c *checker, tx *Transaction) result {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, e.checkTimeout)
 	defer cancel()
-	done := make(chan CheckFacts, 1)
+	done := make(chan outcome, 1)
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
@@ -182,13 +206,15 @@ func (e *Engine) runOne(ctx context.Context, c *checker, tx *Transaction) (rec C
 		}()
 		done <- c.run(ctx, tx)
 	}()
-	var f CheckFacts
+	var f outcome
 	select {
 	case f = <-done:
 	case <-ctx.Done():
-		f = CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("no answer within %s", e.checkTimeout)}
+		// The late result, when it comes, goes into the buffered channel
+		// and nowhere else: its facts are never applied.
+		f = only(CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("no answer within %s", e.checkTimeout)})
 	}
 	took := time.Since(start)
 	e.metrics.Check(c.name, f.Result, took)
-	return CheckRecord{Result: f.Result, Detail: f.Detail, DurationMS: float64(took.Microseconds()) / 1000}
+	return result{rec: CheckRecord{Result: f.Result, Detail: f.Detail, DurationMS: float64(took.Microseconds()) / 1000}, apply: f.apply}
 }

@@ -37,9 +37,9 @@ func checkEngine(t testing.TB) (*Engine, map[string]*atomic.Int32) {
 	add := func(name string, stage Stage, deps []string, run func(ctx context.Context, tx *Transaction) CheckFacts) {
 		runs[name] = new(atomic.Int32)
 		n := runs[name]
-		e.register(&checker{name: name, stage: stage, deps: deps, run: func(ctx context.Context, tx *Transaction) CheckFacts {
+		e.register(&checker{name: name, stage: stage, deps: deps, run: func(ctx context.Context, tx *Transaction) outcome {
 			n.Add(1)
-			return run(ctx, tx)
+			return only(run(ctx, tx))
 		}})
 	}
 	add("base", StageMail, nil, func(context.Context, *Transaction) CheckFacts { return CheckFacts{Result: "pass", Detail: "ok"} })
@@ -255,13 +255,13 @@ func TestQuickChecks(t *testing.T) {
 	e := NewEngine(Options{Domains: []string{"example.org"}, CheckTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	var runs atomic.Int32
-	run := func(context.Context, *Transaction) CheckFacts { runs.Add(1); return CheckFacts{Result: "slow"} }
+	run := func(context.Context, *Transaction) outcome { runs.Add(1); return only(CheckFacts{Result: "slow"}) }
 	e.register(&checker{name: "answers", stage: StageMail, run: run,
-		quick: func(*Transaction) (CheckFacts, bool) { return CheckFacts{Result: "quick"}, true }})
+		quick: func(*Transaction) (outcome, bool) { return only(CheckFacts{Result: "quick"}), true }})
 	e.register(&checker{name: "declines", stage: StageMail, run: run,
-		quick: func(*Transaction) (CheckFacts, bool) { return CheckFacts{}, false }})
+		quick: func(*Transaction) (outcome, bool) { return outcome{}, false }})
 	e.register(&checker{name: "panics", stage: StageMail, run: run,
-		quick: func(*Transaction) (CheckFacts, bool) { panic("quick bug") }})
+		quick: func(*Transaction) (outcome, bool) { panic("quick bug") }})
 	tx := testTx()
 	e.runChecks(context.Background(), tx, e.needed(StageMail, map[string]bool{"checks": true}))
 	for name, want := range map[string]string{"answers": "quick", "declines": "slow", "panics": ResultTemperror} {
@@ -308,5 +308,30 @@ rules:
 		if refused && (v.Reply.Code != 550 || v.Reply.Enhanced != [3]int{5, 7, 1} || v.Reason != "relay") {
 			t.Errorf("%s: %s (reason %q), want 550 5.7.1 for reason relay", rcpt, v.Reply, v.Reason)
 		}
+	}
+}
+
+// TestLateFactsDropped: a check that answers after its deadline is
+// temperror, and the facts it found are never applied: they would land on
+// the transaction while the session reads it (the race detector catches a
+// check that writes the transaction itself).
+func TestLateFactsDropped(t *testing.T) {
+	e := NewEngine(Options{Domains: []string{"example.org"}, CheckTimeout: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	returned := make(chan struct{})
+	e.register(&checker{name: "late", stage: StageMail, run: func(ctx context.Context, tx *Transaction) outcome {
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond)
+		defer close(returned)
+		return outcome{CheckFacts: CheckFacts{Result: "pass"}, apply: func(tx *Transaction) { tx.auth.SPF.Result = "late" }}
+	}})
+	tx := testTx()
+	e.runChecks(context.Background(), tx, e.needed(StageMail, map[string]bool{"late": true}))
+	<-returned
+	if got := tx.Checks["late"].Result; got != ResultTemperror {
+		t.Fatalf("late check: %q, want temperror", got)
+	}
+	if tx.auth.SPF.Result != "" {
+		t.Fatalf("the late check's facts were applied: %q", tx.auth.SPF.Result)
 	}
 }

@@ -24,7 +24,7 @@ type DNSBLFacts struct {
 // registerDNSBL adds the DNS list check for zones.
 func (e *Engine) registerDNSBL(zones []dnsbl.Zone) {
 	c := &dnsbl.Checker{Lookup: e.resolver, Zones: zones}
-	e.register(&checker{name: "dnsbl", stage: StageConnect, run: func(ctx context.Context, tx *Transaction) CheckFacts {
+	e.register(&checker{name: "dnsbl", stage: StageConnect, run: func(ctx context.Context, tx *Transaction) outcome {
 		res := c.Check(ctx, tx.Client.Addr.Addr())
 		f := DNSBLFacts{Score: res.Score, Errors: res.Errors}
 		for _, l := range res.Listed {
@@ -36,7 +36,6 @@ func (e *Engine) registerDNSBL(zones []dnsbl.Zone) {
 				f.Reasons = append(f.Reasons, l.Zone+": "+l.Reason)
 			}
 		}
-		tx.screen.DNSBL = f
 		// A list that could not answer is not a listing (and not a
 		// temperror that would hold up the mail): the result says none.
 		result, detail := "none", "not listed"
@@ -46,7 +45,7 @@ func (e *Engine) registerDNSBL(zones []dnsbl.Zone) {
 		if len(f.Errors) > 0 {
 			detail += "; failed: " + strings.Join(f.Errors, ", ")
 		}
-		return CheckFacts{Result: result, Detail: detail}
+		return outcome{CheckFacts: CheckFacts{Result: result, Detail: detail}, apply: func(tx *Transaction) { tx.screen.DNSBL = f }}
 	}})
 }
 
@@ -77,7 +76,7 @@ type HeadersFacts struct {
 
 // registerHeaders adds the header checks.
 func (e *Engine) registerHeaders(o headers.Options) {
-	run := func(_ context.Context, tx *Transaction) CheckFacts {
+	run := func(_ context.Context, tx *Transaction) outcome {
 		opts := o
 		opts.SMTPUTF8 = tx.SMTPUTF8
 		opts.Domains = tx.localDomains
@@ -89,7 +88,7 @@ func (e *Engine) registerHeaders(o headers.Options) {
 			r.Malformed = append(r.Malformed, fmt.Sprintf("line %d: not a header field, and no empty line before it: the header section ends there",
 				bytes.Count(tx.Header(), []byte("\n"))+1))
 		}
-		tx.screen.Headers = HeadersFacts{FromCount: r.FromCount, FromAddresses: r.FromAddresses, DateCount: r.DateCount,
+		f := HeadersFacts{FromCount: r.FromCount, FromAddresses: r.FromAddresses, DateCount: r.DateCount,
 			DateValid: r.DateValid, MessageIDCount: r.MessageIDCount, Duplicates: r.Duplicates, Fields: r.Fields,
 			Bytes: r.Bytes, TooBig: r.TooBig, EightBit: r.EightBit, Malformed: len(r.Malformed),
 			DisplayNameSpoof: r.DisplayNameSpoof, SpoofDetail: r.SpoofDetail, FromDisplay: r.FromDisplay, Subject: r.Subject}
@@ -112,14 +111,15 @@ func (e *Engine) registerHeaders(o headers.Options) {
 		if r.DisplayNameSpoof {
 			problems = append(problems, "display name: "+r.SpoofDetail)
 		}
+		apply := func(tx *Transaction) { tx.screen.Headers = f }
 		if len(problems) == 0 {
-			return CheckFacts{Result: "pass", Detail: fmt.Sprintf("%d fields", r.Fields)}
+			return outcome{CheckFacts: CheckFacts{Result: "pass", Detail: fmt.Sprintf("%d fields", r.Fields)}, apply: apply}
 		}
-		return CheckFacts{Result: "fail", Detail: strings.Join(problems, "; ")}
+		return outcome{CheckFacts: CheckFacts{Result: "fail", Detail: strings.Join(problems, "; ")}, apply: apply}
 	}
 	// No I/O, and the header size limit bounds the work: always quick.
 	e.register(&checker{name: "headers", stage: StageData, run: run,
-		quick: func(tx *Transaction) (CheckFacts, bool) { return run(context.Background(), tx), true }})
+		quick: func(tx *Transaction) (outcome, bool) { return run(context.Background(), tx), true }})
 }
 
 // RcptVerifyFacts are recipient verification's facts for the recipient

@@ -192,7 +192,7 @@ func (in *instance) build(cfg *config.Config, prev *runtime) (_ *runtime, err er
 	}
 	rt.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: c.rules, Log: rt.vlog, Logger: in.log,
 		Resolver: rt.res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, DNSBL: c.dnsbl, Headers: headerOptions(cfg),
-		Recipients: rt.rcpts, Metrics: in.metrics, Memory: in.mem})
+		Recipients: rt.rcpts, Metrics: in.metrics, Memory: in.mem, CheckTimeout: cfg.Limits.CheckTimeout.Duration})
 	rt.opts = proxy.Options{
 		Metrics:             in.metrics,
 		Hostname:            cfg.Hostname,
