@@ -47,6 +47,13 @@ type session struct {
 	id   string
 	log  *slog.Logger
 
+	// ctx lives as long as the session, and txCtx as long as its
+	// transaction: every check's DNS query and the delivery take one, so
+	// that the end of the session or transaction, or a drain whose
+	// deadline has passed, stops the work done for it.
+	ctx, txCtx       context.Context
+	cancel, txCancel context.CancelFunc
+
 	client policy.Client
 	pol    *policy.Session
 	tx     *policy.Transaction
@@ -90,6 +97,7 @@ func newSession(srv *Server, set *settings, c net.Conn, lo Listener, client neti
 		id:     id,
 		client: policy.Client{Addr: client, SMTP: &policy.SMTPBehaviour{}},
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.log = set.opts.Logger.With("session", id, "client", client.Addr().String())
 	s.r = bufio.NewReaderSize(c, 4096)
 	s.w = bufio.NewWriterSize(c, 4096)
@@ -103,7 +111,7 @@ func (s *session) serve() {
 		return
 	}
 	tx := s.newTx()
-	if v := s.pol.Decide(context.Background(), policy.StageConnect, tx); v.Action.Refuses() {
+	if v := s.pol.Decide(s.ctx, policy.StageConnect, tx); v.Action.Refuses() {
 		// RFC 5321 §3.1: a server that will not talk answers 554 instead of
 		// the 220 banner, then waits for QUIT; we do not wait. A 4xx
 		// refusal is 421, which closes the session.
@@ -147,10 +155,25 @@ func (s *session) serve() {
 // improper termination by TLS clients. crypto/tls bounds the alert's write
 // (5 s), so a client that stopped reading does not hold the session.
 func (s *session) close() {
+	s.cancel()
 	s.mu.Lock()
 	c := s.conn
 	s.mu.Unlock()
 	_ = c.Close()
+}
+
+// beginTx starts the context of a new transaction.
+func (s *session) beginTx() context.Context {
+	s.txCtx, s.txCancel = context.WithCancel(s.ctx)
+	return s.txCtx
+}
+
+// endTx cancels the context of the transaction that ended, if any.
+func (s *session) endTx() {
+	if s.txCancel != nil {
+		s.txCancel()
+		s.txCtx, s.txCancel = nil, nil
+	}
 }
 
 // greetPause waits GreetPause before the banner and notes a client that
@@ -258,6 +281,11 @@ func (s *session) drain(force bool) {
 	defer s.mu.Unlock()
 	s.draining = true
 	s.forced = s.forced || force
+	if s.forced {
+		// The drain's deadline has passed: stop the checks and the
+		// delivery the session waits on, as well as its reads.
+		s.cancel()
+	}
 	if s.forced || s.idle {
 		s.rd.forget()
 		_ = s.conn.SetReadDeadline(time.Now())
@@ -413,6 +441,7 @@ func (s *session) resetTx() {
 		s.pol.Finish(tx, o)
 	}
 	s.tx = nil
+	s.endTx()
 	if s.bdat != nil {
 		_ = s.bdat.msg.Close()
 		s.bdat = nil
@@ -431,7 +460,7 @@ func (s *session) cmdHello(ehlo bool, arg string) {
 	s.client.SMTP.HELONotFQDN = !s.client.SMTP.BadHELO && !strings.HasPrefix(arg, "[") && !strings.Contains(strings.TrimSuffix(arg, "."), ".")
 	s.client.SMTP.HELOIsUs = s.heloIsUs(arg)
 	tx := s.newTx()
-	if v := s.pol.Decide(context.Background(), policy.StageHelo, tx); v.Action.Refuses() {
+	if v := s.pol.Decide(s.ctx, policy.StageHelo, tx); v.Action.Refuses() {
 		s.client.HELO = ""
 		s.replyWith(v.Reply)
 		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageHelo, Action: v.Action.String(), Reason: v.Reason, Reply: v.Reply.String()})
@@ -548,7 +577,8 @@ func (s *session) cmdMail(arg string) {
 		s.reply(553, [3]int{5, 6, 7}, "SMTPUTF8 mail cannot be delivered here (session "+s.id+")")
 		return
 	}
-	if v := s.pol.Decide(context.Background(), policy.StageMail, tx); v.Action.Refuses() {
+	if v := s.pol.Decide(s.beginTx(), policy.StageMail, tx); v.Action.Refuses() {
+		s.endTx()
 		s.replyWith(v.Reply)
 		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageMail, Action: v.Action.String(), Reason: v.Reason, Reply: v.Reply.String()})
 		return
@@ -599,7 +629,7 @@ func (s *session) cmdRcpt(arg string) {
 		return
 	}
 	s.tx.Rcpt = addr
-	v := s.pol.Decide(context.Background(), policy.StageRcpt, s.tx)
+	v := s.pol.Decide(s.txCtx, policy.StageRcpt, s.tx)
 	s.tx.Rcpt = ""
 	if v.Action.Refuses() {
 		s.replyWith(v.Reply)
@@ -689,7 +719,7 @@ func (s *session) cmdStartTLS(arg string) {
 	s.reply(220, [3]int{2, 0, 0}, "ready to start TLS")
 	s.flush()
 	tc := tls.Server(s.conn, s.tls)
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommandTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CommandTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.log.Info("TLS handshake failed", "err", err)

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"io"
 	"os"
@@ -52,7 +51,7 @@ func isWriteErr(d *dataScanner, err error) bool { return d.werr != nil && errors
 // sink is where message content goes as it arrives: the spool, and the
 // policy's tap (DKIM verifies while the message streams in) when it has one.
 func (s *session) sink(msg *Message) io.Writer {
-	if tap := s.pol.DataTap(context.Background(), s.tx); tap != nil {
+	if tap := s.pol.DataTap(s.txCtx, s.tx); tap != nil {
 		return io.MultiWriter(msg, tap)
 	}
 	return msg
@@ -140,6 +139,10 @@ func (s *session) cmdBdat(arg string) {
 // delivers it. The client hears 250 only when the backend said 250 for this
 // very message: that is the contract that no acknowledged message is lost.
 func (s *session) finishMessage(msg *Message, scan *dataScanner) {
+	// The transaction's context outlives s.tx, which is cleared at once,
+	// until its verdict and delivery are done.
+	ctx := s.txCtx
+	defer s.endTx()
 	tx := s.tx
 	s.tx = nil
 	tx.Size = scan.size
@@ -186,14 +189,14 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 		return
 	}
 	tx.MessageID = MessageID(tx.Header())
-	v := s.pol.Decide(context.Background(), policy.StageData, tx)
+	v := s.pol.Decide(ctx, policy.StageData, tx)
 	if v.Action.Refuses() {
 		finish(v, v.Reply, "")
 		log.Info("message refused", "action", v.Action, "reason", v.Reason, "reply", v.Reply.String())
 		return
 	}
 	start := time.Now()
-	d := s.opts.Backend.Deliver(context.Background(), tx, msg)
+	d := s.opts.Backend.Deliver(ctx, tx, msg)
 	finish(v, d.Reply, d.Backend)
 	what := "message forwarded"
 	if d.Reply.Code/100 != 2 {

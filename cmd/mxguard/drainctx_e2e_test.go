@@ -1,0 +1,57 @@
+package main
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mxguard/checks/resolver/dnstest"
+)
+
+// TestForcedDrainCancelsChecks: a session waits on checks whose DNS
+// answers are slow (within the check timeout, so nothing else ends them)
+// when mxguard is told to stop. Once drain_timeout has passed, the
+// session's context is cancelled: its DNS work ends, the client gets a 4xx
+// (the sender retries elsewhere or later), and mxguard exits, instead of
+// holding the shutdown until the DNS answers come.
+func TestForcedDrainCancelsChecks(t *testing.T) {
+	dns := dnstest.StartFiles(t, "testdata/zones/e2e.zone")
+	dns.Delay("sender.test", 30*time.Second)
+	d, listen := startMxguard(t, `
+hostname: mx.example.org
+listen:
+  - address: LISTEN
+backend:
+  address: builtin:`+t.TempDir()+`
+domains: [example.org]
+drain_timeout: 500ms
+limits:
+  check_timeout: 60s
+dns:
+  servers: [`+dns.Addr()+`]
+  timeout: 60s
+`)
+	c := openTx(t, "", listen)
+	c.say("DATA", "354 ")
+	c.c.Write([]byte("From: alice@sender.test\r\nSubject: slow DNS\r\n\r\nhello\r\n.\r\n"))
+	// Once the checks are waiting on DNS, stop mxguard.
+	for deadline := time.Now().Add(10 * time.Second); dns.Queries() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no DNS query for the message's checks")
+		}
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	c.c.SetDeadline(time.Now().Add(20 * time.Second))
+	got := c.say("", "4")
+	if !strings.HasPrefix(got, "451 ") && !strings.HasPrefix(got, "421 ") {
+		t.Fatalf("end of data during a forced drain: %q, want 451 or 421", got)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("mxguard did not exit: the drained session still waits on DNS")
+	}
+}
