@@ -29,38 +29,29 @@ func Replay(rec *Record, set *rules.Set) ReplayResult {
 		return ReplayResult{Action: rec.Action, Stage: rec.Stage, Reason: rec.Reason, Reply: rec.Reply}
 	}
 	e := NewEngine(Options{Rules: set, Domains: replayDomains(rec)})
-	s := e.NewSession()
-	tx := replayTx(rec)
-	result := func(stage Stage, v Verdict) ReplayResult {
-		return ReplayResult{Action: v.Action.String(), Stage: stage.String(), Reason: v.Reason, Reply: v.Reply.String()}
-	}
-	if v := s.Decide(context.Background(), StageConnect, replayTx(rec)); v.Action.Refuses() || rec.Stage == "connect" {
-		return result(StageConnect, v)
-	}
-	if v := s.Decide(context.Background(), StageHelo, replayTx(rec)); v.Action.Refuses() || rec.Stage == "helo" {
-		return result(StageHelo, v)
-	}
-	if v := s.Decide(context.Background(), StageMail, tx); v.Action.Refuses() || rec.Stage == "mail" {
-		return result(StageMail, v)
-	}
-	var accepted []string
-	var last Verdict
-	for _, rc := range replayRcpts(rec) {
-		tx.Rcpt = rc
-		last = s.Decide(context.Background(), StageRcpt, tx)
-		tx.Rcpt = ""
-		if !last.Action.Refuses() {
-			accepted = append(accepted, rc)
-			tx.Rcpts = append(tx.Rcpts, rc)
-		}
-	}
-	if len(accepted) == 0 {
-		return result(StageRcpt, last)
-	}
-	if rec.Stage != "data" || rec.Action == "abandoned" {
+	mail := replayTx(rec)
+	r := e.NewSession().Walk(context.Background(), Walk{
+		Tx: func(stage Stage) *Transaction {
+			if stage == StageMail {
+				return mail
+			}
+			return replayTx(rec)
+		},
+		Rcpts: replayRcpts(rec),
+		// The walk ends where the logged transaction ended.
+		Stop: func(stage Stage) bool {
+			switch stage {
+			case StageConnect, StageHelo, StageMail:
+				return rec.Stage == stage.String()
+			}
+			return rec.Stage != "data" || rec.Action == "abandoned"
+		},
+	})
+	if r.Stopped && r.Stage == StageRcpt {
 		return ReplayResult{Action: "abandoned", Stage: "data"}
 	}
-	return result(StageData, s.Decide(context.Background(), StageData, tx))
+	v := r.Verdict
+	return ReplayResult{Action: v.Action.String(), Stage: r.Stage.String(), Reason: v.Reason, Reply: v.Reply.String()}
 }
 
 // replayTx rebuilds the transaction a record describes, as it stood before

@@ -145,49 +145,31 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return explain(stdout, tx, o, lines, set == nil, *asJSON)
 	}
-	tx := newTx()
-	if v := sess.Decide(ctx, policy.StageConnect, tx); v.Action.Refuses() {
-		return final(tx, policy.StageConnect, v)
-	} else {
-		step(policy.StageConnect, *clientIP, v)
-	}
-	tx = newTx()
-	if v := sess.Decide(ctx, policy.StageHelo, tx); v.Action.Refuses() {
-		return final(tx, policy.StageHelo, v)
-	} else {
-		step(policy.StageHelo, *helo, v)
-	}
-	tx = newTx()
-	tx.MailFrom = *from
-	if v := sess.Decide(ctx, policy.StageMail, tx); v.Action.Refuses() {
-		return final(tx, policy.StageMail, v)
-	} else {
-		step(policy.StageMail, "<"+*from+">", v)
-	}
-	var last policy.Verdict
-	for _, r := range rcpts {
-		tx.Rcpt = r
-		last = sess.Decide(ctx, policy.StageRcpt, tx)
-		tx.Rcpt = ""
-		step(policy.StageRcpt, "<"+r+">", last)
-		if last.Action.Refuses() {
-			tx.Refused = append(tx.Refused, policy.RcptRefusal{Rcpt: r, Reply: last.Reply.String(), Rule: last.Reason})
-		} else {
-			tx.Rcpts = append(tx.Rcpts, r)
-		}
-	}
-	if len(tx.Rcpts) == 0 {
+	r := sess.Walk(ctx, policy.Walk{
+		Tx: func(stage policy.Stage) *policy.Transaction {
+			tx := newTx()
+			if stage == policy.StageMail {
+				tx.MailFrom = *from
+			}
+			return tx
+		},
+		Rcpts: rcpts,
+		Content: func(tx *policy.Transaction) (policy.Verdict, bool) {
+			tx.Size, tx.Protocol, tx.Content = msg.Size(), facts, msg
+			if _, err := tx.HeaderSplit(); err != nil {
+				// serve refuses it before any rule: so does check.
+				return policy.Refuse(policy.ActionReject, "size", 552, [3]int{5, 3, 4}, "message header section exceeds fixed limit", tx.Session), true
+			}
+			tx.MessageID = proxy.MessageID(tx.Header())
+			return policy.Verdict{}, false
+		},
+		Step: func(stage policy.Stage, what string, v policy.Verdict) { step(stage, what, v) },
+	})
+	if r.Stage != policy.StageData {
+		// The refusal that ended the walk is the verdict: final says it.
 		lines = lines[:len(lines)-1]
-		return final(tx, policy.StageRcpt, last)
 	}
-	tx.Size, tx.Protocol, tx.Content = msg.Size(), facts, msg
-	if _, err := tx.HeaderSplit(); err != nil {
-		// serve refuses it before any rule: so does check.
-		v := policy.Refuse(policy.ActionReject, "size", 552, [3]int{5, 3, 4}, "message header section exceeds fixed limit", tx.Session)
-		return final(tx, policy.StageData, v)
-	}
-	tx.MessageID = proxy.MessageID(tx.Header())
-	return final(tx, policy.StageData, sess.Decide(ctx, policy.StageData, tx))
+	return final(r.Tx, r.Stage, r.Verdict)
 }
 
 // explain prints how the pipeline decided, or the verdict line with --json.
