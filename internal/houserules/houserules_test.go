@@ -4,6 +4,7 @@ package houserules
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -43,5 +44,19 @@ func TestNoSystemResolver(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The mxguard binary carries no test code: package testing (which also
+// registers its flags in the binary) and mxguard's test helpers stay out.
+func TestNoTestCodeInBinary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "mxguard/cmd/mxguard").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "testing" || strings.HasPrefix(p, "mxguard/internal/test") {
+			t.Errorf("the mxguard binary links %s", p)
+		}
 	}
 }

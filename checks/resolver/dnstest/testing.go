@@ -1,13 +1,19 @@
 package dnstest
 
-import (
-	"os"
-	"testing"
-)
+import "os"
+
+// TB is what Start needs of a test: testing.TB has it. It is declared here
+// so that the mxguard binary, whose demo serves its zone with this package,
+// does not link package testing.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Cleanup(func())
+}
 
 // Start is New for tests: it fails t on error and closes the server when
 // the test ends.
-func Start(t testing.TB, zones ...string) *Server {
+func Start(t TB, zones ...string) *Server {
 	t.Helper()
 	s, err := New(zones...)
 	if err != nil {
@@ -19,7 +25,7 @@ func Start(t testing.TB, zones ...string) *Server {
 
 // StartFiles is Start with zones read from files, e.g. under testdata/.
 // Parse errors name the file and line.
-func StartFiles(t testing.TB, paths ...string) *Server {
+func StartFiles(t TB, paths ...string) *Server {
 	t.Helper()
 	s := Start(t)
 	for _, p := range paths {
