@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Metrics are the collectors, registered in Registry.
@@ -47,7 +48,7 @@ func New() *Metrics {
 			Help: "Deliveries that did not end in a 2xx, by kind (unavailable, connection, refused)."}, []string{"kind"}),
 	}
 	r.MustRegister(m.connsOpen, m.connsRefused, m.transactions, m.checkResults, m.checkLatency, m.ruleMatches, m.backendTime, m.backendErrs,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
