@@ -240,13 +240,6 @@ func (sb *scriptBackend) conn(n int) scriptState {
 	return scriptState{Lines: append([]string(nil), c.lines...), Stored: append([]string(nil), c.stored...), Partial: c.partial, Closed: c.closed}
 }
 
-// connections is how many connections the backend has accepted.
-func (sb *scriptBackend) connections() int {
-	sb.mu.Lock()
-	defer sb.mu.Unlock()
-	return len(sb.conns)
-}
-
 // inject writes raw bytes on connection n out of turn, as a backend that
 // speaks unasked.
 func (sb *scriptBackend) inject(n int, raw string) {

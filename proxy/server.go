@@ -172,8 +172,7 @@ type Server struct {
 	lns      []net.Listener
 	draining bool
 
-	wg     sync.WaitGroup
-	nextID atomic.Uint64
+	wg sync.WaitGroup
 }
 
 // NewServer returns a server with opts; Policy and Backend are required.
