@@ -198,6 +198,10 @@ func converse(w io.Writer, addr, from, rcpt, body string) (string, error) {
 		if last, err = say("DATA"); err != nil {
 			return "", err
 		}
+		if !strings.HasPrefix(last, "354") {
+			_, _ = say("QUIT")
+			return last, nil
+		}
 		fmt.Fprintf(w, "   C: %s\n   C: .\n", strings.ReplaceAll(strings.TrimRight(strings.ReplaceAll(body, "\r\n", "\n"), "\n"), "\n", "\n   C: "))
 		if _, err := io.WriteString(c, body+".\r\n"); err != nil {
 			return "", err
