@@ -23,7 +23,8 @@ type rule struct {
 	Any     []rule            `yaml:"any" expect:"a list of rules"`
 	Wait    wait              `yaml:"wait"`
 	Skipped string            `yaml:"-"`
-	hidden  string
+	//lint:ignore U1000 only there to show that an unexported field is not a key.
+	hidden string
 }
 
 // wait is a yaml.Unmarshaler, like config.Duration, so the tests cover
