@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs mxguard's tests on a Debian machine: installs the real peers the
 # tests talk to (when missing), stops the daemons their packages start,
-# then runs every test. This is the README's test command, and CI's.
+# then runs go vet, staticcheck and every test. This is the README's test
+# command, and CI's.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,4 +41,16 @@ fi
 $sudo postfix stop >/dev/null 2>&1 || true
 
 go version
+
+# Static analysis, at a pinned version so that every machine reports the
+# same findings; any finding fails the run. Installed beside the tree, in
+# .tools/ (ignored by git and by ./...), once per version.
+staticcheck_version=v0.8.2
+staticcheck=.tools/staticcheck-$staticcheck_version/staticcheck
+if [ ! -x "$staticcheck" ]; then
+	GOBIN="$PWD/$(dirname "$staticcheck")" go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+fi
+go vet ./...
+"$staticcheck" ./...
+
 go test -race -shuffle=on ./...
