@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs mxguard's tests on a Debian machine: installs the real peers the
 # tests talk to (when missing), stops the daemons their packages start,
-# then runs go vet, staticcheck and every test. This is the README's test
-# command, and CI's.
+# then runs go vet, staticcheck and every test, and prints the coverage of
+# the end-to-end tests. This is the README's test command, and CI's.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -53,4 +53,13 @@ fi
 go vet ./...
 "$staticcheck" ./...
 
-go test -race -shuffle=on ./...
+# The end-to-end tests in cmd/mxguard run a binary built with -cover; every
+# mxguard process they start writes its counters here.
+cover=$(mktemp -d)
+trap 'rm -rf "$cover"' EXIT
+MXGUARD_COVERAGE=$cover go test -race -shuffle=on ./...
+
+echo "Coverage of the mxguard binary by the end-to-end tests (docs/testing.md):"
+go tool covdata percent -i="$cover"
+go tool covdata textfmt -i="$cover" -o="$cover/profile.txt"
+go tool cover -func="$cover/profile.txt" | tail -n 1

@@ -29,7 +29,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "mxguard")
-	if out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput(); err != nil {
+	if err := setupCoverage(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	build := append(append([]string{"build"}, buildFlags...), "-o", binary, ".")
+	if out, err := exec.Command("go", build...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building mxguard: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -64,14 +69,31 @@ func startDaemon(t testing.TB, name string, args ...string) *daemon {
 	}
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
-			_ = d.cmd.Process.Kill()
-			_ = d.cmd.Wait()
+			d.stop()
 		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, d.out.String())
 		}
 	})
 	return d
+}
+
+// stop ends the process with SIGTERM, so that mxguard exits as it does in
+// production and writes its coverage counters (a killed process writes
+// none); a process still running after a while is killed.
+func (d *daemon) stop() {
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		_ = d.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-done
+	}
 }
 
 // waitListening waits until addr accepts connections.
