@@ -71,8 +71,12 @@ func startDaemon(t testing.TB, name string, args ...string) *daemon {
 		if d.cmd.ProcessState == nil {
 			d.stop()
 		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, d.out.String())
+		// The binary is built with -race: a race it reports is a failure,
+		// though the test's own assertions held.
+		if out := d.out.String(); strings.Contains(out, "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race:\n%s", name, out)
+		} else if t.Failed() {
+			t.Logf("%s output:\n%s", name, out)
 		}
 	})
 	return d
