@@ -3,7 +3,7 @@ package policy
 import (
 	"strings"
 
-	"mxguard/checks/dmarc"
+	"mxguard/internal/mailaddr"
 )
 
 // Our Authentication-Results field (RFC 8601) is trusted by every reader
@@ -105,7 +105,7 @@ func domainValue(d string) string {
 	if d == "" {
 		return ""
 	}
-	if n, ok := dmarc.CanonicalDomain(d); ok {
+	if n, ok := mailaddr.DNSName(d); ok {
 		return n
 	}
 	return safeValue(d)
@@ -120,7 +120,7 @@ func mailFromValue(addr string) string {
 		return domainValue(addr)
 	}
 	local, domain := addr[:at], addr[at+1:]
-	d, ok := dmarc.CanonicalDomain(domain)
+	d, ok := mailaddr.DNSName(domain)
 	if !ok {
 		return safeValue(domain)
 	}
@@ -141,7 +141,7 @@ func identifierValue(id string) string {
 		return ""
 	}
 	local, domain := id[:at], id[at+1:]
-	d, ok := dmarc.CanonicalDomain(domain)
+	d, ok := mailaddr.DNSName(domain)
 	if !ok {
 		return ""
 	}

@@ -1,76 +1,20 @@
 package dmarc
 
 import (
-	"strings"
-	"unicode/utf8"
-
-	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
-)
 
-// idnaProfile turns U-labels into A-labels the way a lookup does (UTS #46
-// non-transitional mapping, RFC 5891 checks), without the CheckHyphens rule
-// that would refuse ASCII labels such as "ab--c" that exist in the DNS.
-var idnaProfile = idna.New(
-	idna.MapForLookup(),
-	idna.Transitional(false),
-	idna.BidiRule(),
-	idna.CheckJoiners(true),
-	idna.CheckHyphens(false),
+	"mxguard/internal/mailaddr"
 )
 
 // normalizeFromDomain turns the domain of the From address into the name
 // that DMARC looks up and compares: lower-case ASCII, A-labels for an
-// internationalised name, no trailing dot.
+// internationalised name, no trailing dot (mailaddr.DNSName).
 func normalizeFromDomain(d string) (string, error) {
-	n, ok := canonicalDomain(d)
+	n, ok := mailaddr.DNSName(d)
 	if !ok {
 		return "", fromErr(ErrBadDomain, "From domain %q is not a DNS domain name", d)
 	}
 	return n, nil
-}
-
-// CanonicalDomain returns d as DMARC compares domains: lower-case ASCII,
-// A-labels for an internationalised name (RFC 8616 §4: the DNS holds
-// A-labels), no trailing dot. ok is false when d is no DNS domain name.
-func CanonicalDomain(d string) (name string, ok bool) { return canonicalDomain(d) }
-
-// canonicalDomain is normalizeFromDomain without the error: it also serves
-// the SPF and DKIM domains of the Input, which come from other checks.
-func canonicalDomain(d string) (string, bool) {
-	// The root is never a From domain; one trailing dot is DNS's
-	// absolute form of the same name.
-	d = strings.TrimSuffix(d, ".")
-	if d == "" || !utf8.ValidString(d) {
-		return "", false
-	}
-	for i := 0; i < len(d); i++ {
-		if d[i] >= utf8.RuneSelf {
-			a, err := idnaProfile.ToASCII(d)
-			if err != nil {
-				return "", false
-			}
-			d = a
-			break
-		}
-	}
-	d = strings.ToLower(d)
-	if len(d) > 253 {
-		return "", false
-	}
-	for label := range strings.SplitSeq(d, ".") {
-		if len(label) == 0 || len(label) > 63 {
-			return "", false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			// LDH, plus '_' which the DNS allows and some names use.
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return "", false
-			}
-		}
-	}
-	return d, true
 }
 
 // OrgDomain returns the Organizational Domain of a lower-case domain name
@@ -90,7 +34,7 @@ func OrgDomain(domain string) string {
 // domain: equal in strict mode, or with equal Organizational Domains in
 // relaxed mode (RFC 7489 §3.1.1 for DKIM, §3.1.2 for SPF).
 func aligned(from, authDomain string, strict bool) bool {
-	d, ok := canonicalDomain(authDomain)
+	d, ok := mailaddr.DNSName(authDomain)
 	if !ok {
 		return false
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"mxguard/internal/mailaddr"
 )
 
 // Errors that FromDomain wraps, so that a caller can classify a From problem
@@ -46,7 +48,9 @@ func fromErr(kind error, format string, args ...any) error {
 // one of the Err* values above. The field is parsed with RFC 5322's
 // obsolete syntax (§4) too — folding, comments, CFWS between the parts of an
 // address, source routes, empty list elements, "From :" — and with RFC 6854
-// groups, because attackers use exactly these to make parsers disagree. What
+// groups, because attackers use exactly these to make parsers disagree. The
+// parser is mailaddr's in its Strict mode, the one the header checks use in
+// its Lenient mode, so that both count and read the same addresses. What
 // does not parse is an error rather than a guess: a permerror is safer than
 // judging a domain the reader never sees.
 //
@@ -123,348 +127,27 @@ func fromFields(header []byte) ([]string, error) {
 	return fields, nil
 }
 
-// token kinds of the RFC 5322 §3.2 lexical level.
-const (
-	tAtom    = iota // 1*atext, with RFC 6532 UTF-8
-	tQuoted         // quoted-string
-	tLiteral        // domain-literal
-	tSpecial        // one of < > @ , ; : . and a stray ] \ or )
-)
-
-type token struct {
-	kind int
-	text string // the atom, or the special character; empty for quoted/literal
-}
-
-// lex splits a field value into tokens, dropping CFWS (comments nest,
-// RFC 5322 §3.2.2).
-func lex(s string) ([]token, error) {
-	// No control character anywhere, comments and quoted strings included:
-	// readers that stop at a NUL or a bare CR would see another field.
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return nil, fromErr(ErrMalformedFrom, "malformed From: control character 0x%02x", c)
-		}
-	}
-	var toks []token
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t':
-			i++
-		case c == '(':
-			depth := 0
-			for ; i < len(s); i++ {
-				switch s[i] {
-				case '\\':
-					i++
-				case '(':
-					depth++
-				case ')':
-					depth--
-				}
-				if depth == 0 {
-					break
-				}
-			}
-			if depth != 0 || i >= len(s) {
-				return nil, fromErr(ErrMalformedFrom, "malformed From: unterminated comment")
-			}
-			i++
-		case c == '"' || c == '[':
-			end := byte('"')
-			kind := tQuoted
-			if c == '[' {
-				end, kind = ']', tLiteral
-			}
-			j := i + 1
-			for ; j < len(s) && s[j] != end; j++ {
-				if s[j] == '\\' {
-					j++
-				} else if s[j] == '[' && c == '[' {
-					break
-				}
-			}
-			if j >= len(s) || s[j] != end {
-				return nil, fromErr(ErrMalformedFrom, "malformed From: unterminated %c", c)
-			}
-			toks = append(toks, token{kind: kind})
-			i = j + 1
-		case strings.IndexByte(`<>@,;:.]\)`, c) >= 0:
-			toks = append(toks, token{kind: tSpecial, text: string(c)})
-			i++
-		default:
-			j := i
-			for j < len(s) && isAtext(s[j]) {
-				j++
-			}
-			toks = append(toks, token{kind: tAtom, text: s[i:j]})
-			i = j
-		}
-	}
-	return toks, nil
-}
-
-// isAtext reports whether c may appear in an atom: RFC 5322 §3.2.3 atext,
-// plus any byte of a UTF-8 sequence (RFC 6532 §3.2).
-func isAtext(c byte) bool {
-	switch {
-	case c >= 0x80:
-		return true
-	case c <= ' ' || c == 0x7f:
-		return false
-	}
-	return strings.IndexByte(`()<>[]:;@\,."`, c) < 0
-}
-
-// addrParser reads a mailbox-list (RFC 5322 §3.4, §4.4 obs-mbox-list) with
-// RFC 6854 groups, counting addresses.
-type addrParser struct {
-	toks    []token
-	pos     int
-	domains []string // the domain of each address, "" when it had none
-	err     error    // the first syntax error
-}
-
-func (p *addrParser) peek() (token, bool) {
-	if p.pos < len(p.toks) {
-		return p.toks[p.pos], true
-	}
-	return token{}, false
-}
-
-func (p *addrParser) isSpecial(s string) bool {
-	t, ok := p.peek()
-	return ok && t.kind == tSpecial && t.text == s
-}
-
-func (p *addrParser) fail(format string, args ...any) {
-	if p.err == nil {
-		p.err = fromErr(ErrMalformedFrom, "malformed From: "+format, args...)
-	}
-}
-
-// parseFromValue parses an unfolded From field value.
+// parseFromValue parses an unfolded From field value with the strict
+// reader that every header check shares (mailaddr.Strict).
 func parseFromValue(v string) (string, error) {
-	toks, err := lex(v)
-	if err != nil {
-		return "", err
+	addrs, err := mailaddr.Parse(v, mailaddr.Strict)
+	var se *mailaddr.SyntaxError
+	if err != nil && !errors.As(err, &se) {
+		return "", fromErr(ErrMalformedFrom, "malformed From: %v", err)
 	}
-	p := &addrParser{toks: toks}
-	p.list()
-	switch n := len(p.domains); {
+	switch n := len(addrs); {
 	case n > 1:
 		// Reported before syntax errors: "a@b, c@d" and "<a@b> <c@d>"
 		// are the multiple-address bypass, whatever else is wrong.
 		return "", fromErr(ErrMultipleAddresses, "From holds %d addresses", n)
-	case p.err != nil:
-		return "", p.err
+	case se != nil:
+		return "", fromErr(ErrMalformedFrom, "malformed From: %s", se.Msg)
 	case n == 0:
 		return "", ErrNoAddress
 	}
-	d := p.domains[0]
+	d := addrs[0].Domain
 	if d == "" {
 		return "", ErrNoDomain
 	}
 	return normalizeFromDomain(d)
-}
-
-// list parses the whole value. It goes on after a syntax error where it
-// can, so that every address is counted.
-func (p *addrParser) list() {
-	inGroup := false
-	for p.pos < len(p.toks) {
-		t := p.toks[p.pos]
-		if t.kind == tSpecial {
-			switch t.text {
-			case ",":
-				p.pos++ // obs-mbox-list allows empty elements
-				continue
-			case ";":
-				p.pos++
-				if !inGroup {
-					p.fail("';' outside a group")
-				}
-				inGroup = false
-				continue
-			}
-		}
-		// phrase: display name, group name or local-part.
-		start := p.pos
-		for p.pos < len(p.toks) {
-			t := p.toks[p.pos]
-			if t.kind == tAtom || t.kind == tQuoted || t.kind == tSpecial && t.text == "." {
-				p.pos++
-				continue
-			}
-			break
-		}
-		phrase := p.toks[start:p.pos]
-		t, ok := p.peek()
-		switch {
-		case ok && t.kind == tSpecial && t.text == "<":
-			p.pos++
-			p.angleAddr()
-		case ok && t.kind == tSpecial && t.text == "@":
-			// addr-spec; the phrase was its local-part.
-			p.pos++
-			d := p.domain()
-			if len(phrase) == 0 {
-				// "a@b@c": junk after an address, not a second one.
-				p.fail("'@' without a local-part")
-				break
-			}
-			if !validLocalPart(phrase) {
-				p.fail("bad local-part")
-			}
-			p.domains = append(p.domains, d)
-		case ok && t.kind == tSpecial && t.text == ":":
-			p.pos++
-			if len(phrase) == 0 {
-				p.fail("group without a name")
-			}
-			if inGroup {
-				p.fail("group within a group")
-			}
-			inGroup = true
-			continue
-		case len(phrase) > 0:
-			// A bare word such as "From: alice": an address without a
-			// domain when it is one, otherwise junk.
-			if validLocalPart(phrase) {
-				p.domains = append(p.domains, "")
-			} else {
-				p.fail("not an address")
-			}
-		default:
-			p.fail("unexpected %s", describe(t))
-			p.pos++
-			continue
-		}
-		// After an address: a separator, or the end.
-		if t, ok := p.peek(); ok && !(t.kind == tSpecial && (t.text == "," || t.text == ";")) {
-			p.fail("missing ',' between addresses")
-		}
-	}
-	if inGroup {
-		p.fail("group without ';'")
-	}
-}
-
-// angleAddr parses the rest of an angle-addr after '<', including an
-// obsolete source route (RFC 5322 §4.4 obs-route), which is ignored.
-func (p *addrParser) angleAddr() {
-	if p.isSpecial(">") {
-		p.pos++
-		p.domains = append(p.domains, "") // "<>": no domain
-		return
-	}
-	if p.isSpecial("@") || p.isSpecial(",") {
-		// obs-route: 1*("," / "@" domain) ":"
-		for p.pos < len(p.toks) && !p.isSpecial(":") && !p.isSpecial(">") {
-			p.pos++
-		}
-		if !p.isSpecial(":") {
-			p.fail("bad source route")
-		} else {
-			p.pos++
-		}
-	}
-	start := p.pos
-	for p.pos < len(p.toks) {
-		t := p.toks[p.pos]
-		if t.kind == tAtom || t.kind == tQuoted || t.kind == tSpecial && t.text == "." {
-			p.pos++
-			continue
-		}
-		break
-	}
-	local := p.toks[start:p.pos]
-	domain := ""
-	if p.isSpecial("@") {
-		p.pos++
-		if !validLocalPart(local) {
-			p.fail("bad local-part")
-		}
-		domain = p.domain()
-	} else if !validLocalPart(local) {
-		p.fail("bad address in <>")
-	}
-	p.domains = append(p.domains, domain)
-	if !p.isSpecial(">") {
-		p.fail("missing '>'")
-		// Skip to the '>' so that what follows is still counted.
-		for p.pos < len(p.toks) && !p.isSpecial(">") {
-			p.pos++
-		}
-	}
-	if p.pos < len(p.toks) {
-		p.pos++
-	}
-}
-
-// domain parses a domain (RFC 5322 §3.4.1, §4.4 obs-domain) after '@'. It
-// returns the atoms joined with dots; a domain-literal is an error, since
-// DMARC needs a DNS name.
-func (p *addrParser) domain() string {
-	var b strings.Builder
-	wantAtom := true
-	for p.pos < len(p.toks) {
-		t := p.toks[p.pos]
-		switch {
-		case t.kind == tLiteral:
-			p.fail("domain literal")
-			p.pos++
-			return ""
-		case t.kind == tAtom && wantAtom:
-			b.WriteString(t.text)
-			wantAtom = false
-		case t.kind == tSpecial && t.text == "." && !wantAtom:
-			b.WriteByte('.')
-			wantAtom = true
-		default:
-			if wantAtom && (b.Len() == 0 || !isEnd(t)) {
-				p.fail("bad domain")
-			}
-			return b.String()
-		}
-		p.pos++
-	}
-	if wantAtom && b.Len() == 0 {
-		p.fail("bad domain")
-	}
-	// A trailing dot is DNS's absolute form of the same name;
-	// normalizeFromDomain removes it.
-	return b.String()
-}
-
-// validLocalPart reports whether toks form word *("." word), which also
-// covers dot-atom and obs-local-part.
-func validLocalPart(toks []token) bool {
-	if len(toks) == 0 {
-		return false
-	}
-	for i, t := range toks {
-		isWord := t.kind == tAtom || t.kind == tQuoted
-		if isWord != (i%2 == 0) {
-			return false
-		}
-	}
-	return len(toks)%2 == 1
-}
-
-// describe names a token for an error message.
-func describe(t token) string {
-	switch t.kind {
-	case tQuoted:
-		return "quoted-string"
-	case tLiteral:
-		return "domain literal"
-	}
-	return fmt.Sprintf("%q", t.text)
-}
-
-// isEnd reports whether t ends an address: a list separator or '>'.
-func isEnd(t token) bool {
-	return t.kind == tSpecial && (t.text == "," || t.text == ";" || t.text == ">")
 }
