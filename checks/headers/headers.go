@@ -150,8 +150,8 @@ func Check(header []byte, o Options) Result {
 
 	var boxes []mailbox
 	for _, v := range s.froms {
-		b, n := parseMailboxes(v)
-		r.FromAddresses += n
+		b := parseMailboxes(v)
+		r.FromAddresses += len(b)
 		boxes = append(boxes, b...)
 	}
 	if len(boxes) > 0 {

@@ -8,20 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/net/idna"
-
 	"mxguard/checks/dmarc"
-)
-
-// idnaProfile maps a domain as a lookup would (UTS #46 non-transitional),
-// the same profile as the DMARC package's, so that the domains compared here
-// are the ones DMARC judges.
-var idnaProfile = idna.New(
-	idna.MapForLookup(),
-	idna.Transitional(false),
-	idna.BidiRule(),
-	idna.CheckJoiners(true),
-	idna.CheckHyphens(false),
+	"mxguard/internal/mailaddr"
 )
 
 // spoofed looks for display-name spoofing in the From mailboxes: a display
@@ -47,7 +35,7 @@ func spoofed(section []byte, boxes []mailbox, o Options) (bool, string) {
 		fromDom := dmarcDom
 		if err != nil {
 			fromDom = ""
-			if d := addrDomain(b.addr); d != "" {
+			if d := b.domain; d != "" {
 				fromDom = canonicalDomain(d)
 			}
 		}
@@ -117,11 +105,7 @@ func mapNamedDomains(o Options) []namedDomain {
 			if a == "" {
 				continue
 			}
-			u, err := idnaProfile.ToUnicode(a)
-			if err != nil {
-				u = a
-			}
-			out = append(out, namedDomain{ascii: a, unicode: fold(u), kind: kind})
+			out = append(out, namedDomain{ascii: a, unicode: fold(mailaddr.ToUnicode(a)), kind: kind})
 		}
 	}
 	add(o.Domains, "our")
@@ -129,15 +113,15 @@ func mapNamedDomains(o Options) []namedDomain {
 	return out
 }
 
-// canonicalDomain returns d lower-case in A-labels without a trailing dot,
-// or the lower-cased input when it is no valid name: a display name may hold
+// canonicalDomain returns d as DMARC compares domains (mailaddr.DNSName),
+// or normalised as written when it is no DNS name: a display name may hold
 // anything, and an invalid domain still differs from the real one.
 func canonicalDomain(d string) string {
-	d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
-	if a, err := idnaProfile.ToASCII(d); err == nil {
-		return strings.ToLower(a)
+	d = strings.TrimSpace(d)
+	if a, ok := mailaddr.DNSName(d); ok {
+		return a
 	}
-	return d
+	return mailaddr.NormalizeDomain(d)
 }
 
 // addressIn returns the first thing in the folded display name that looks
