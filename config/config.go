@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"mxguard/internal/boundedfile"
+	"mxguard/internal/mailaddr"
 	"mxguard/internal/yamlpos"
 )
 
@@ -478,12 +479,13 @@ func Prefixes(list []string) []netip.Prefix {
 	return out
 }
 
-// IsLocalDomain reports whether domain (any case, optional trailing dot) is
-// one of Domains.
+// IsLocalDomain reports whether domain is one of Domains, compared as
+// names (mailaddr.Domain: any case, optional trailing dot, U-labels or
+// A-labels).
 func (c *Config) IsLocalDomain(domain string) bool {
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	n := mailaddr.ParseDomain(domain)
 	for _, d := range c.Domains {
-		if d == domain {
+		if mailaddr.ParseDomain(d).Equal(n) {
 			return true
 		}
 	}

@@ -434,3 +434,21 @@ func TestDocsExamples(t *testing.T) {
 		t.Errorf("found %d complete examples and %d sample outputs in docs; the test is not checking anything", complete, outputs)
 	}
 }
+
+// TestIsLocalDomainComparesNames: a configured domain (ASCII, so an
+// internationalised one in A-labels) is local in its U-label spelling
+// too, and a look-alike that only UTS #46 mapping makes equal is not.
+func TestIsLocalDomainComparesNames(t *testing.T) {
+	c := &Config{Domains: []string{"xn--bcher-kva.test", "example.org"}}
+	for d, want := range map[string]bool{
+		"xn--bcher-kva.test": true,
+		"Bücher.test.":       true,
+		"example.org":        true,
+		"ｅｘａｍｐｌｅ.org":        false,
+		"bucher.test":        false,
+	} {
+		if got := c.IsLocalDomain(d); got != want {
+			t.Errorf("IsLocalDomain(%q) = %v, want %v", d, got, want)
+		}
+	}
+}

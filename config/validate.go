@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 
+	"mxguard/internal/mailaddr"
 	"mxguard/internal/yamlpos"
 )
 
@@ -96,7 +97,7 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 		if n := d.Node(fmt.Sprintf("headers.protected_domains[%d]", i)); n != nil && !validDomain(dom) {
 			d.Errorf(n, "headers.protected_domains[%d]: expected a domain name, got %s", i, yamlpos.Lit(dom))
 		}
-		c.Headers.ProtectedDomains[i] = strings.ToLower(strings.TrimSuffix(dom, "."))
+		c.Headers.ProtectedDomains[i] = mailaddr.NormalizeDomain(dom)
 	}
 	if n := d.Node("metrics.address"); n != nil && c.Metrics.Address != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Address); err != nil {

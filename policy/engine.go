@@ -12,6 +12,7 @@ import (
 	"mxguard/checks/headers"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
+	"mxguard/internal/mailaddr"
 	"mxguard/internal/membudget"
 	"mxguard/internal/metrics"
 	"mxguard/rules"
@@ -56,8 +57,8 @@ type Options struct {
 // state is what a reload replaces as a whole. A session keeps the state it
 // started with, so it finishes on the rules it began under.
 type state struct {
-	domains    map[string]struct{}
-	domainList []string
+	domains    map[string]struct{} // by comparison form (mailaddr.Domain.ASCII)
+	domainList []string            // as configured, normalised
 	rules      *rules.Set
 	// names are the facts each stage's rules read, and plan the checks
 	// that makes each stage run, in dependency order: worked out once per
@@ -147,9 +148,9 @@ func (e *Engine) Reload(domains []string, set *rules.Set) {
 		st.plan[stage] = e.needed(stage, names)
 	}
 	for _, d := range domains {
-		d = strings.ToLower(strings.TrimSuffix(d, "."))
-		st.domains[d] = struct{}{}
-		st.domainList = append(st.domainList, d)
+		n := mailaddr.ParseDomain(d)
+		st.domains[n.ASCII()] = struct{}{}
+		st.domainList = append(st.domainList, n.String())
 	}
 	e.cur.Store(st)
 }
@@ -183,9 +184,11 @@ type snapshot struct {
 	screen      screenFacts
 }
 
-// LocalDomain reports whether mail for domain is ours to accept.
+// LocalDomain reports whether mail for domain is ours to accept. Domains
+// compare as names (mailaddr.Domain): any case, with or without the
+// trailing dot, U-labels or A-labels.
 func (s *Session) LocalDomain(domain string) bool {
-	_, ok := s.st.domains[strings.ToLower(strings.TrimSuffix(domain, "."))]
+	_, ok := s.st.domains[mailaddr.ParseDomain(domain).ASCII()]
 	return ok
 }
 

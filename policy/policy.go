@@ -15,6 +15,7 @@ import (
 
 	"mxguard/checks/dkim"
 	"mxguard/checks/dmarc"
+	"mxguard/internal/mailaddr"
 	"mxguard/internal/mailhdr"
 	"mxguard/rules"
 )
@@ -186,12 +187,13 @@ type Transaction struct {
 // Header is a header field added to a forwarded message.
 type Header = rules.Header
 
-// Domain returns the lower-cased domain part of an address, or "" when the
-// address has none.
+// Domain returns the domain part of an address normalised as mxguard shows
+// domains (mailaddr.NormalizeDomain: lower case, no trailing dot), or ""
+// when the address has none.
 func Domain(addr string) string {
 	i := strings.LastIndexByte(addr, '@')
 	if i < 0 {
 		return ""
 	}
-	return strings.ToLower(addr[i+1:])
+	return mailaddr.NormalizeDomain(addr[i+1:])
 }

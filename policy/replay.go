@@ -115,7 +115,7 @@ func replayDomains(rec *Record) []string {
 	var out []string
 	for _, r := range replayRcpts(rec) {
 		if d := Domain(r); d != "" {
-			out = append(out, strings.ToLower(d))
+			out = append(out, d)
 		}
 	}
 	return out

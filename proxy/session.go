@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"mxguard/internal/mailaddr"
 	"mxguard/policy"
 )
 
@@ -661,8 +662,8 @@ func validHELO(h string) bool {
 // heloIsUs reports a client greeting us with our own name, one of our
 // domains, or the address it connected to: a forger's shortcut.
 func (s *session) heloIsUs(h string) bool {
-	h = strings.ToLower(strings.TrimSuffix(h, "."))
-	if h == strings.ToLower(s.opts.Hostname) || s.pol.LocalDomain(h) {
+	h = mailaddr.NormalizeDomain(h)
+	if mailaddr.ParseDomain(h).Equal(mailaddr.ParseDomain(s.opts.Hostname)) || s.pol.LocalDomain(h) {
 		return true
 	}
 	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {

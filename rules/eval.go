@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/expr-lang/expr/vm"
+
+	"mxguard/internal/mailaddr"
 )
 
 // Outcome is what the rules of one stage said.
@@ -30,13 +32,27 @@ type Outcome struct {
 // Eval runs the rules of stage against env, a value of the facts type the
 // set was compiled for. rcptDomains are the recipient domains the stage
 // concerns (the one recipient at rcpt, all of them at data), for rules
-// limited to some domains.
+// limited to some domains, in any spelling: they are compared as names
+// (mailaddr.Domain), so that "example.org.", "EXAMPLE.org" and the U-label
+// and A-label forms of a name all fall under a rule for it.
 func (s *Set) Eval(stage string, env any, rcptDomains []string) Outcome {
 	var out Outcome
 	var machine vm.VM
+	var keys []string // rcptDomains' comparison forms, made on first need
 	for _, r := range s.Rules {
-		if r.Stage != stage || !r.applies(rcptDomains) {
+		if r.Stage != stage {
 			continue
+		}
+		if len(r.Domains) > 0 {
+			if keys == nil {
+				keys = make([]string, len(rcptDomains))
+				for i, d := range rcptDomains {
+					keys[i] = mailaddr.ParseDomain(d).ASCII()
+				}
+			}
+			if !r.applies(keys) {
+				continue
+			}
 		}
 		v, err := machine.Run(r.program, env)
 		if err != nil {
@@ -68,11 +84,10 @@ func (s *Set) Eval(stage string, env any, rcptDomains []string) Outcome {
 	return out
 }
 
-func (r *Rule) applies(rcptDomains []string) bool {
-	if len(r.Domains) == 0 {
-		return true
-	}
-	for _, d := range rcptDomains {
+// applies reports whether one of the recipient domains, in their
+// comparison form, is one of the rule's.
+func (r *Rule) applies(keys []string) bool {
+	for _, d := range keys {
 		for _, want := range r.Domains {
 			if d == want {
 				return true

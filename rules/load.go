@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"mxguard/internal/boundedfile"
+	"mxguard/internal/mailaddr"
 	"mxguard/internal/yamlpos"
 )
 
@@ -193,7 +194,7 @@ func Parse(file string, data []byte, o Options) (*Set, error) {
 				d.Errorf(at("domains"), "%s.domains: recipient domains are known only at stage rcpt or data, not %s", path, r.Stage)
 			}
 			for _, dom := range rs.Domains {
-				r.Domains = append(r.Domains, strings.ToLower(strings.TrimSuffix(dom, ".")))
+				r.Domains = append(r.Domains, mailaddr.ParseDomain(dom).ASCII())
 			}
 		}
 		if rs.When != "" && d.Node(path+".when") != nil {

@@ -97,7 +97,9 @@ type Rule struct {
 	Score   float64
 	Headers []Header
 	Mode    string
-	// Domains, when set, limit the rule to recipients in these domains.
+	// Domains, when set, limit the rule to recipients in these domains,
+	// each in its comparison form (mailaddr.Domain.ASCII: lower case, no
+	// trailing dot, A-labels).
 	Domains []string
 	// Names are the top-level facts the condition reads, which tell the
 	// engine which checks the rule needs.
