@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"unicode/utf8"
+
+	"mxguard/internal/mailaddr"
 )
 
 // maxPath is RFC 5321 §4.5.3.1.3's limit on a reverse or forward path,
@@ -71,8 +73,9 @@ func closingBracket(s string) int {
 }
 
 // validMailbox checks the RFC 5321 §4.1.2 Mailbox form: a local part (dot
-// string or quoted string) and a domain or address literal. UTF-8 is allowed
-// in both for SMTPUTF8 (RFC 6531 §3.3); control characters never are.
+// string or quoted string, mailaddr.ValidLocalPart) and a domain or address
+// literal. UTF-8 is allowed in both for SMTPUTF8 (RFC 6531 §3.3); control
+// characters never are.
 func validMailbox(m string) bool {
 	if !utf8.ValidString(m) {
 		// RFC 6531 §3.3: non-ASCII addresses are UTF-8.
@@ -86,24 +89,11 @@ func validMailbox(m string) bool {
 	if len(local) > 64 && !strings.HasPrefix(local, "\"") {
 		return false
 	}
-	if strings.HasPrefix(local, "\"") {
-		if len(local) < 2 || !strings.HasSuffix(local, "\"") {
-			return false
-		}
-		for i := 1; i < len(local)-1; i++ {
-			if c := local[i]; c < 0x20 && c != '\t' || c == 0x7f {
-				return false
-			}
-		}
-	} else {
-		if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
-			return false
-		}
-		for i := 0; i < len(local); i++ {
-			if c := local[i]; c <= ' ' || c == 0x7f || strings.IndexByte(`()<>[]\,;:@"`, c) >= 0 {
-				return false
-			}
-		}
+	// The local-part check the header parser applies to each word
+	// (RFC 5321 Dot-string or Quoted-string): one definition, so that
+	// the envelope and the header never disagree on what one is.
+	if !mailaddr.ValidLocalPart(local) {
+		return false
 	}
 	if strings.HasPrefix(domain, "[") {
 		if !strings.HasSuffix(domain, "]") || len(domain) < 3 {
