@@ -57,7 +57,7 @@ func lex(s string, mode Mode) ([]token, []comment, error) {
 		}
 	}
 	var (
-		toks  []token
+		toks  = make([]token, 0, maxTokens(s))
 		cmts  []comment
 		space bool
 	)
@@ -105,6 +105,22 @@ func lex(s string, mode Mode) ([]token, []comment, error) {
 		}
 	}
 	return toks, cmts, nil
+}
+
+// maxTokens bounds the number of tokens in s, so that the token list is
+// allocated once: a token other than an atom starts with a special, and an
+// atom starts the value or follows a special or white space.
+func maxTokens(s string) int {
+	n := 1
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case strings.IndexByte(specials, c) >= 0:
+			n += 2
+		case (c == ' ' || c == '\t') && (i == 0 || s[i-1] != ' ' && s[i-1] != '\t'):
+			n++
+		}
+	}
+	return n
 }
 
 // scanDelimited finds the end of the quoted-string or domain-literal that
