@@ -5,8 +5,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"mxguard/checks/resolver/dnstest"
 )
 
 // TestForcedDrainCancelsChecks: a session waits on checks whose DNS
@@ -16,22 +14,7 @@ import (
 // (the sender retries elsewhere or later), and mxguard exits, instead of
 // holding the shutdown until the DNS answers come.
 func TestForcedDrainCancelsChecks(t *testing.T) {
-	dns := dnstest.StartFiles(t, "testdata/zones/e2e.zone")
-	dns.Delay("sender.test", 30*time.Second)
-	d, listen := startMxguard(t, `
-hostname: mx.example.org
-listen:
-  - address: LISTEN
-backend:
-  address: builtin:`+t.TempDir()+`
-domains: [example.org]
-drain_timeout: 500ms
-limits:
-  check_timeout: 60s
-dns:
-  servers: [`+dns.Addr()+`]
-  timeout: 60s
-`)
+	d, listen, dns := slowDNSMxguard(t, 30*time.Second, "60s", "60s", "drain_timeout: 500ms\n")
 	c := openTx(t, "", listen)
 	c.say("DATA", "354 ")
 	c.c.Write([]byte("From: alice@sender.test\r\nSubject: slow DNS\r\n\r\nhello\r\n.\r\n"))

@@ -14,9 +14,13 @@ import (
 // on until its DNS answer comes, must have nothing to write: the session
 // reads the transaction's facts meanwhile (for the next stages, DMARC and
 // the verdict line). Any data race the detector sees fails the test.
-func TestLateCheckResultIsDropped(t *testing.T) {
+// slowDNSMxguard starts mxguard in front of the built-in sink, with a
+// loopback DNS server whose answers for sender.test come after delay, the
+// given check and DNS timeouts, and extra configuration.
+func slowDNSMxguard(t *testing.T, delay time.Duration, checkTimeout, dnsTimeout, extra string) (*daemon, string, *dnstest.Server) {
+	t.Helper()
 	dns := dnstest.StartFiles(t, "testdata/zones/e2e.zone")
-	dns.Delay("sender.test", time.Second)
+	dns.Delay("sender.test", delay)
 	d, listen := startMxguard(t, `
 hostname: mx.example.org
 listen:
@@ -25,11 +29,16 @@ backend:
   address: builtin:`+t.TempDir()+`
 domains: [example.org]
 limits:
-  check_timeout: 200ms
+  check_timeout: `+checkTimeout+`
 dns:
   servers: [`+dns.Addr()+`]
-  timeout: 3s
-`)
+  timeout: `+dnsTimeout+`
+`+extra)
+	return d, listen, dns
+}
+
+func TestLateCheckResultIsDropped(t *testing.T) {
+	d, listen, _ := slowDNSMxguard(t, time.Second, "200ms", "3s", "")
 	for i := 0; i < 3; i++ {
 		c := openTx(t, "", listen)
 		c.say("RCPT TO:<other@example.org>", "250 ")
