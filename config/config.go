@@ -409,7 +409,8 @@ func Parse(file string, data []byte) (*Config, error) {
 	d := yamlpos.NewDecoder(file)
 	cfg := Default()
 	d.Decode(root, cfg)
-	validate(d, cfg, filepath.Dir(file))
+	normalize(cfg, filepath.Dir(file))
+	validate(d, cfg)
 	if errs := d.Errors(); len(errs) > 0 {
 		e := Errors(errs)
 		return nil, &e

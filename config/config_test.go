@@ -20,6 +20,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"mxguard/internal/yamlpos"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/badconfig/*/expected-error from current output")
@@ -450,5 +454,30 @@ func TestIsLocalDomainComparesNames(t *testing.T) {
 		if got := c.IsLocalDomain(d); got != want {
 			t.Errorf("IsLocalDomain(%q) = %v, want %v", d, got, want)
 		}
+	}
+}
+
+// TestValidateOnlyValidates: normalize gives each value its one spelling,
+// and validate then only reports: it changes nothing of the config.
+func TestValidateOnlyValidates(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "r.yaml"), []byte("rules: []\n"), 0o600)
+	src := "hostname: mx.example.org\nlisten: [{address: 127.0.0.1:2525}]\nbackend: {address: 127.0.0.1:2526}\n" +
+		"domains: [Example.ORG]\ndns: {servers: [127.0.0.1]}\nheaders: {protected_domains: [Bank.Test.]}\nrules: [r.yaml]\n"
+	c, err := Parse(filepath.Join(dir, "c.yaml"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Domains[0] != "example.org" || c.DNS.Servers[0] != "127.0.0.1:53" || c.Headers.ProtectedDomains[0] != "bank.test" || c.Rules[0] != filepath.Join(dir, "r.yaml") {
+		t.Fatalf("not normalized: %v %v %v %v", c.Domains, c.DNS.Servers, c.Headers.ProtectedDomains, c.Rules)
+	}
+	root, _ := yamlpos.ParseDocument("c.yaml", []byte(src))
+	d := yamlpos.NewDecoder("c.yaml")
+	raw := Default()
+	d.Decode(root, raw)
+	before, _ := yaml.Marshal(raw)
+	validate(d, raw)
+	if after, _ := yaml.Marshal(raw); string(after) != string(before) {
+		t.Fatalf("validate changed the config:\n%s\nto\n%s", before, after)
 	}
 }

@@ -22,26 +22,18 @@ import (
 	"mxguard/internal/yamlpos"
 )
 
-func validate(d *yamlpos.Decoder, c *Config, dir string) {
+func validate(d *yamlpos.Decoder, c *Config) {
 	if n := d.Node("hostname"); n != nil && !validDomain(c.Hostname) {
 		d.Errorf(n, "hostname: expected a domain name like mx.example.org, got %q", c.Hostname)
-	}
-	if c.Backend.HELO == "" {
-		// Derived default: we introduce ourselves to the backend by the
-		// same name we use towards clients.
-		c.Backend.HELO = c.Hostname
 	}
 	validateListen(d, c)
 	validateBackend(d, &c.Backend)
 	validateDomains(d, c)
 	validatePostmaster(d, c)
 	validateDNS(d, &c.DNS)
-	validateRules(d, c, dir)
+	validateRules(d, c)
 	if n := d.Node("spool.dir"); n != nil {
-		if c.Spool.Dir == "" {
-			// Written as "" to mean "the default": keep it explicit.
-			c.Spool.Dir = os.TempDir()
-		} else if fi, err := os.Stat(c.Spool.Dir); err != nil {
+		if fi, err := os.Stat(c.Spool.Dir); err != nil {
 			d.Errorf(n, "spool.dir: expected an existing directory, got %q (%v)", c.Spool.Dir, unwrapPath(err))
 		} else if !fi.IsDir() {
 			d.Errorf(n, "spool.dir: expected an existing directory, got %q which is not a directory", c.Spool.Dir)
@@ -97,7 +89,6 @@ func validate(d *yamlpos.Decoder, c *Config, dir string) {
 		if n := d.Node(fmt.Sprintf("headers.protected_domains[%d]", i)); n != nil && !validDomain(dom) {
 			d.Errorf(n, "headers.protected_domains[%d]: expected a domain name, got %s", i, yamlpos.Lit(dom))
 		}
-		c.Headers.ProtectedDomains[i] = mailaddr.NormalizeDomain(dom)
 	}
 	if n := d.Node("metrics.address"); n != nil && c.Metrics.Address != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Address); err != nil {
@@ -270,9 +261,6 @@ func validateBackend(d *yamlpos.Decoder, b *Backend) {
 		default:
 			if err := checkHostPort(addr, false); err != nil {
 				d.Errorf(n, want+" (%v)", b.Address, err)
-			} else if b.TLSServerName == "" {
-				host, _, _ := splitHostPort(addr)
-				b.TLSServerName = host
 			}
 		}
 	}
@@ -329,10 +317,6 @@ func validateDomains(d *yamlpos.Decoder, c *Config) {
 		if n == nil {
 			continue
 		}
-		// Lower-case so lookups can compare bytes; DNS names are
-		// case-insensitive and RCPT TO domains arrive in any case.
-		dom = strings.ToLower(dom)
-		c.Domains[i] = dom
 		switch first, dup := seen[dom]; {
 		case !validDomain(dom):
 			d.Errorf(n, "%s: expected a domain name like example.org, got %q", p, dom)
@@ -351,12 +335,6 @@ func validateDNS(d *yamlpos.Decoder, s *DNS) {
 		if n == nil {
 			continue
 		}
-		// A bare IP means the standard port; normalizing here saves every
-		// user of the config from re-implementing it.
-		if a, err := netip.ParseAddr(srv); err == nil && a.Zone() == "" {
-			s.Servers[i] = netip.AddrPortFrom(a, 53).String()
-			continue
-		}
 		host, _, err := splitHostPort(srv)
 		if err == nil {
 			if _, aerr := netip.ParseAddr(host); aerr != nil {
@@ -370,11 +348,52 @@ func validateDNS(d *yamlpos.Decoder, s *DNS) {
 	positive(d, "dns.timeout", s.Timeout)
 }
 
-// validateRules resolves each rules file path against dir, the directory of
-// the config file, and checks it names a regular file. The files are only
+// normalize fills in the defaults derived from other keys and puts the
+// values that have several spellings into one, before validate checks them, so that every user of the config compares them as
+// they are: domains lower-cased (DNS names are case-insensitive and RCPT
+// TO domains arrive in any case), a DNS server given as a bare IP with the
+// standard port, and rules file paths resolved against dir, the directory
+// of the config file.
+func normalize(c *Config, dir string) {
+	// Derived defaults: we introduce ourselves to the backend by the name
+	// we use towards clients, and check its certificate for the host we
+	// dial; spool.dir written as "" means the default.
+	if c.Backend.HELO == "" {
+		c.Backend.HELO = c.Hostname
+	}
+	if c.Backend.TLSServerName == "" {
+		if network, addr := c.Backend.Kind(); network == "tcp" {
+			if host, _, err := splitHostPort(addr); err == nil {
+				c.Backend.TLSServerName = host
+			}
+		}
+	}
+	if c.Spool.Dir == "" {
+		c.Spool.Dir = os.TempDir()
+	}
+	for i, dom := range c.Domains {
+		c.Domains[i] = strings.ToLower(dom)
+	}
+	for i, dom := range c.Headers.ProtectedDomains {
+		c.Headers.ProtectedDomains[i] = mailaddr.NormalizeDomain(dom)
+	}
+	for i, srv := range c.DNS.Servers {
+		if a, err := netip.ParseAddr(srv); err == nil && a.Zone() == "" {
+			c.DNS.Servers[i] = netip.AddrPortFrom(a, 53).String()
+		}
+	}
+	for i, p := range c.Rules {
+		if p != "" && !filepath.IsAbs(p) {
+			c.Rules[i] = filepath.Join(dir, p)
+		}
+	}
+}
+
+// validateRules checks that each rules file path (resolved by normalize)
+// names a regular file. The files are only
 // parsed by the rules package; checking they exist here means a typo in a
 // path stops startup (or a reload) with the position of the entry.
-func validateRules(d *yamlpos.Decoder, c *Config, dir string) {
+func validateRules(d *yamlpos.Decoder, c *Config) {
 	seen := map[string]string{}
 	for i, p := range c.Rules {
 		key := fmt.Sprintf("rules[%d]", i)
@@ -385,10 +404,6 @@ func validateRules(d *yamlpos.Decoder, c *Config, dir string) {
 		if p == "" {
 			d.Errorf(n, "%s: expected a file path, got \"\"", key)
 			continue
-		}
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
-			c.Rules[i] = p
 		}
 		fi, err := os.Stat(p)
 		switch {
