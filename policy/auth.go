@@ -1,10 +1,7 @@
 package policy
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -13,7 +10,6 @@ import (
 	"mxguard/checks/dmarc"
 	"mxguard/checks/resolver"
 	"mxguard/checks/spf"
-	"mxguard/internal/mailhdr"
 )
 
 // SPFFacts are the SPF check's facts (RFC 7208).
@@ -62,11 +58,6 @@ type DMARCFacts struct {
 type FromFacts struct {
 	Domain string `expr:"domain" json:"domain" doc:"the domain of the one From address (\"\" when there is not exactly one)"`
 	Local  bool   `expr:"local" json:"local" doc:"the From domain is one of ours (config domains): mail claiming to be from us"`
-}
-
-// Content is the message content as the engine reads it: the proxy's spool.
-type Content interface {
-	Reader() (io.Reader, error)
 }
 
 // registerAuth adds the SPF, DKIM and DMARC checks on r.
@@ -146,129 +137,6 @@ type authFacts struct {
 	DMARC    DMARCFacts
 	From     FromFacts
 	dkimSigs []dkim.Signature
-}
-
-// contentReader reads the message as the backend will receive it: with
-// the empty line that a malformed header section lacks (see HeaderSplit),
-// so that DKIM verifies what every reader downstream sees.
-func contentReader(tx *Transaction) (io.Reader, error) {
-	if tx.Content == nil {
-		return bytes.NewReader(nil), nil
-	}
-	split, err := tx.HeaderSplit()
-	if err != nil {
-		return nil, err
-	}
-	r, err := tx.Content.Reader()
-	if err != nil || !split.Malformed {
-		return r, err
-	}
-	if _, err := io.CopyN(io.Discard, r, int64(split.Body)); err != nil {
-		return nil, fmt.Errorf("policy: reading the message: %w", err)
-	}
-	return io.MultiReader(bytes.NewReader(tx.Header()), strings.NewReader("\r\n"), r), nil
-}
-
-// MaxHeaderBytes bounds the header section. Every reader takes the whole
-// section at once, from one definition of where it ends (mailhdr), so a
-// message whose header section does not end within it is refused whole
-// (the proxy answers 552) rather than checked in part.
-const MaxHeaderBytes = 256 << 10
-
-// firstHeadBytes is how much of the content is asked for first when
-// looking for the header section.
-const firstHeadBytes = 16 << 10
-
-// ErrHeaderTooBig is HeaderSplit's error for a header section that does
-// not end within MaxHeaderBytes.
-var ErrHeaderTooBig = errors.New("policy: the header section is longer than 256 KiB")
-
-// Header returns the message's header section (see mailhdr), read once
-// and kept; when it is longer than MaxHeaderBytes, its first
-// MaxHeaderBytes octets. Content that can hand over its first octets (the
-// proxy's spool, with the message in memory) is not read through; only
-// the header section is copied, since the spool's buffer is recycled when
-// the transaction ends and a check that overran its deadline may still be
-// reading. Callers must not modify the result.
-func (tx *Transaction) Header() []byte {
-	tx.loadHeader()
-	return tx.headerBytes
-}
-
-// HeaderSplit says where the header section of the content ends: Header
-// is the content up to split.End, and the body starts at split.Body. When
-// split.Malformed, whoever passes the message on writes an empty line
-// between the two. The error is ErrHeaderTooBig, or a spool failure.
-func (tx *Transaction) HeaderSplit() (mailhdr.Split, error) {
-	tx.loadHeader()
-	return tx.split, tx.splitErr
-}
-
-func (tx *Transaction) loadHeader() {
-	if tx.headerBytes != nil {
-		return
-	}
-	tx.headerBytes = []byte{}
-	if tx.Content == nil {
-		return
-	}
-	// Most header sections are a few KiB: ask for a little first, which
-	// content in memory hands over without a copy, so that a large message
-	// is not copied (or read from its spool file) 256 KiB deep to find one.
-	head, err := readHead(tx.Content, firstHeadBytes)
-	if err != nil {
-		tx.splitErr = err
-		return
-	}
-	if len(head) == firstHeadBytes {
-		pos := 0
-		if split, ok := mailhdr.End(head, &pos); ok {
-			tx.split = split
-			if split.End > 0 {
-				tx.headerBytes = bytes.Clone(head[:split.End])
-			}
-			return
-		}
-		if head, err = readHead(tx.Content, MaxHeaderBytes+1); err != nil {
-			tx.splitErr = err
-			return
-		}
-	}
-	if len(head) <= MaxHeaderBytes {
-		// The whole message: its last line is judged too.
-		tx.split = mailhdr.Find(head)
-	} else {
-		pos := 0
-		split, ok := mailhdr.End(head, &pos)
-		if !ok || split.End > MaxHeaderBytes {
-			tx.splitErr = ErrHeaderTooBig
-			tx.headerBytes = bytes.Clone(head[:MaxHeaderBytes])
-			return
-		}
-		tx.split = split
-	}
-	if tx.split.End > 0 {
-		tx.headerBytes = bytes.Clone(head[:tx.split.End])
-	}
-}
-
-// readHead returns the first n octets of c, or all of it when shorter.
-func readHead(c Content, n int) ([]byte, error) {
-	if h, ok := c.(interface{ Head(n int) ([]byte, error) }); ok {
-		return h.Head(n)
-	}
-	r, err := c.Reader()
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(io.LimitReader(r, int64(n)))
-}
-
-// HeaderSection returns the header section at the start of msg, the whole
-// message (see mailhdr).
-func HeaderSection(msg []byte) []byte {
-	s := mailhdr.Find(msg)
-	return msg[:s.End:s.End]
 }
 
 // fromFacts fills in the From facts from the header, for the data stage.

@@ -5,11 +5,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"mxguard/checks/dnsbl"
 	"mxguard/checks/headers"
-	"mxguard/checks/rcpt"
 )
 
 // DNSBLFacts are the DNS list check's facts (RFC 5782).
@@ -120,47 +118,4 @@ func (e *Engine) registerHeaders(o headers.Options) {
 	// No I/O, and the header size limit bounds the work: always quick.
 	e.register(&checker{name: "headers", stage: StageData, run: run,
 		quick: func(tx *Transaction) (outcome, bool) { return run(context.Background(), tx), true }})
-}
-
-// RcptVerifyFacts are recipient verification's facts for the recipient
-// being decided.
-type RcptVerifyFacts struct {
-	Result string `expr:"result" json:"result" doc:"the verification's result (unchecked: no method configured, or an address that cannot be asked)" values:"known,unknown,temperror,unchecked"`
-	Detail string `expr:"detail" json:"detail" doc:"the backend's reply, or why the file does not list it"`
-}
-
-// verifyRcpt runs recipient verification for tx.Rcpt. It is per
-// recipient, so it is not memoised per transaction like the other checks;
-// the verifier has its own cache.
-func (s *Session) verifyRcpt(ctx context.Context, tx *Transaction) {
-	tx.rcptVerify = RcptVerifyFacts{Result: string(rcpt.Unchecked)}
-	if c, ok := tx.replayRcpts["rcpt <"+tx.Rcpt+">"]; ok {
-		// Replay decides from the logged answer; it never asks anyone.
-		tx.rcptVerify = RcptVerifyFacts{Result: c.Result, Detail: c.Detail}
-		return
-	}
-	v := s.e.recipients
-	if v == nil {
-		return
-	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, s.e.checkTimeout)
-	defer cancel()
-	r := v.Verify(ctx, tx.Rcpt)
-	tx.rcptVerify = RcptVerifyFacts{Result: string(r.Status), Detail: r.Detail}
-	detail := r.Detail
-	if r.Cached {
-		detail += " (cached)"
-	}
-	took := time.Since(start)
-	s.e.metrics.Check("rcpt", string(r.Status), took)
-	// Kept apart from Checks: a recipient's verification concerns that
-	// recipient only, and must not read as a temperror of the message.
-	if tx.rcptChecks == nil {
-		tx.rcptChecks = map[string]CheckRecord{}
-	}
-	tx.rcptChecks["rcpt <"+tx.Rcpt+">"] = CheckRecord{Result: string(r.Status), Detail: detail, DurationMS: float64(took.Microseconds()) / 1000}
-	if r.Status == rcpt.Unknown && tx.Client.SMTP != nil {
-		tx.Client.SMTP.UnknownRcpts++
-	}
 }

@@ -1,0 +1,51 @@
+package policy
+
+import (
+	"context"
+	"time"
+
+	"mxguard/checks/rcpt"
+)
+
+// RcptVerifyFacts are recipient verification's facts for the recipient
+// being decided.
+type RcptVerifyFacts struct {
+	Result string `expr:"result" json:"result" doc:"the verification's result (unchecked: no method configured, or an address that cannot be asked)" values:"known,unknown,temperror,unchecked"`
+	Detail string `expr:"detail" json:"detail" doc:"the backend's reply, or why the file does not list it"`
+}
+
+// verifyRcpt runs recipient verification for tx.Rcpt. It is per
+// recipient, so it is not memoised per transaction like the other checks;
+// the verifier has its own cache.
+func (s *Session) verifyRcpt(ctx context.Context, tx *Transaction) {
+	tx.rcptVerify = RcptVerifyFacts{Result: string(rcpt.Unchecked)}
+	if c, ok := tx.replayRcpts["rcpt <"+tx.Rcpt+">"]; ok {
+		// Replay decides from the logged answer; it never asks anyone.
+		tx.rcptVerify = RcptVerifyFacts{Result: c.Result, Detail: c.Detail}
+		return
+	}
+	v := s.e.recipients
+	if v == nil {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.e.checkTimeout)
+	defer cancel()
+	r := v.Verify(ctx, tx.Rcpt)
+	tx.rcptVerify = RcptVerifyFacts{Result: string(r.Status), Detail: r.Detail}
+	detail := r.Detail
+	if r.Cached {
+		detail += " (cached)"
+	}
+	took := time.Since(start)
+	s.e.metrics.Check("rcpt", string(r.Status), took)
+	// Kept apart from Checks: a recipient's verification concerns that
+	// recipient only, and must not read as a temperror of the message.
+	if tx.rcptChecks == nil {
+		tx.rcptChecks = map[string]CheckRecord{}
+	}
+	tx.rcptChecks["rcpt <"+tx.Rcpt+">"] = CheckRecord{Result: string(r.Status), Detail: detail, DurationMS: float64(took.Microseconds()) / 1000}
+	if r.Status == rcpt.Unknown && tx.Client.SMTP != nil {
+		tx.Client.SMTP.UnknownRcpts++
+	}
+}
