@@ -104,3 +104,18 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestFixedRepliesKeepTheirClass: the class of each fixed reply's code and
+// of its enhanced code agree (RFC 3463 §2: 5xx goes with 5.x.x), and each
+// gets the session id once.
+func TestFixedRepliesKeepTheirClass(t *testing.T) {
+	for _, f := range fixedReplies {
+		r := f.For("S1")
+		if r.Code/100 != r.Enhanced[0] || r.Code < 400 {
+			t.Errorf("%s: code and enhanced code disagree", r)
+		}
+		if !strings.HasSuffix(r.Text, " (session S1)") || strings.Count(r.Text, "(session") != 1 {
+			t.Errorf("%s: no session id, or more than one", r)
+		}
+	}
+}

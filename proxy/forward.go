@@ -255,7 +255,7 @@ type deliveryError struct {
 func (e deliveryError) Error() string { return e.err.Error() }
 
 func tempReply(tx *policy.Transaction, enh [3]int, text string) policy.Reply {
-	return policy.Reply{Code: 451, Enhanced: enh, Text: text + " (session " + tx.Session + ")"}
+	return policy.Reply{Code: 451, Enhanced: enh, Text: sessionText(text, tx.Session)}
 }
 
 // transact runs one transaction on b. committed reports whether any of the
@@ -293,7 +293,7 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 			// RFC 5321 §4.3.2: after DATA, 554 says "transaction failed";
 			// 553 is not a reply to DATA. Later transactions are refused
 			// at MAIL (RefusesSMTPUTF8).
-			r := policy.Reply{Code: 554, Enhanced: [3]int{5, 6, 7}, Text: "the backend does not support SMTPUTF8 (session " + tx.Session + ")"}
+			r := replyNoUTF8AfterData.For(tx.Session)
 			return Delivery{}, false, deliveryError{Delivery: Delivery{Reply: r}, err: errors.New("backend: no SMTPUTF8")}
 		}
 		mail += " SMTPUTF8"
@@ -422,7 +422,7 @@ func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (Delivery, erro
 	// Some recipients have it, some do not. A retry duplicates it for the
 	// first ones; a 250 would lose it for the others. Duplicates win.
 	rep := policy.Reply{Code: 451, Enhanced: [3]int{4, 3, 0},
-		Text: fmt.Sprintf("backend took the message for %d of %d recipients, try again later (session %s)", ok, n, tx.Session)}
+		Text: sessionText(fmt.Sprintf("backend took the message for %d of %d recipients, try again later", ok, n), tx.Session)}
 	f.opts.Logger.Warn("LMTP partial delivery, asking the client to retry", "session", tx.Session, "tx", tx.ID, "accepted", ok, "recipients", n, "refusal", bad.String())
 	return Delivery{Reply: rep, Backend: bad.String()}, nil
 }

@@ -220,7 +220,7 @@ func withSession(enh [3]int, quoted, session string) string {
 		}
 		quoted = quoted[:room]
 	}
-	return quoted + " (session " + session + ")"
+	return sessionText(quoted, session)
 }
 
 // digits is the number of decimal digits of n >= 0.

@@ -373,9 +373,9 @@ func (s *session) dispatch(line string) {
 	}
 	if nonSMTP[verb] {
 		// Not a mail client: answer once and close, like postscreen.
-		s.reply(554, [3]int{5, 5, 1}, "this is an SMTP server, closing connection (session "+s.id+")")
+		s.replyWith(replyNotSMTP.For(s.id))
 		s.pol.Finish(s.newTx(), policy.Outcome{Stage: policy.StageConnect, Action: "reject", Reason: "non-smtp",
-			Reply: "554 5.5.1 this is an SMTP server, closing connection"})
+			Reply: policy.Reply(replyNotSMTP).String()})
 		s.log.Info("non-SMTP client", "verb", verb)
 		s.quit = true
 		return
@@ -516,7 +516,7 @@ func (s *session) cmdMail(arg string) {
 	}
 	if ok, key := s.rate.allow(rateMsg, s.client.Addr.Addr()); !ok {
 		// RFC 5321 §4.2.5: 451 asks the sender to come back later.
-		s.reply(451, [3]int{4, 7, 1}, "too many messages per minute from "+key+", try again later (session "+s.id+")")
+		s.reply(451, [3]int{4, 7, 1}, sessionText("too many messages per minute from "+key+", try again later", s.id))
 		return
 	}
 	addr, params, err := parsePath(rest)
@@ -543,7 +543,7 @@ func (s *session) cmdMail(arg string) {
 			}
 			if n > s.opts.MaxMessageBytes {
 				// RFC 1870 §6.1
-				s.reply(552, [3]int{5, 3, 4}, "message size exceeds fixed limit (session "+s.id+")")
+				s.replyWith(replyTooBig.For(s.id))
 				return
 			}
 		case "BODY":
@@ -575,7 +575,7 @@ func (s *session) cmdMail(arg string) {
 	}
 	if b, ok := s.opts.Backend.(interface{ RefusesSMTPUTF8() bool }); ok && tx.SMTPUTF8 && b.RefusesSMTPUTF8() {
 		// RFC 6531 §3.5: refuse before the message is sent, not after.
-		s.reply(553, [3]int{5, 6, 7}, "SMTPUTF8 mail cannot be delivered here (session "+s.id+")")
+		s.replyWith(replyNoUTF8Backend.For(s.id))
 		return
 	}
 	if v := s.pol.Decide(s.beginTx(), policy.StageMail, tx); v.Action.Refuses() {
@@ -638,7 +638,7 @@ func (s *session) cmdRcpt(arg string) {
 		return
 	}
 	if ok, key := s.rate.allow(rateRcpt, s.client.Addr.Addr()); !ok {
-		rep := policy.Reply{Code: 451, Enhanced: [3]int{4, 7, 1}, Text: "too many recipients per minute from " + key + ", try again later (session " + s.id + ")"}
+		rep := policy.Reply{Code: 451, Enhanced: [3]int{4, 7, 1}, Text: sessionText("too many recipients per minute from "+key+", try again later", s.id)}
 		s.replyWith(rep)
 		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: rep.String(), Rule: "rate"})
 		return

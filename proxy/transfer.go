@@ -108,7 +108,8 @@ func (s *session) cmdBdat(arg string) {
 	if b.scan.tooBig() {
 		// Content is counted and checked like DATA (RFC 3030 §2): refuse as
 		// soon as the limit is passed, and discard the rest of the message.
-		b.failed = &policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message size exceeds fixed limit (session " + s.id + ")"}
+		r := replyTooBig.For(s.id)
+		b.failed = &r
 	}
 	if !last {
 		if b.failed != nil {
@@ -164,13 +165,11 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 	}
 	switch {
 	case scan.tooBig():
-		r := policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message size exceeds fixed limit (session " + s.id + ")"}
-		finish(policy.Verdict{Action: policy.ActionReject, Reason: "size"}, r, "")
+		finish(policy.Verdict{Action: policy.ActionReject, Reason: "size"}, replyTooBig.For(s.id), "")
 		log.Info("message refused", "reason", "size")
 		return
 	case scan.werr != nil:
-		r := policy.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "local error storing message, try again later (session " + s.id + ")"}
-		finish(policy.Verdict{Action: policy.ActionTempfail, Reason: "spool"}, r, "")
+		finish(policy.Verdict{Action: policy.ActionTempfail, Reason: "spool"}, replySpoolFailed.For(s.id), "")
 		log.Error("spool failed", "err", scan.werr)
 		return
 	}
@@ -178,13 +177,11 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 	if _, err := tx.HeaderSplit(); errors.Is(err, policy.ErrHeaderTooBig) {
 		// Every reader takes the whole header section at once; one that
 		// does not end within the limit is refused, never checked in part.
-		r := policy.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "message header section exceeds fixed limit (session " + s.id + ")"}
-		finish(policy.Verdict{Action: policy.ActionReject, Reason: "size"}, r, "")
+		finish(policy.Verdict{Action: policy.ActionReject, Reason: "size"}, replyHeaderTooBig.For(s.id), "")
 		log.Info("message refused", "reason", "size", "detail", "header section")
 		return
 	} else if err != nil {
-		r := policy.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "local error storing message, try again later (session " + s.id + ")"}
-		finish(policy.Verdict{Action: policy.ActionTempfail, Reason: "spool"}, r, "")
+		finish(policy.Verdict{Action: policy.ActionTempfail, Reason: "spool"}, replySpoolFailed.For(s.id), "")
 		log.Error("spool failed", "err", err)
 		return
 	}
