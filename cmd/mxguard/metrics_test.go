@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -81,8 +82,14 @@ metrics:
   address: `+addr+`
   pprof: true
 `)
-	code, body := get(t, "http://"+addr+"/debug/pprof/goroutine?debug=1")
-	if code != 200 || !strings.Contains(body, "mxguard/proxy.(*Server).Serve") {
-		t.Fatalf("/debug/pprof/goroutine: %d, want 200 with the listener's goroutine:\n%.2000s", code, body)
+	// The port accepts connections once it is bound, a moment before
+	// the goroutine serving it has started: look until it shows.
+	var code int
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if code, body = get(t, "http://"+addr+"/debug/pprof/goroutine?debug=1"); code == 200 && strings.Contains(body, "mxguard/proxy.(*Server).Serve") {
+			return
+		}
 	}
+	t.Fatalf("/debug/pprof/goroutine: %d, want 200 with the listener's goroutine:\n%.2000s", code, body)
 }
