@@ -150,7 +150,7 @@ func (f *Forwarder) dial(ctx context.Context) (*bconn, error) {
 	if err == nil {
 		err = b.hello(o.Helo)
 	}
-	if err == nil && o.StartTLS != "none" {
+	if err == nil && o.StartTLS != StartTLSNone {
 		err = b.startTLS()
 	}
 	if err == nil {
@@ -198,7 +198,7 @@ func (b *bconn) hello(name string) error {
 
 func (b *bconn) startTLS() error {
 	if _, ok := b.ext["STARTTLS"]; !ok {
-		if b.opts.StartTLS == "required" {
+		if b.opts.StartTLS == StartTLSRequired {
 			return ioErr("starttls", errors.New("backend does not offer STARTTLS"))
 		}
 		return nil

@@ -139,7 +139,7 @@ func TestStartTLS(t *testing.T) {
 func TestBackendStartTLS(t *testing.T) {
 	cert := testcert.New(t, "backend.test")
 	be := startBackend(t, func(b *testBackend) { b.tls = cert.Config })
-	for _, mode := range []string{"required", "opportunistic"} {
+	for _, mode := range []StartTLSMode{StartTLSRequired, StartTLSOpportunistic} {
 		px := startProxy(t, be.addr, func(_ *Options, bo *BackendOptions) {
 			bo.StartTLS = mode
 			bo.TLSConfig = &tls.Config{RootCAs: cert.Pool, ServerName: "backend.test", MinVersion: tls.VersionTLS12}

@@ -17,6 +17,27 @@ import (
 	"mxguard/policy"
 )
 
+// StartTLSMode is how the forwarder uses STARTTLS with the backend.
+type StartTLSMode string
+
+// The STARTTLS modes.
+const (
+	StartTLSNone          StartTLSMode = "none"          // never
+	StartTLSOpportunistic StartTLSMode = "opportunistic" // when the backend offers it
+	StartTLSRequired      StartTLSMode = "required"      // or no delivery
+)
+
+// HandOver is how the original client is passed to the backend.
+type HandOver string
+
+// The hand-over modes (Postfix's XCLIENT_README and XFORWARD_README).
+const (
+	HandOverAuto     HandOver = "auto"     // XCLIENT with ADDR, else XFORWARD with ADDR, else none
+	HandOverXClient  HandOver = "xclient"  // XCLIENT, or no delivery
+	HandOverXForward HandOver = "xforward" // XFORWARD, or no delivery
+	HandOverNone     HandOver = "none"
+)
+
 // BackendOptions configures the Forwarder.
 type BackendOptions struct {
 	// Network and Address locate the backend ("tcp", "127.0.0.1:10025";
@@ -28,12 +49,12 @@ type BackendOptions struct {
 	// Helo is the name sent in EHLO/LHLO; Hostname is ours for Received.
 	Helo     string
 	Hostname string
-	// StartTLS is "none", "opportunistic" or "required".
-	StartTLS  string
+	// StartTLS is how STARTTLS is used with the backend [none].
+	StartTLS  StartTLSMode
 	TLSConfig *tls.Config
-	// ForwardClient is "auto", "xclient", "xforward" or "none": how the
+	// ForwardClient is how the
 	// original client is passed to the backend.
-	ForwardClient string
+	ForwardClient HandOver
 	// Timeouts: connecting, each command's reply, and the reply after the
 	// end of the message.
 	ConnectTimeout time.Duration
@@ -67,10 +88,10 @@ func NewForwarder(opts BackendOptions) *Forwarder {
 		opts.Network = "tcp"
 	}
 	if opts.StartTLS == "" {
-		opts.StartTLS = "none"
+		opts.StartTLS = StartTLSNone
 	}
 	if opts.ForwardClient == "" {
-		opts.ForwardClient = "auto"
+		opts.ForwardClient = HandOverAuto
 	}
 	if opts.Helo == "" {
 		opts.Helo = opts.Hostname
@@ -273,12 +294,12 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 		return Delivery{}, false, err
 	}
 	switch mode {
-	case "xclient":
+	case HandOverXClient:
 		// Never a kept connection: XCLIENT spends it (see Deliver).
 		if err := f.xclient(b, tx); err != nil {
 			return Delivery{}, false, err
 		}
-	case "xforward":
+	case HandOverXForward:
 		prefix = append(prefix, xforwardCmd(b, tx))
 	}
 	mail := "MAIL FROM:<" + tx.MailFrom + ">"
@@ -428,28 +449,28 @@ func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (Delivery, erro
 }
 
 // handOverMode decides how this connection passes the original client to
-// the backend: "xclient", "xforward" or "".
-func (f *Forwarder) handOverMode(b *bconn) (string, error) {
+// the backend: HandOverXClient, HandOverXForward or HandOverNone.
+func (f *Forwarder) handOverMode(b *bconn) (HandOver, error) {
 	mode := f.opts.ForwardClient
 	_, hasXC := b.ext["XCLIENT"]
 	_, hasXF := b.ext["XFORWARD"]
 	switch {
-	case mode == "auto":
+	case mode == HandOverAuto:
 		// Only an extension that carries the address is worth a round
 		// trip: the address is what the backend's own checks need.
 		switch {
 		case hasXC && offered(b.ext["XCLIENT"], "ADDR"):
-			return "xclient", nil
+			return HandOverXClient, nil
 		case hasXF && offered(b.ext["XFORWARD"], "ADDR"):
-			return "xforward", nil
+			return HandOverXForward, nil
 		}
-		return "", nil
-	case mode == "xclient" && !hasXC, mode == "xforward" && !hasXF:
-		return "", ioErr("hand-over", fmt.Errorf("backend does not offer %s (check smtpd_authorized_%s_hosts)", strings.ToUpper(mode), mode))
-	case mode == "xclient", mode == "xforward":
+		return HandOverNone, nil
+	case mode == HandOverXClient && !hasXC, mode == HandOverXForward && !hasXF:
+		return HandOverNone, ioErr("hand-over", fmt.Errorf("backend does not offer %s (check smtpd_authorized_%s_hosts)", strings.ToUpper(string(mode)), mode))
+	case mode == HandOverXClient, mode == HandOverXForward:
 		return mode, nil
 	}
-	return "", nil
+	return HandOverNone, nil
 }
 
 // clientAttrs are the XCLIENT/XFORWARD attributes for tx's client, in the

@@ -47,10 +47,11 @@ func TestHandOverFailures(t *testing.T) {
 	const plainEHLO = "250-script.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
 	const xclientEHLO = "250-script.test\r\n250-PIPELINING\r\n250 XCLIENT NAME ADDR PORT PROTO HELO\r\n"
 	for _, c := range []struct {
-		name, mode string
-		script     func(step) string
-		want       string
-		mail       bool // the backend saw MAIL on the first connection
+		name   string
+		mode   HandOver
+		script func(step) string
+		want   string
+		mail   bool // the backend saw MAIL on the first connection
 	}{
 		{"xclient not offered", "xclient", on("EHLO", plainEHLO), "451 4.4.2 ", false},
 		{"xforward not offered", "xforward", on("EHLO", plainEHLO), "451 4.4.2 ", false},
@@ -75,7 +76,7 @@ func TestHandOverFailures(t *testing.T) {
 			sawMail, sawHandOver := false, false
 			for _, l := range sb.conn(1).Lines {
 				sawMail = sawMail || strings.HasPrefix(l, "MAIL ")
-				sawHandOver = sawHandOver || strings.HasPrefix(l, "XFORWARD") || strings.HasPrefix(l, "XCLIENT") && c.mode != "xclient"
+				sawHandOver = sawHandOver || strings.HasPrefix(l, "XFORWARD") || strings.HasPrefix(l, "XCLIENT") && c.mode != HandOverXClient
 			}
 			if sawMail != c.mail || sawHandOver {
 				t.Fatalf("backend saw MAIL %v (want %v), an unoffered hand-over %v: %q", sawMail, c.mail, sawHandOver, sb.conn(1).Lines)
