@@ -40,25 +40,15 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", defaultConfig, "configuration `file`")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: mxguard config check [--config FILE]\n\n"+
-			"Checks FILE as serve (and a reload) would, without serving: every key,\n"+
-			"the rules files, the recipients file, the certificates and the DNS\n"+
-			"lists. Every problem is printed as file:line:col: message. Exit 0 when\n"+
-			"the configuration is good, 2 otherwise.\n\n")
-		fs.PrintDefaults()
+	path, code, ok := configFlag("config check", "usage: mxguard config check [--config FILE]\n\n"+
+		"Checks FILE as serve (and a reload) would, without serving: every key,\n"+
+		"the rules files, the recipients file, the certificates and the DNS\n"+
+		"lists. Every problem is printed as file:line:col: message. Exit 0 when\n"+
+		"the configuration is good, 2 otherwise.\n\n", args, stderr)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageExit(err)
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	cfg, c, code := loadChecked(*path, stderr)
+	cfg, c, code := loadChecked(path, stderr)
 	if cfg == nil {
 		return code
 	}
@@ -69,7 +59,7 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
 	} else {
 		files = strings.Join(set.Files, ", ")
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d domains, %d rules from %s\n", *path, len(cfg.Domains), len(set.Rules), files)
+	fmt.Fprintf(stdout, "%s: ok: %d domains, %d rules from %s\n", path, len(cfg.Domains), len(set.Rules), files)
 	return exitOK
 }
 

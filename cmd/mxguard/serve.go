@@ -187,25 +187,36 @@ const (
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", defaultConfig, "configuration `file`")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mxguard serve [--config FILE]\n\nRuns the SMTP filtering proxy described by FILE until SIGTERM or SIGINT,\nthen drains sessions in flight for up to drain_timeout.\n\n")
-		fs.PrintDefaults()
+	path, code, ok := configFlag("serve", "usage: mxguard serve [--config FILE]\n\nRuns the SMTP filtering proxy described by FILE until SIGTERM or SIGINT,\nthen drains sessions in flight for up to drain_timeout.\n\n", args, stderr)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageExit(err)
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	cfg, _, code := loadChecked(*path, stderr)
+	cfg, _, code := loadChecked(path, stderr)
 	if cfg == nil {
 		return code
 	}
-	return serve(cfg, *path, stderr)
+	return serve(cfg, path, stderr)
+}
+
+// configFlag parses the arguments of a command whose one flag is
+// --config: the path, or the exit code when the command must not go on
+// (-h, a bad flag, a stray argument).
+func configFlag(name, usage string, args []string, stderr io.Writer) (path string, code int, ok bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	p := fs.String("config", defaultConfig, "configuration `file`")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", usageExit(err), false
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return "", exitUsage, false
+	}
+	return *p, exitOK, true
 }
 
 // loadChecked loads the config at path and compiles every file it names
