@@ -65,18 +65,18 @@ func authResults(tx *Transaction) []arResult {
 	if c, ok := tx.Checks["spf"]; ok {
 		r := arResult{method: "spf", result: c.Result}
 		// RFC 8601 §2.7.2: the identity SPF checked.
-		if tx.auth.SPF.Identity == "helo" {
-			r.props = addProp(r.props, "smtp.helo", domainValue(tx.auth.SPF.Domain))
+		if tx.found.SPF.Identity == "helo" {
+			r.props = addProp(r.props, "smtp.helo", domainValue(tx.found.SPF.Domain))
 		} else {
 			r.props = addProp(r.props, "smtp.mailfrom", mailFromValue(tx.MailFrom))
 		}
 		out = append(out, r)
 	}
 	if _, ok := tx.Checks["dkim"]; ok {
-		if len(tx.auth.dkimSigs) == 0 {
+		if len(tx.found.DKIM.Signatures) == 0 {
 			out = append(out, arResult{method: "dkim", result: "none"})
 		}
-		for _, sig := range tx.auth.dkimSigs {
+		for _, sig := range tx.found.DKIM.Signatures {
 			r := arResult{method: "dkim", result: sig.Result}
 			r.props = addProp(r.props, "header.d", domainValue(sig.Domain))
 			r.props = addProp(r.props, "header.i", identifierValue(sig.Identifier))
@@ -85,7 +85,7 @@ func authResults(tx *Transaction) []arResult {
 	}
 	if c, ok := tx.Checks["dmarc"]; ok {
 		r := arResult{method: "dmarc", result: c.Result}
-		r.props = addProp(r.props, "header.from", domainValue(tx.auth.From.Domain))
+		r.props = addProp(r.props, "header.from", domainValue(tx.fromFacts.Domain))
 		out = append(out, r)
 	}
 	return out

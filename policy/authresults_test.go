@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 
 	"mxguard/checks/dkim"
+	"mxguard/checks/spf"
 )
 
 // arInput is what the Authentication-Results field is made from; every
@@ -26,12 +27,14 @@ type arInput struct {
 func (in arInput) tx() *Transaction {
 	tx := &Transaction{MailFrom: in.mailFrom, Checks: map[string]CheckRecord{
 		"spf": {Result: in.spf}, "dkim": {Result: "none"}, "dmarc": {Result: in.dmarc}}}
-	tx.auth.SPF = SPFFacts{Result: in.spf, Identity: "mailfrom", Domain: in.mailFrom}
+	tx.found.SPF = spf.Facts{Result: in.spf, Identity: "mailfrom", Domain: in.mailFrom}
 	if in.mailFrom == "" {
-		tx.auth.SPF.Identity, tx.auth.SPF.Domain = "helo", in.helo
+		tx.found.SPF.Identity, tx.found.SPF.Domain = "helo", in.helo
 	}
-	tx.auth.dkimSigs = in.sigs
-	tx.auth.From.Domain = in.fromDomain
+	for _, s := range in.sigs {
+		tx.found.DKIM.Signatures = append(tx.found.DKIM.Signatures, dkim.SigFacts{Domain: s.Domain, Result: s.Result, Identifier: s.Identifier})
+	}
+	tx.fromFacts.Domain = in.fromDomain
 	return tx
 }
 

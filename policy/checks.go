@@ -2,55 +2,44 @@ package policy
 
 import (
 	"context"
-	"fmt"
+	"reflect"
 	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
+
+	"mxguard/checks/check"
 )
 
 // Check results every check can give (RFC 7208 §8 and RFC 8601 use the
 // same words).
 const (
-	ResultTemperror = "temperror"
-	ResultPermerror = "permerror"
+	ResultTemperror = check.Temperror
+	ResultPermerror = check.Permerror
 )
 
-// outcome is what a check returns: its result and detail for the record,
-// and apply, which stores the facts it found on the transaction. A check
-// never writes the transaction itself: it runs on a goroutine of its own,
-// which may outlive its deadline while the session reads the transaction;
-// the engine calls apply on the deciding goroutine, and only for a result
-// that came in time.
-type outcome struct {
-	CheckFacts
-	apply func(tx *Transaction)
-}
-
-// only is an outcome with no facts beyond its result.
-func only(f CheckFacts) outcome { return outcome{CheckFacts: f} }
-
-// checker adapts one check (a package under checks/, which knows nothing
-// of transactions) to the engine: which stage it belongs to, what it needs,
-// and how to run it on a transaction. Adding a check is one register call.
+// checker is one check as the engine runs it: its definition, and where
+// its facts go in Found.
 type checker struct {
-	name  string
-	stage Stage
-	deps  []string
-	// run reads tx and must not write it: see outcome.
-	run func(ctx context.Context, tx *Transaction) outcome
-	// quick, when set, may answer at once, without I/O, instead of run
-	// (DKIM for a message known to be unsigned, the header checks, whose
-	// work the header size limit bounds). Its answer is taken on the
-	// deciding goroutine: every goroutine started wakes a thread, which
-	// costs more than such a check. A panic in it is still a temperror.
-	quick func(tx *Transaction) (outcome, bool)
+	name string
+	check.Def
+	// field is the index of the check's facts in Found, -1 for a check
+	// with no facts there (tests register such checks).
+	field int
 }
 
-// register adds a check. It is called when the engine is built, before any
-// session runs.
-func (e *Engine) register(c *checker) {
-	e.checks[c.name] = c
+// register adds check name with def. It is called when the engine is
+// built, before any session runs; a def that neither runs nor answers
+// quickly (not enabled in this configuration) is left out.
+func (e *Engine) register(name string, def check.Def) {
+	if def.Run == nil && def.Quick == nil {
+		return
+	}
+	c := &checker{name: name, Def: def, field: -1}
+	if r, ok := registryByName[name]; ok {
+		c.field = r.field
+	}
+	e.checks[name] = c
 	if st := e.cur.Load(); st != nil {
 		e.Reload(st.domainList, st.rules) // the plans include the new check
 	}
@@ -65,11 +54,11 @@ func (e *Engine) needed(stage Stage, names map[string]bool) []*checker {
 	var add func(name string)
 	add = func(name string) {
 		c, ok := e.checks[name]
-		if !ok || want[name] || c.stage > stage {
+		if !ok || want[name] || c.Stage > stage {
 			return
 		}
 		want[name] = true
-		for _, d := range c.deps {
+		for _, d := range c.Deps {
 			add(d)
 		}
 	}
@@ -92,8 +81,11 @@ func (e *Engine) needed(stage Stage, names map[string]bool) []*checker {
 
 // runChecks runs what the stage's rules need and has not run yet on this
 // transaction. Checks whose dependencies are done run concurrently, each
-// with its own deadline; results are stored by check name, so a verdict
-// never depends on which goroutine finished first.
+// with its own deadline and a view of the transaction taken before the
+// wave starts; their results are stored here, on the deciding goroutine,
+// by check name, so a verdict never depends on which goroutine finished
+// first, and a check that outlives its deadline never touches the
+// transaction.
 func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker) {
 	pending := plan
 	for len(pending) > 0 {
@@ -103,7 +95,7 @@ func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker
 				continue
 			}
 			ok := true
-			for _, d := range c.deps {
+			for _, d := range c.Deps {
 				if _, done := tx.Checks[d]; !done {
 					ok = false
 				}
@@ -134,87 +126,106 @@ func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker
 		// goroutine.
 		var wg sync.WaitGroup
 		for k, i := range slow {
+			v := tx.view(ready[i])
 			if k == len(slow)-1 {
-				results[i] = e.runOne(ctx, ready[i], tx)
+				results[i] = e.runOne(ctx, ready[i], v, tx.Session)
 				break
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				results[i] = e.runOne(ctx, ready[i], tx)
-			}()
+			wg.Go(func() { results[i] = e.runOne(ctx, ready[i], v, tx.Session) })
 		}
 		wg.Wait()
 		for i, c := range ready {
 			tx.Checks[c.name] = results[i].rec
-			if results[i].apply != nil {
-				results[i].apply(tx)
-			}
+			e.store(tx, c, results[i].facts)
 		}
 		pending = wait
 	}
 }
 
-// result is a check's record, and the facts to apply with it.
+// store puts a check's facts in their place in tx.found.
+func (e *Engine) store(tx *Transaction, c *checker, facts any) {
+	if facts == nil || c.field < 0 {
+		return
+	}
+	dst := reflect.ValueOf(&tx.found).Elem().Field(c.field)
+	src := reflect.ValueOf(facts)
+	if src.Type() != dst.Type() {
+		// A check that returns another type than its registry field's
+		// is a build defect; its result stands, its facts cannot.
+		e.logger.Error("check facts of the wrong type", "check", c.name, "type", src.Type().String(), "want", dst.Type().String())
+		return
+	}
+	dst.Set(src)
+}
+
+// result is a check's record, and the facts to store with it.
 type result struct {
 	rec   CheckRecord
-	apply func(tx *Transaction)
+	facts any
+}
+
+func record(res check.Result, took time.Duration) result {
+	return result{rec: CheckRecord{Result: res.Result, Detail: res.Detail, DurationMS: float64(took.Microseconds()) / 1000}, facts: res.Facts}
 }
 
 // panicked logs a check's panic, with its stack, and gives its result:
 // temperror, never a pass. It is called from the recovering function.
-func (e *Engine) panicked(c *checker, tx *Transaction, p any) outcome {
-	e.logger.Error("check panicked", "check", c.name, "session", tx.Session, "panic", p, "stack", string(debug.Stack()))
-	return only(CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("internal error in check %s", c.name)})
+func (e *Engine) panicked(c *checker, session string, p any) check.Result {
+	e.logger.Error("check panicked", "check", c.name, "session", session, "panic", p, "stack", string(debug.Stack()))
+	return check.Errorf(ResultTemperror, "internal error in check %s", c.name)
 }
 
 // runQuick takes c's quick answer, if it has one for tx.
 func (e *Engine) runQuick(c *checker, tx *Transaction) (r result, ok bool) {
-	if c.quick == nil {
+	if c.Quick == nil {
 		return result{}, false
 	}
 	start := time.Now()
-	var f outcome
+	var res check.Result
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
-				f, ok = e.panicked(c, tx, p), true
+				res, ok = e.panicked(c, tx.Session, p), true
 			}
 		}()
-		f, ok = c.quick(tx)
+		res, ok = c.Quick(tx.view(c))
 	}()
 	if !ok {
 		return result{}, false
 	}
 	took := time.Since(start)
-	e.metrics.Check(c.name, f.Result, took)
-	return result{rec: CheckRecord{Result: f.Result, Detail: f.Detail, DurationMS: float64(took.Microseconds()) / 1000}, apply: f.apply}, true
+	e.metrics.Check(c.name, res.Result, took)
+	return record(res, took), true
 }
 
 // runOne runs one check under its deadline. A check that panics or does not
 // answer in time gives temperror: never a crash, never a silent pass.
-func (e *Engine) runOne(ctx context.Context, c *checker, tx *Transaction) result {
+func (e *Engine) runOne(ctx context.Context, c *checker, v check.View, session string) result {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, e.checkTimeout)
 	defer cancel()
-	done := make(chan outcome, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- e.panicked(c, tx, p)
-			}
+	var res check.Result
+	if c.Run == nil { // a quick-only check that declined
+		res = check.Errorf(ResultTemperror, "check %s gave no answer", c.name)
+	} else {
+		done := make(chan check.Result, 1)
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					done <- e.panicked(c, session, p)
+				}
+			}()
+			done <- c.Run(ctx, v)
 		}()
-		done <- c.run(ctx, tx)
-	}()
-	var f outcome
-	select {
-	case f = <-done:
-	case <-ctx.Done():
-		// The late result, when it comes, goes into the buffered channel
-		// and nowhere else: its facts are never applied.
-		f = only(CheckFacts{Result: ResultTemperror, Detail: fmt.Sprintf("no answer within %s", e.checkTimeout)})
+		select {
+		case res = <-done:
+		case <-ctx.Done():
+			// The late result, when it comes, goes into the buffered
+			// channel and nowhere else: its facts are never stored.
+			res = check.Errorf(ResultTemperror, "no answer within %s", e.checkTimeout)
+		}
 	}
 	took := time.Since(start)
-	e.metrics.Check(c.name, f.Result, took)
-	return result{rec: CheckRecord{Result: f.Result, Detail: f.Detail, DurationMS: float64(took.Microseconds()) / 1000}, apply: f.apply}
+	e.metrics.Check(c.name, res.Result, took)
+	return record(res, took)
 }

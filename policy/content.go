@@ -3,9 +3,7 @@ package policy
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
-	"strings"
 
 	"mxguard/internal/mailhdr"
 )
@@ -13,27 +11,6 @@ import (
 // Content is the message content as the engine reads it: the proxy's spool.
 type Content interface {
 	Reader() (io.Reader, error)
-}
-
-// contentReader reads the message as the backend will receive it: with
-// the empty line that a malformed header section lacks (see HeaderSplit),
-// so that DKIM verifies what every reader downstream sees.
-func contentReader(tx *Transaction) (io.Reader, error) {
-	if tx.Content == nil {
-		return bytes.NewReader(nil), nil
-	}
-	split, err := tx.HeaderSplit()
-	if err != nil {
-		return nil, err
-	}
-	r, err := tx.Content.Reader()
-	if err != nil || !split.Malformed {
-		return r, err
-	}
-	if _, err := io.CopyN(io.Discard, r, int64(split.Body)); err != nil {
-		return nil, fmt.Errorf("policy: reading the message: %w", err)
-	}
-	return io.MultiReader(bytes.NewReader(tx.Header()), strings.NewReader("\r\n"), r), nil
 }
 
 // MaxHeaderBytes bounds the header section. Every reader takes the whole

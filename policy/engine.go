@@ -8,8 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mxguard/checks/dnsbl"
-	"mxguard/checks/headers"
+	"mxguard/checks/check"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
 	"mxguard/internal/mailaddr"
@@ -35,15 +34,14 @@ type Options struct {
 	Resolver *resolver.Resolver
 	// Hostname is our authserv-id in Authentication-Results.
 	Hostname string
-	// DNSBL are the DNS lists queried at connect (with Resolver).
-	DNSBL []dnsbl.Zone
+	// Sections are the checks' config sections, by check name (see
+	// Found): each check reads its own (the DNS lists' []dnsbl.Zone, the
+	// header checks' headers.Options).
+	Sections map[string]any
 	// Metrics records verdicts, checks and rule matches; nil records none.
 	Metrics *metrics.Metrics
 	// Recipients verifies recipients at RCPT; nil verifies none.
 	Recipients *rcpt.Verifier
-	// Headers configures the header checks (Domains is filled in from
-	// the engine's domains).
-	Headers headers.Options
 	// AuthResults adds an Authentication-Results header to every accepted
 	// message, which runs SPF, DKIM and DMARC whatever the rules need.
 	AuthResults bool
@@ -87,15 +85,17 @@ type Engine struct {
 // RulesOptions are the facts that rules are compiled against: the Facts
 // type, and the stage from which each fact is known.
 func RulesOptions() rules.Options {
+	since := map[string]string{
+		"helo": "helo", "esmtp": "helo", "mail_from": "mail", "rcpts": "rcpt", "rcpt_count": "rcpt",
+		"size": "data", "message_id": "data", "protocol": "data", "from": "data", "smtp": "connect",
+	}
+	for _, r := range registry {
+		since[r.name] = r.Define(check.Env{}).Stage.String()
+	}
 	return rules.Options{
-		Env: &Facts{},
-		Since: map[string]string{
-			"helo": "helo", "esmtp": "helo", "mail_from": "mail", "rcpts": "rcpt", "rcpt_count": "rcpt",
-			"size": "data", "message_id": "data", "protocol": "data",
-			"spf": "mail", "dkim": "data", "dmarc": "data", "from": "data",
-			"smtp": "connect", "dnsbl": "connect", "headers": "data",
-		},
-		Only: map[string]string{"rcpt": "rcpt", "rcpt_verify": "rcpt"},
+		Env:   &Facts{},
+		Since: since,
+		Only:  map[string]string{"rcpt": "rcpt", "rcpt_verify": "rcpt"},
 	}
 }
 
@@ -120,12 +120,8 @@ func NewEngine(opts Options) *Engine {
 	e := &Engine{log: opts.Log, checks: map[string]*checker{}, checkTimeout: opts.CheckTimeout, logger: opts.Logger,
 		resolver: opts.Resolver, recipients: opts.Recipients, metrics: opts.Metrics, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil,
 		memory: opts.Memory}
-	e.registerHeaders(opts.Headers)
-	if opts.Resolver != nil {
-		e.registerAuth(opts.Resolver)
-		if len(opts.DNSBL) > 0 {
-			e.registerDNSBL(opts.DNSBL)
-		}
+	for _, r := range registry {
+		e.register(r.name, r.Define(check.Env{Resolver: opts.Resolver, Memory: opts.Memory, Section: opts.Sections[r.name]}))
 	}
 	e.Reload(opts.Domains, opts.Rules)
 	return e
@@ -181,7 +177,7 @@ type snapshot struct {
 	accepted    bool
 	quarantined string
 	checks      map[string]CheckRecord
-	screen      screenFacts
+	found       Found
 }
 
 // LocalDomain reports whether mail for domain is ours to accept. Domains
@@ -301,14 +297,14 @@ func (s *Session) inherit(tx *Transaction, stage Stage) {
 	if tx.quarantined == "" {
 		tx.quarantined = from.quarantined
 	}
-	tx.screen = from.screen
+	tx.found = from.found
 	for k, v := range from.checks {
 		tx.Checks[k] = v
 	}
 }
 
 func takeSnapshot(tx *Transaction) *snapshot {
-	return &snapshot{matches: tx.Matches, score: tx.Score, headers: tx.Headers, accepted: tx.accepted, quarantined: tx.quarantined, checks: tx.Checks, screen: tx.screen}
+	return &snapshot{matches: tx.Matches, score: tx.Score, headers: tx.Headers, accepted: tx.accepted, quarantined: tx.quarantined, checks: tx.Checks, found: tx.found}
 }
 
 func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome, f *Facts) Verdict {

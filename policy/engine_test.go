@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"mxguard/checks/check"
+	"mxguard/checks/spf"
 	"net/netip"
 	"sort"
 	"strings"
@@ -34,26 +36,29 @@ func checkEngine(t testing.TB) (*Engine, map[string]*atomic.Int32) {
 	e := NewEngine(Options{Domains: []string{"example.org"}, CheckTimeout: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	runs := map[string]*atomic.Int32{}
-	add := func(name string, stage Stage, deps []string, run func(ctx context.Context, tx *Transaction) CheckFacts) {
+	add := func(name string, stage Stage, deps []string, run func(ctx context.Context) check.Result) {
 		runs[name] = new(atomic.Int32)
 		n := runs[name]
-		e.register(&checker{name: name, stage: stage, deps: deps, run: func(ctx context.Context, tx *Transaction) outcome {
+		e.register(name, check.Def{Stage: stage, Deps: deps, Run: func(ctx context.Context, _ check.View) check.Result {
 			n.Add(1)
-			return only(run(ctx, tx))
+			return run(ctx)
 		}})
 	}
-	add("base", StageMail, nil, func(context.Context, *Transaction) CheckFacts { return CheckFacts{Result: "pass", Detail: "ok"} })
-	add("dep", StageMail, []string{"base"}, func(_ context.Context, tx *Transaction) CheckFacts {
-		// A dependency's result is there before this check runs.
-		return CheckFacts{Result: tx.Checks["base"].Result + "+dep"}
+	add("base", StageMail, nil, func(context.Context) check.Result { return check.Result{Result: "pass", Detail: "ok"} })
+	add("dep", StageMail, []string{"base"}, func(context.Context) check.Result {
+		// A dependency has answered before this check runs.
+		if runs["base"].Load() != 1 {
+			return check.Result{Result: "fail", Detail: "ran before base"}
+		}
+		return check.Result{Result: "pass+dep"}
 	})
-	add("slow", StageMail, nil, func(ctx context.Context, _ *Transaction) CheckFacts {
+	add("slow", StageMail, nil, func(ctx context.Context) check.Result {
 		<-ctx.Done()
 		time.Sleep(50 * time.Millisecond)
-		return CheckFacts{Result: "pass"}
+		return check.Result{Result: "pass"}
 	})
-	add("boom", StageMail, nil, func(context.Context, *Transaction) CheckFacts { panic("check bug") })
-	add("late", StageData, nil, func(context.Context, *Transaction) CheckFacts { return CheckFacts{Result: "none"} })
+	add("boom", StageMail, nil, func(context.Context) check.Result { panic("check bug") })
+	add("late", StageData, nil, func(context.Context) check.Result { return check.Result{Result: "none"} })
 	return e, runs
 }
 
@@ -255,13 +260,13 @@ func TestQuickChecks(t *testing.T) {
 	e := NewEngine(Options{Domains: []string{"example.org"}, CheckTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	var runs atomic.Int32
-	run := func(context.Context, *Transaction) outcome { runs.Add(1); return only(CheckFacts{Result: "slow"}) }
-	e.register(&checker{name: "answers", stage: StageMail, run: run,
-		quick: func(*Transaction) (outcome, bool) { return only(CheckFacts{Result: "quick"}), true }})
-	e.register(&checker{name: "declines", stage: StageMail, run: run,
-		quick: func(*Transaction) (outcome, bool) { return outcome{}, false }})
-	e.register(&checker{name: "panics", stage: StageMail, run: run,
-		quick: func(*Transaction) (outcome, bool) { panic("quick bug") }})
+	run := func(context.Context, check.View) check.Result { runs.Add(1); return check.Result{Result: "slow"} }
+	e.register("answers", check.Def{Stage: StageMail, Run: run,
+		Quick: func(check.View) (check.Result, bool) { return check.Result{Result: "quick"}, true }})
+	e.register("declines", check.Def{Stage: StageMail, Run: run,
+		Quick: func(check.View) (check.Result, bool) { return check.Result{}, false }})
+	e.register("panics", check.Def{Stage: StageMail, Run: run,
+		Quick: func(check.View) (check.Result, bool) { panic("quick bug") }})
 	tx := testTx()
 	e.runChecks(context.Background(), tx, e.needed(StageMail, map[string]bool{"checks": true}))
 	for name, want := range map[string]string{"answers": "quick", "declines": "slow", "panics": ResultTemperror} {
@@ -319,19 +324,21 @@ func TestLateFactsDropped(t *testing.T) {
 	e := NewEngine(Options{Domains: []string{"example.org"}, CheckTimeout: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	returned := make(chan struct{})
-	e.register(&checker{name: "late", stage: StageMail, run: func(ctx context.Context, tx *Transaction) outcome {
+	// Registered under a name in the registry, so that its facts have a
+	// place to land if the engine took them.
+	e.register("spf", check.Def{Stage: StageMail, Run: func(ctx context.Context, _ check.View) check.Result {
 		<-ctx.Done()
 		time.Sleep(50 * time.Millisecond)
 		defer close(returned)
-		return outcome{CheckFacts: CheckFacts{Result: "pass"}, apply: func(tx *Transaction) { tx.auth.SPF.Result = "late" }}
+		return check.Result{Result: "pass", Facts: spf.Facts{Result: "late"}}
 	}})
 	tx := testTx()
-	e.runChecks(context.Background(), tx, e.needed(StageMail, map[string]bool{"late": true}))
+	e.runChecks(context.Background(), tx, e.needed(StageMail, map[string]bool{"spf": true}))
 	<-returned
-	if got := tx.Checks["late"].Result; got != ResultTemperror {
+	if got := tx.Checks["spf"].Result; got != ResultTemperror {
 		t.Fatalf("late check: %q, want temperror", got)
 	}
-	if tx.auth.SPF.Result != "" {
-		t.Fatalf("the late check's facts were applied: %q", tx.auth.SPF.Result)
+	if tx.found.SPF.Result != "" {
+		t.Fatalf("the late check's facts were applied: %q", tx.found.SPF.Result)
 	}
 }

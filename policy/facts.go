@@ -14,28 +14,26 @@ import (
 // schema from these tags, so the documentation cannot drift from the code.
 // Checks add their facts here as they land.
 type Facts struct {
-	Stage     string                `expr:"stage" json:"stage" doc:"the stage being decided" values:"connect,helo,mail,rcpt,data"`
-	Client    ClientFacts           `expr:"client" json:"client"`
-	HELO      string                `expr:"helo" json:"helo" doc:"the name the client gave in HELO/EHLO (\"\" before it did)"`
-	ESMTP     bool                  `expr:"esmtp" json:"esmtp" doc:"the client greeted with EHLO rather than HELO"`
-	TLS       bool                  `expr:"tls" json:"tls" doc:"the session is protected by STARTTLS"`
-	TLSVer    string                `expr:"tls_version" json:"tls_version" doc:"the TLS version (\"\" without TLS)" values:"TLS 1.0,TLS 1.1,TLS 1.2,TLS 1.3,\"\""`
-	MailFrom  AddressFacts          `expr:"mail_from" json:"mail_from" doc:"the envelope sender (MAIL FROM)"`
-	Rcpt      AddressFacts          `expr:"rcpt" json:"rcpt" doc:"the recipient being decided (RCPT TO; stage rcpt only)"`
-	RcptCheck RcptVerifyFacts       `expr:"rcpt_verify" json:"-" doc:"recipient verification of the recipient being decided (stage rcpt only)"`
-	Rcpts     []string              `expr:"rcpts" json:"rcpts" doc:"the recipients accepted so far (all of them at data)"`
-	RcptCount int                   `expr:"rcpt_count" json:"rcpt_count" doc:"len(rcpts)"`
-	Size      int                   `expr:"size" json:"size" doc:"the message size in octets, line endings made canonical (0 before data)"`
-	MessageID string                `expr:"message_id" json:"message_id" doc:"the Message-ID header without angle brackets (\"\" before data or when absent)"`
-	SMTP      SMTPFacts             `expr:"smtp" json:"smtp" doc:"how the client behaves on the wire (the session so far)"`
-	Protocol  ProtocolFacts         `expr:"protocol" json:"protocol"`
-	DNSBL     DNSBLFacts            `expr:"dnsbl" json:"dnsbl"`
-	Headers   HeadersFacts          `expr:"headers" json:"headers"`
-	SPF       SPFFacts              `expr:"spf" json:"spf"`
-	DKIM      DKIMFacts             `expr:"dkim" json:"dkim"`
-	DMARC     DMARCFacts            `expr:"dmarc" json:"dmarc"`
-	From      FromFacts             `expr:"from" json:"from" doc:"the From header"`
-	Checks    map[string]CheckFacts `expr:"checks" json:"checks" doc:"every check run so far, by name: checks.NAME.result and checks.NAME.detail"`
+	Stage     string          `expr:"stage" json:"stage" doc:"the stage being decided" values:"connect,helo,mail,rcpt,data"`
+	Client    ClientFacts     `expr:"client" json:"client"`
+	HELO      string          `expr:"helo" json:"helo" doc:"the name the client gave in HELO/EHLO (\"\" before it did)"`
+	ESMTP     bool            `expr:"esmtp" json:"esmtp" doc:"the client greeted with EHLO rather than HELO"`
+	TLS       bool            `expr:"tls" json:"tls" doc:"the session is protected by STARTTLS"`
+	TLSVer    string          `expr:"tls_version" json:"tls_version" doc:"the TLS version (\"\" without TLS)" values:"TLS 1.0,TLS 1.1,TLS 1.2,TLS 1.3,\"\""`
+	MailFrom  AddressFacts    `expr:"mail_from" json:"mail_from" doc:"the envelope sender (MAIL FROM)"`
+	Rcpt      AddressFacts    `expr:"rcpt" json:"rcpt" doc:"the recipient being decided (RCPT TO; stage rcpt only)"`
+	RcptCheck RcptVerifyFacts `expr:"rcpt_verify" json:"-" doc:"recipient verification of the recipient being decided (stage rcpt only)"`
+	Rcpts     []string        `expr:"rcpts" json:"rcpts" doc:"the recipients accepted so far (all of them at data)"`
+	RcptCount int             `expr:"rcpt_count" json:"rcpt_count" doc:"len(rcpts)"`
+	Size      int             `expr:"size" json:"size" doc:"the message size in octets, line endings made canonical (0 before data)"`
+	MessageID string          `expr:"message_id" json:"message_id" doc:"the Message-ID header without angle brackets (\"\" before data or when absent)"`
+	SMTP      SMTPBehaviour   `expr:"smtp" json:"smtp" doc:"how the client behaves on the wire (the session so far)"`
+	Protocol  Protocol        `expr:"protocol" json:"protocol"`
+	// Found holds every check's facts, each under the check's name
+	// (dnsbl, spf, …): see Found, the checks' registry.
+	Found
+	From   FromFacts             `expr:"from" json:"from" doc:"the From header"`
+	Checks map[string]CheckFacts `expr:"checks" json:"checks" doc:"every check run so far, by name: checks.NAME.result and checks.NAME.detail"`
 	// Temperrors is derived from Checks, so that rules about temporary
 	// failures need not walk the map (which costs the rule engine ten
 	// times more) and replay of older lines without it still works.
@@ -54,29 +52,6 @@ type AddressFacts struct {
 	Address string `expr:"address" json:"address" doc:"the whole address, \"\" for the null sender <>"`
 	Local   string `expr:"local" json:"local" doc:"the part before the last @"`
 	Domain  string `expr:"domain" json:"domain" doc:"the part after the last @, lower-cased"`
-}
-
-// SMTPFacts are the client's conduct in the session so far.
-type SMTPFacts struct {
-	Pregreet         bool `expr:"pregreet" json:"pregreet" doc:"the client talked before our banner"`
-	BareLF           bool `expr:"bare_lf" json:"bare_lf" doc:"a command line ended in LF without CR"`
-	UnauthPipelining bool `expr:"unauth_pipelining" json:"unauth_pipelining" doc:"commands were sent ahead of our replies where RFC 2920 forbids it"`
-	LongCommand      bool `expr:"long_command" json:"long_command" doc:"a command line was longer than 512 octets"`
-	BadHELO          bool `expr:"bad_helo" json:"bad_helo" doc:"the HELO name is neither a domain name (ASCII) nor an address literal holding an IP address"`
-	HELONotFQDN      bool `expr:"helo_not_fqdn" json:"helo_not_fqdn" doc:"the HELO name is a domain name without a dot (a machine's short name, localhost)"`
-	HELOIsUs         bool `expr:"helo_is_us" json:"helo_is_us" doc:"the HELO name is our hostname, one of our domains or our address"`
-	Errors           int  `expr:"errors" json:"errors" doc:"commands refused as malformed or out of sequence so far"`
-	UnknownRcpts     int  `expr:"unknown_rcpts" json:"unknown_rcpts" doc:"recipients refused as unknown so far in the session"`
-}
-
-// ProtocolFacts are what the proxy saw on the wire that a conforming client
-// does not send.
-type ProtocolFacts struct {
-	BareLF        bool `expr:"bare_lf" json:"bare_lf" doc:"a line of the message ended in LF without CR"`
-	BareCR        bool `expr:"bare_cr" json:"bare_cr" doc:"the message held a CR not followed by LF"`
-	NUL           bool `expr:"nul" json:"nul" doc:"the message held a NUL byte"`
-	BadTerminator bool `expr:"bad_terminator" json:"bad_terminator" doc:"a lone-dot line ended in something other than CRLF: an SMTP smuggling attempt"`
-	LongLine      bool `expr:"long_line" json:"long_line" doc:"a line of the message was longer than 1000 octets (RFC 5321 §4.5.3.1.6)"`
 }
 
 // CheckFacts is one check's result as rules see it.
@@ -106,6 +81,8 @@ func schema(t reflect.Type, prefix, doc string, out *[]FactDoc) {
 		f := t.Field(i)
 		name := prefix + f.Tag.Get("expr")
 		switch {
+		case f.Anonymous:
+			schema(f.Type, prefix, doc, out)
 		case f.Type.Kind() == reflect.Struct:
 			schema(f.Type, name+".", f.Tag.Get("doc"), out)
 		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
@@ -155,25 +132,21 @@ func (tx *Transaction) factsFor(stage Stage) *Facts {
 		RcptCount: len(tx.Rcpts),
 		Size:      int(tx.Size),
 		MessageID: tx.MessageID,
-		Protocol: ProtocolFacts{
-			BareLF: tx.Protocol.BareLF, BareCR: tx.Protocol.BareCR, NUL: tx.Protocol.NUL,
-			BadTerminator: tx.Protocol.BadTerminator, LongLine: tx.Protocol.LongLine,
-		},
-		Checks: checks,
+		Protocol:  tx.Protocol,
+		Found:     tx.found,
+		From:      tx.fromFacts,
+		Checks:    checks,
 	}
 	if tx.Client.TLS != nil {
 		f.TLS, f.TLSVer = true, tx.Client.TLS.Version
 	}
 	if b := tx.Client.SMTP; b != nil {
-		f.SMTP = SMTPFacts{Pregreet: b.Pregreet, BareLF: b.BareLF, UnauthPipelining: b.UnauthPipelining, LongCommand: b.LongCommand,
-			BadHELO: b.BadHELO, HELONotFQDN: b.HELONotFQDN, HELOIsUs: b.HELOIsUs, Errors: b.Errors, UnknownRcpts: b.UnknownRcpts}
+		f.SMTP = *b
 	}
 	if stage == StageRcpt {
 		f.Rcpt = splitAddress(tx.Rcpt)
 		f.RcptCheck = tx.rcptVerify
 	}
-	f.SPF, f.DKIM, f.DMARC, f.From = tx.auth.SPF, tx.auth.DKIM, tx.auth.DMARC, tx.auth.From
-	f.DNSBL, f.Headers = tx.screen.DNSBL, tx.screen.Headers
 	temps := f.Temperrors[:0]
 	for k, v := range tx.Checks {
 		f.Checks[k] = CheckFacts{Result: v.Result, Detail: v.Detail}

@@ -153,7 +153,7 @@ func registeredChecks(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := NewEngine(Options{Domains: []string{"example.org"}, Resolver: r, DNSBL: []dnsbl.Zone{{Zone: "bl.test", Weight: 1}}})
+	e := NewEngine(Options{Domains: []string{"example.org"}, Resolver: r, Sections: map[string]any{"dnsbl": []dnsbl.Zone{{Zone: "bl.test", Weight: 1}}}})
 	return slices.Sorted(maps.Keys(e.checks))
 }
 

@@ -8,12 +8,11 @@
 package policy
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
-	"mxguard/checks/dkim"
+	"mxguard/checks/check"
 	"mxguard/checks/dmarc"
 	"mxguard/internal/mailaddr"
 	"mxguard/internal/mailhdr"
@@ -21,34 +20,18 @@ import (
 )
 
 // Stage is the point of an SMTP transaction at which a decision is taken.
-// Early stages reject early: a connect-stage refusal costs no DNS walk and no
-// message transfer.
-type Stage int
+// It is the checks' stage (package check), named here for the proxy and the
+// tools, which speak to the engine and not to the checks.
+type Stage = check.Stage
 
 // The stages, in the order a session reaches them.
 const (
-	StageConnect Stage = iota + 1
-	StageHelo
-	StageMail
-	StageRcpt
-	StageData
+	StageConnect = check.Connect
+	StageHelo    = check.HELO
+	StageMail    = check.Mail
+	StageRcpt    = check.Rcpt
+	StageData    = check.Data
 )
-
-var stageNames = map[Stage]string{
-	StageConnect: "connect",
-	StageHelo:    "helo",
-	StageMail:    "mail",
-	StageRcpt:    "rcpt",
-	StageData:    "data",
-}
-
-// String returns the name used in rules files and logs.
-func (s Stage) String() string {
-	if n, ok := stageNames[s]; ok {
-		return n
-	}
-	return fmt.Sprintf("stage(%d)", int(s))
-}
 
 // TLSInfo describes the client's TLS session, when STARTTLS was used.
 type TLSInfo struct {
@@ -74,49 +57,40 @@ type Client struct {
 
 // SMTPBehaviour is what the proxy saw of a client's conduct, the input of
 // the screening rules (Postfix's postscreen tests, and its
-// smtpd_forbid_bare_newline and smtpd_forbid_unauth_pipelining).
+// smtpd_forbid_bare_newline and smtpd_forbid_unauth_pipelining). Rules
+// read it as smtp.*.
 type SMTPBehaviour struct {
-	// Pregreet: the client talked before our banner (RFC 5321 §3.1 has the
-	// client wait for it); bots that do not are caught by a greet pause.
-	Pregreet bool
-	// BareLF: a command line ended in LF without CR (RFC 5321 §2.3.8).
-	BareLF bool
-	// UnauthPipelining: the client sent commands ahead of our replies
-	// where RFC 2920 does not allow it (before EHLO, after HELO, or after
-	// a command that must end a group: EHLO, DATA, STARTTLS, …).
-	UnauthPipelining bool
-	// LongCommand: a command line over RFC 5321 §4.5.3.1.4's 512 octets.
-	LongCommand bool
-	// BadHELO: the HELO/EHLO argument is neither a domain name nor an
-	// address literal (RFC 5321 §4.1.1.1).
-	BadHELO bool
-	// HELONotFQDN: the HELO/EHLO argument is a domain name without a dot.
-	HELONotFQDN bool
-	// HELOIsUs: the client greeted with our own name or address.
-	HELOIsUs bool
-	// Errors counts commands refused as malformed or out of sequence.
-	Errors int
-	// UnknownRcpts counts recipients refused as unknown in this session.
-	UnknownRcpts int
+	// RFC 5321 §3.1 has the client wait for the banner; bots that do not
+	// are caught by a greet pause.
+	Pregreet bool `expr:"pregreet" json:"pregreet" doc:"the client talked before our banner"`
+	// RFC 5321 §2.3.8.
+	BareLF bool `expr:"bare_lf" json:"bare_lf" doc:"a command line ended in LF without CR"`
+	// Where RFC 2920 does not allow it: before EHLO, after HELO, or after
+	// a command that must end a group (EHLO, DATA, STARTTLS, …).
+	UnauthPipelining bool `expr:"unauth_pipelining" json:"unauth_pipelining" doc:"commands were sent ahead of our replies where RFC 2920 forbids it"`
+	// RFC 5321 §4.5.3.1.4's 512 octets.
+	LongCommand bool `expr:"long_command" json:"long_command" doc:"a command line was longer than 512 octets"`
+	// RFC 5321 §4.1.1.1.
+	BadHELO      bool `expr:"bad_helo" json:"bad_helo" doc:"the HELO name is neither a domain name (ASCII) nor an address literal holding an IP address"`
+	HELONotFQDN  bool `expr:"helo_not_fqdn" json:"helo_not_fqdn" doc:"the HELO name is a domain name without a dot (a machine's short name, localhost)"`
+	HELOIsUs     bool `expr:"helo_is_us" json:"helo_is_us" doc:"the HELO name is our hostname, one of our domains or our address"`
+	Errors       int  `expr:"errors" json:"errors" doc:"commands refused as malformed or out of sequence so far"`
+	UnknownRcpts int  `expr:"unknown_rcpts" json:"unknown_rcpts" doc:"recipients refused as unknown so far in the session"`
 }
 
-// Protocol holds what the proxy saw on the wire that is not how a conforming
-// SMTP client talks. RFC 5321 §2.3.8 allows only CRLF as a line ending; the
-// other variants are what SMTP smuggling is made of.
+// Protocol holds what the proxy saw in the message that is not how a
+// conforming SMTP client sends it. RFC 5321 §2.3.8 allows only CRLF as a
+// line ending; the other variants are what SMTP smuggling is made of.
+// Rules read it as protocol.*.
 type Protocol struct {
-	// BareLF is set when a line of the message ended in LF without CR.
-	BareLF bool
-	// BareCR is set when the message held a CR not followed by LF.
-	BareCR bool
-	// NUL is set when the message held a NUL byte.
-	NUL bool
-	// BadTerminator is set when a line holding a lone dot ended in anything
-	// but CRLF (<LF>.<LF>, <CR><LF>.<LF>, <LF>.<CR><LF>, …): a sequence that
-	// some other server could take for the end of the message.
-	BadTerminator bool
-	// LongLine is set when a text line exceeded RFC 5321 §4.5.3.1.6's 1000
-	// octets, CRLF included.
-	LongLine bool
+	BareLF bool `expr:"bare_lf" json:"bare_lf" doc:"a line of the message ended in LF without CR"`
+	BareCR bool `expr:"bare_cr" json:"bare_cr" doc:"the message held a CR not followed by LF"`
+	NUL    bool `expr:"nul" json:"nul" doc:"the message held a NUL byte"`
+	// <LF>.<LF>, <CR><LF>.<LF>, <LF>.<CR><LF>, …: a sequence that some
+	// other server could take for the end of the message.
+	BadTerminator bool `expr:"bad_terminator" json:"bad_terminator" doc:"a lone-dot line ended in something other than CRLF: an SMTP smuggling attempt"`
+	// RFC 5321 §4.5.3.1.6's 1000 octets, CRLF included.
+	LongLine bool `expr:"long_line" json:"long_line" doc:"a line of the message was longer than 1000 octets (RFC 5321 §4.5.3.1.6)"`
 }
 
 // Ambiguous reports whether the message holds anything another server might
@@ -166,17 +140,16 @@ type Transaction struct {
 	// Content is the message, set by the proxy before the data stage.
 	Content Content
 
-	auth         authFacts
+	found        Found     // the checks' facts, stored by the engine only
+	fromFacts    FromFacts // the From header, read by the engine at data
 	rcptVerify   RcptVerifyFacts
 	rcptChecks   map[string]CheckRecord // per-recipient verification, for the log
 	replayRcpts  map[string]CheckRecord // logged verification answers, for replay
 	localDomains []string               // the session's domains, for the header checks
-	screen       screenFacts
-	dkimPrefetch *dkim.Prefetcher
-	headerBytes  []byte        // Header's answer, once read
-	split        mailhdr.Split // HeaderSplit's answer
+	taps         map[string]check.Tap   // the data-stage checks' taps, by check name
+	headerBytes  []byte                 // Header's answer, once read
+	split        mailhdr.Split          // HeaderSplit's answer
 	splitErr     error
-	fromDone     bool
 	from         *dmarc.ParsedFrom // the From domain, parsed once (fromFacts)
 	inherited    bool              // the session's connect and HELO results are in
 	accepted     bool              // an enforced accept rule let the transaction through

@@ -62,18 +62,17 @@ func replayTx(rec *Record) *Transaction {
 		f = &Facts{}
 	}
 	ip, _ := netip.ParseAddr(rec.ClientIP)
+	smtp := f.SMTP // the session's conduct, which recipients may add to
 	tx := &Transaction{
 		Session: rec.Session,
 		ID:      rec.Tx,
 		Client: Client{Addr: netip.AddrPortFrom(ip, uint16(f.Client.Port)), PTR: rec.ClientPTR, HELO: rec.HELO, ESMTP: f.ESMTP, TLS: rec.TLS,
-			SMTP: &SMTPBehaviour{Pregreet: f.SMTP.Pregreet, BareLF: f.SMTP.BareLF, UnauthPipelining: f.SMTP.UnauthPipelining,
-				LongCommand: f.SMTP.LongCommand, BadHELO: f.SMTP.BadHELO, HELONotFQDN: f.SMTP.HELONotFQDN, HELOIsUs: f.SMTP.HELOIsUs, Errors: f.SMTP.Errors, UnknownRcpts: f.SMTP.UnknownRcpts}},
+			SMTP: &smtp},
 		MailFrom:  rec.MailFrom,
 		Size:      rec.Size,
 		MessageID: rec.MessageID,
-		Protocol: Protocol{BareLF: f.Protocol.BareLF, BareCR: f.Protocol.BareCR, NUL: f.Protocol.NUL,
-			BadTerminator: f.Protocol.BadTerminator, LongLine: f.Protocol.LongLine},
-		Checks: map[string]CheckRecord{},
+		Protocol:  f.Protocol,
+		Checks:    map[string]CheckRecord{},
 	}
 	for k, v := range rec.Checks {
 		if strings.HasPrefix(k, "rcpt <") {
@@ -86,14 +85,13 @@ func replayTx(rec *Record) *Transaction {
 		tx.Checks[k] = v
 	}
 	// The checks' own facts come from the log too: replay never runs one.
-	tx.auth = authFacts{SPF: f.SPF, DKIM: f.DKIM, DMARC: f.DMARC, From: f.From}
-	if d := &tx.auth.DMARC; d.Policy != "" && d.AppliedPolicy == "" {
+	tx.found, tx.fromFacts = f.Found, f.From
+	tx.from = &dmarc.ParsedFrom{Domain: f.From.Domain}
+	if d := &tx.found.DMARC; d.Policy != "" && d.AppliedPolicy == "" {
 		// A line written before pct was sampled: draw the sample from
 		// what the line holds, as the check would have.
 		d.AppliedPolicy, d.Sampled = dmarc.Applied(d.Policy, d.Percent, f.From.Domain, rec.MessageID)
 	}
-	tx.screen = screenFacts{DNSBL: f.DNSBL, Headers: f.Headers}
-	tx.fromDone = true
 	return tx
 }
 

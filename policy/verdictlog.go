@@ -94,10 +94,7 @@ type Outcome struct {
 
 // Finish writes the verdict line for tx.
 func (s *Session) Finish(tx *Transaction, o Outcome) {
-	if tx.dkimPrefetch != nil {
-		tx.dkimPrefetch.Stop()
-		tx.dkimPrefetch = nil
-	}
+	tx.stopTaps()
 	s.e.metrics.Transaction(o.Action)
 	if s.e.log == nil {
 		return

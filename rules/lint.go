@@ -242,11 +242,18 @@ func element(f factRef) (factRef, bool) {
 }
 
 // field finds the fact named name (its expr tag, or its Go name without
-// one, as expr does) among the fields of the struct t.
+// one, as expr does) among the fields of the struct t, and of the structs
+// it embeds, whose fields expr promotes.
 func field(t reflect.Type, name, prefix string) (factRef, bool) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag, _, _ := strings.Cut(f.Tag.Get("expr"), ",")
+		if f.Anonymous && tag == "" && deref(f.Type).Kind() == reflect.Struct {
+			if r, ok := field(deref(f.Type), name, prefix); ok {
+				return r, true
+			}
+			continue
+		}
 		if tag == name || tag == "" && f.Name == name {
 			return factRef{name: prefix + name, t: f.Type, values: ParseValues(f.Tag.Get(ValuesTag))}, true
 		}

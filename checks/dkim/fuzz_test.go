@@ -111,7 +111,7 @@ func assertAgreesWithGoMsgauth(t *testing.T, msg []byte, r Result, e *env) {
 	}
 }
 
-// delivered is msg as policy's contentReader hands it to Verify: with an
+// delivered is msg as the engine's view (policy/registry.go) hands it to Verify: with an
 // empty line where mailhdr ends a malformed header section.
 func delivered(msg []byte) []byte {
 	split := mailhdr.Find(msg)

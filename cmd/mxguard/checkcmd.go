@@ -119,7 +119,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	eng := policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Resolver: res, Hostname: cfg.Hostname,
-		AuthResults: cfg.AuthenticationResults, DNSBL: lists, Headers: headerOptions(cfg), Recipients: verifier})
+		AuthResults: cfg.AuthenticationResults, Sections: checkSections(cfg, lists), Recipients: verifier})
 	sess := eng.NewSession()
 	client := policy.Client{Addr: netip.AddrPortFrom(ip, 25), HELO: *helo, ESMTP: true}
 	if *tlsOn {

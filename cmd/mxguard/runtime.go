@@ -191,7 +191,7 @@ func (in *instance) build(cfg *config.Config, prev *runtime) (_ *runtime, err er
 		}
 	}
 	rt.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: c.rules, Log: rt.vlog, Logger: in.log,
-		Resolver: rt.res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, DNSBL: c.dnsbl, Headers: headerOptions(cfg),
+		Resolver: rt.res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, Sections: checkSections(cfg, c.dnsbl),
 		Recipients: rt.rcpts, Metrics: in.metrics, Memory: in.mem, CheckTimeout: cfg.Limits.CheckTimeout.Duration})
 	rt.opts = proxy.Options{
 		Metrics:             in.metrics,
@@ -297,9 +297,13 @@ func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
 	return r, nil
 }
 
-// headerOptions are the header checks' limits and protected domains.
-func headerOptions(cfg *config.Config) headers.Options {
-	return headers.Options{MaxBytes: int(cfg.Headers.MaxBytes), MaxFields: cfg.Headers.MaxFields, Protected: cfg.Headers.ProtectedDomains}
+// checkSections are the checks' config sections by check name (see
+// policy.Found), with the DNS lists already turned into zones.
+func checkSections(cfg *config.Config, zones []dnsbl.Zone) map[string]any {
+	return map[string]any{
+		"dnsbl":   zones,
+		"headers": headers.Options{MaxBytes: int(cfg.Headers.MaxBytes), MaxFields: cfg.Headers.MaxFields, Protected: cfg.Headers.ProtectedDomains},
+	}
 }
 
 // dnsblZones turns the dnsbl config into the check's zones.

@@ -1,0 +1,162 @@
+// Package check is the contract between the engine (mxguard/policy) and
+// the checks under checks/.
+//
+// A check is a folder under checks/ holding its work, its facts (the type
+// rules read, with the tags that name and document each fact), its config
+// section, and a Define method on the facts type that returns its Def. It
+// is registered by one line: a field of that facts type in the engine's
+// registry (policy.Found). The engine derives everything else from that
+// field: the check's name in rules and in the verdict log, the facts
+// table of docs/rules.md, the stage from which rules may read it, and
+// when it runs.
+//
+// A check never writes the transaction. It gets a read-only View and a
+// context that carries its deadline, and returns a Result; the engine
+// stores the result on the session's goroutine, and only when it came in
+// time. That is what lets a check outlive its deadline without racing the
+// session that has moved on.
+package check
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+
+	"mxguard/checks/resolver"
+	"mxguard/internal/mailhdr"
+	"mxguard/internal/membudget"
+)
+
+// Stage is the point of an SMTP transaction at which a decision is taken.
+// Early stages reject early: a connect-stage refusal costs no DNS walk and
+// no message transfer.
+type Stage int
+
+// The stages, in the order a session reaches them.
+const (
+	Connect Stage = iota + 1
+	HELO
+	Mail
+	Rcpt
+	Data
+)
+
+var stageNames = [...]string{Connect: "connect", HELO: "helo", Mail: "mail", Rcpt: "rcpt", Data: "data"}
+
+// String returns the name used in rules files and logs.
+func (s Stage) String() string {
+	if s >= Connect && s <= Data {
+		return stageNames[s]
+	}
+	return fmt.Sprintf("stage(%d)", int(s))
+}
+
+// Results every check can give (RFC 7208 §8 and RFC 8601 use the same
+// words).
+const (
+	Temperror = "temperror"
+	Permerror = "permerror"
+)
+
+// Result is what a check returns.
+type Result struct {
+	// Result is the check's result word (pass, fail, temperror, …), and
+	// Detail what it found, for people; both go to checks.NAME in rules
+	// and in the verdict log.
+	Result, Detail string
+	// Facts are the check's facts: a value of the type its registry
+	// field has (nil leaves them empty).
+	Facts any
+}
+
+// Errorf is a result with no facts, such as a temperror with its cause.
+func Errorf(result, format string, args ...any) Result {
+	return Result{Result: result, Detail: fmt.Sprintf(format, args...)}
+}
+
+// View is what a check may read of the transaction it decides on. It is
+// read-only: see the package comment.
+type View interface {
+	// Client is the client's address (from the PROXY header when a load
+	// balancer stands in front).
+	Client() netip.Addr
+	// HELO is the name the client gave in HELO/EHLO.
+	HELO() string
+	// MailFrom is the reverse path without angle brackets ("" for <>).
+	MailFrom() string
+	// SMTPUTF8 reports whether the client asked for SMTPUTF8 at MAIL.
+	SMTPUTF8() bool
+	// MessageID is the Message-ID without angle brackets ("" before data).
+	MessageID() string
+	// LocalDomains are the domains the site accepts mail for.
+	LocalDomains() []string
+	// Header is the message's header section (see mailhdr), and
+	// HeaderSplit where it ends; data stage only.
+	Header() []byte
+	HeaderSplit() (mailhdr.Split, error)
+	// From is the domain of the one From address, or why there is not
+	// exactly one; parsed once by the engine for every check.
+	From() (domain string, err error)
+	// Content reads the message as the backend receives it (data stage).
+	Content() (io.Reader, error)
+	// Facts are the facts of the named check, which must be one of the
+	// check's Deps; nil when it gave none.
+	Facts(name string) any
+	// Tap is what the check's own Tap collected while the message
+	// arrived; nil when it had none.
+	Tap() Tap
+}
+
+// Tap sees the message while it arrives, so that a check can start its
+// work before the transfer ends (DKIM looks its keys up).
+type Tap interface {
+	io.Writer
+	// Stop ends the tap's work and frees what it holds; the engine calls
+	// it when the transaction ends.
+	Stop()
+}
+
+// Env is what checks are built from, once per configuration.
+type Env struct {
+	// Resolver answers the checks' DNS queries; nil means no check that
+	// needs DNS runs (Define returns a Def without Run).
+	Resolver *resolver.Resolver
+	// Memory is the process-wide budget for what grows with a message
+	// while it arrives; nil is none.
+	Memory *membudget.Budget
+	// Section is the check's own config section, as the config loader
+	// decoded it (nil when the file has none): each check asserts its
+	// own type.
+	Section any
+}
+
+// Def is a check as the engine runs it.
+type Def struct {
+	// Stage is the first stage the check can run at; rules may read its
+	// facts from then on.
+	Stage Stage
+	// Deps are the checks whose facts it reads (View.Facts); it runs
+	// after them.
+	Deps []string
+	// Run does the check under ctx's deadline. Nil when the check is
+	// not enabled in this configuration (no resolver, no zones): it
+	// then never runs and its facts stay empty.
+	Run func(ctx context.Context, v View) Result
+	// Quick, when set, may answer at once, without I/O, instead of Run
+	// (DKIM for a message known to be unsigned, the header checks, whose
+	// work the header size limit bounds). Its answer is taken on the
+	// deciding goroutine: every goroutine started wakes a thread, which
+	// costs more than such a check.
+	Quick func(v View) (Result, bool)
+	// Tap, when set, starts a Tap for a message while it arrives (data
+	// stage checks only).
+	Tap func(ctx context.Context) Tap
+}
+
+// Definer is what a check's facts type implements: the facts type names
+// the check, and Define builds it for one configuration. Define is called
+// on the zero value and must not depend on it.
+type Definer interface {
+	Define(env Env) Def
+}
