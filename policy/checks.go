@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"io"
 	"reflect"
 	"runtime/debug"
 	"sort"
@@ -228,4 +229,37 @@ func (e *Engine) runOne(ctx context.Context, c *checker, v check.View, session s
 	took := time.Since(start)
 	e.metrics.Check(c.name, res.Result, took)
 	return record(res, took)
+}
+
+// DataTap returns a writer to copy the message to while it arrives, for
+// the data-stage checks that start work before the transfer ends (DKIM
+// looks its keys up); nil when no such check will run. Finish stops them.
+func (s *Session) DataTap(ctx context.Context, tx *Transaction) io.Writer {
+	var ws []io.Writer
+	for _, c := range s.st.plan[StageData] {
+		if c.Tap == nil {
+			continue
+		}
+		if tx.taps == nil {
+			tx.taps = map[string]check.Tap{}
+		}
+		t := c.Tap(ctx)
+		tx.taps[c.name] = t
+		ws = append(ws, t)
+	}
+	switch len(ws) {
+	case 0:
+		return nil
+	case 1:
+		return ws[0]
+	}
+	return io.MultiWriter(ws...)
+}
+
+// stopTaps stops tx's taps.
+func (tx *Transaction) stopTaps() {
+	for name, t := range tx.taps {
+		t.Stop()
+		delete(tx.taps, name)
+	}
 }
