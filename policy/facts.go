@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"mxguard/checks/rcpt"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,21 +15,21 @@ import (
 // schema from these tags, so the documentation cannot drift from the code.
 // Checks add their facts here as they land.
 type Facts struct {
-	Stage     string          `expr:"stage" json:"stage" doc:"the stage being decided" values:"connect,helo,mail,rcpt,data"`
-	Client    ClientFacts     `expr:"client" json:"client"`
-	HELO      string          `expr:"helo" json:"helo" doc:"the name the client gave in HELO/EHLO (\"\" before it did)"`
-	ESMTP     bool            `expr:"esmtp" json:"esmtp" doc:"the client greeted with EHLO rather than HELO"`
-	TLS       bool            `expr:"tls" json:"tls" doc:"the session is protected by STARTTLS"`
-	TLSVer    string          `expr:"tls_version" json:"tls_version" doc:"the TLS version (\"\" without TLS)" values:"TLS 1.0,TLS 1.1,TLS 1.2,TLS 1.3,\"\""`
-	MailFrom  AddressFacts    `expr:"mail_from" json:"mail_from" doc:"the envelope sender (MAIL FROM)"`
-	Rcpt      AddressFacts    `expr:"rcpt" json:"rcpt" doc:"the recipient being decided (RCPT TO; stage rcpt only)"`
-	RcptCheck RcptVerifyFacts `expr:"rcpt_verify" json:"-" doc:"recipient verification of the recipient being decided (stage rcpt only)"`
-	Rcpts     []string        `expr:"rcpts" json:"rcpts" doc:"the recipients accepted so far (all of them at data)"`
-	RcptCount int             `expr:"rcpt_count" json:"rcpt_count" doc:"len(rcpts)"`
-	Size      int             `expr:"size" json:"size" doc:"the message size in octets, line endings made canonical (0 before data)"`
-	MessageID string          `expr:"message_id" json:"message_id" doc:"the Message-ID header without angle brackets (\"\" before data or when absent)"`
-	SMTP      SMTPBehaviour   `expr:"smtp" json:"smtp" doc:"how the client behaves on the wire (the session so far)"`
-	Protocol  Protocol        `expr:"protocol" json:"protocol"`
+	Stage     string        `expr:"stage" json:"stage" doc:"the stage being decided" values:"connect,helo,mail,rcpt,data"`
+	Client    ClientFacts   `expr:"client" json:"client"`
+	HELO      string        `expr:"helo" json:"helo" doc:"the name the client gave in HELO/EHLO (\"\" before it did)"`
+	ESMTP     bool          `expr:"esmtp" json:"esmtp" doc:"the client greeted with EHLO rather than HELO"`
+	TLS       bool          `expr:"tls" json:"tls" doc:"the session is protected by STARTTLS"`
+	TLSVer    string        `expr:"tls_version" json:"tls_version" doc:"the TLS version (\"\" without TLS)" values:"TLS 1.0,TLS 1.1,TLS 1.2,TLS 1.3,\"\""`
+	MailFrom  AddressFacts  `expr:"mail_from" json:"mail_from" doc:"the envelope sender (MAIL FROM)"`
+	Rcpt      AddressFacts  `expr:"rcpt" json:"rcpt" doc:"the recipient being decided (RCPT TO; stage rcpt only)"`
+	RcptCheck rcpt.Facts    `expr:"rcpt_verify" json:"-" doc:"recipient verification of the recipient being decided (stage rcpt only)"`
+	Rcpts     []string      `expr:"rcpts" json:"rcpts" doc:"the recipients accepted so far (all of them at data)"`
+	RcptCount int           `expr:"rcpt_count" json:"rcpt_count" doc:"len(rcpts)"`
+	Size      int           `expr:"size" json:"size" doc:"the message size in octets, line endings made canonical (0 before data)"`
+	MessageID string        `expr:"message_id" json:"message_id" doc:"the Message-ID header without angle brackets (\"\" before data or when absent)"`
+	SMTP      SMTPBehaviour `expr:"smtp" json:"smtp" doc:"how the client behaves on the wire (the session so far)"`
+	Protocol  Protocol      `expr:"protocol" json:"protocol"`
 	// Found holds every check's facts, each under the check's name
 	// (dnsbl, spf, …): see Found, the checks' registry.
 	Found

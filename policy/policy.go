@@ -8,6 +8,7 @@
 package policy
 
 import (
+	"mxguard/checks/rcpt"
 	"net/netip"
 	"strings"
 	"time"
@@ -142,7 +143,7 @@ type Transaction struct {
 
 	found        Found     // the checks' facts, stored by the engine only
 	fromFacts    FromFacts // the From header, read by the engine at data
-	rcptVerify   RcptVerifyFacts
+	rcptVerify   rcpt.Facts
 	rcptChecks   map[string]CheckRecord // per-recipient verification, for the log
 	replayRcpts  map[string]CheckRecord // logged verification answers, for replay
 	localDomains []string               // the session's domains, for the header checks

@@ -7,21 +7,14 @@ import (
 	"mxguard/checks/rcpt"
 )
 
-// RcptVerifyFacts are recipient verification's facts for the recipient
-// being decided.
-type RcptVerifyFacts struct {
-	Result string `expr:"result" json:"result" doc:"the verification's result (unchecked: no method configured, or an address that cannot be asked)" values:"known,unknown,temperror,unchecked"`
-	Detail string `expr:"detail" json:"detail" doc:"the backend's reply, or why the file does not list it"`
-}
-
 // verifyRcpt runs recipient verification for tx.Rcpt. It is per
 // recipient, so it is not memoised per transaction like the other checks;
 // the verifier has its own cache.
 func (s *Session) verifyRcpt(ctx context.Context, tx *Transaction) {
-	tx.rcptVerify = RcptVerifyFacts{Result: string(rcpt.Unchecked)}
+	tx.rcptVerify = rcpt.Facts{Result: string(rcpt.Unchecked)}
 	if c, ok := tx.replayRcpts["rcpt <"+tx.Rcpt+">"]; ok {
 		// Replay decides from the logged answer; it never asks anyone.
-		tx.rcptVerify = RcptVerifyFacts{Result: c.Result, Detail: c.Detail}
+		tx.rcptVerify = rcpt.Facts{Result: c.Result, Detail: c.Detail}
 		return
 	}
 	v := s.e.recipients
@@ -32,7 +25,7 @@ func (s *Session) verifyRcpt(ctx context.Context, tx *Transaction) {
 	ctx, cancel := context.WithTimeout(ctx, s.e.checkTimeout)
 	defer cancel()
 	r := v.Verify(ctx, tx.Rcpt)
-	tx.rcptVerify = RcptVerifyFacts{Result: string(r.Status), Detail: r.Detail}
+	tx.rcptVerify = rcpt.Facts{Result: string(r.Status), Detail: r.Detail}
 	detail := r.Detail
 	if r.Cached {
 		detail += " (cached)"
