@@ -21,7 +21,9 @@ import (
 	"strings"
 	"time"
 
+	"mxguard/checks/rcpt"
 	"mxguard/internal/boundedfile"
+	"mxguard/internal/confval"
 	"mxguard/internal/mailaddr"
 	"mxguard/internal/yamlpos"
 )
@@ -114,25 +116,45 @@ type TLS struct {
 	Key string `yaml:"key" required:"true" expect:"a file path"`
 }
 
-// Values of Backend.Protocol, Backend.StartTLS, Backend.ForwardClient,
-// Log.Format and Log.Level. They are plain strings in the struct so the
-// YAML and the Go code read the same.
+// Protocol is what the backend speaks (backend.protocol).
+type Protocol string
+
+// The backend protocols.
 const (
-	ProtocolSMTP = "smtp"
-	ProtocolLMTP = "lmtp"
-
-	StartTLSNone          = "none"
-	StartTLSOpportunistic = "opportunistic"
-	StartTLSRequired      = "required"
-
-	ForwardAuto     = "auto"
-	ForwardXCLIENT  = "xclient"
-	ForwardXFORWARD = "xforward"
-	ForwardNone     = "none"
-
-	FormatText = "text"
-	FormatJSON = "json"
+	ProtocolSMTP Protocol = "smtp"
+	ProtocolLMTP Protocol = "lmtp" // RFC 2033
 )
+
+// EnumValues lists the protocols for the loader (yamlpos.Enum).
+func (Protocol) EnumValues() []string { return confval.Values(ProtocolSMTP, ProtocolLMTP) }
+
+// LogFormat is the form of the diagnostic log's lines (log.format).
+type LogFormat string
+
+// The log formats.
+const (
+	FormatText LogFormat = "text"
+	FormatJSON LogFormat = "json"
+)
+
+// EnumValues lists the formats for the loader (yamlpos.Enum).
+func (LogFormat) EnumValues() []string { return confval.Values(FormatText, FormatJSON) }
+
+// LogLevel is the least severe diagnostic log line written (log.level).
+type LogLevel string
+
+// The log levels, slog's.
+const (
+	LevelDebug LogLevel = "debug"
+	LevelInfo  LogLevel = "info"
+	LevelWarn  LogLevel = "warn"
+	LevelError LogLevel = "error"
+)
+
+// EnumValues lists the levels for the loader (yamlpos.Enum).
+func (LogLevel) EnumValues() []string {
+	return confval.Values(LevelDebug, LevelInfo, LevelWarn, LevelError)
+}
 
 // Backend is the downstream mail server, or the built-in sink.
 type Backend struct {
@@ -141,12 +163,12 @@ type Backend struct {
 	// a file in DIR). Use Kind to split it.
 	Address string `yaml:"address" required:"true" expect:"host:port, unix:/path or builtin:DIR"`
 	// Protocol (protocol, default smtp) is smtp or lmtp.
-	Protocol string `yaml:"protocol" enum:"smtp,lmtp"`
+	Protocol Protocol `yaml:"protocol"`
 	// HELO (helo, default = Hostname, filled in by Parse) is the name we
 	// send in EHLO/LHLO.
 	HELO string `yaml:"helo"`
 	// StartTLS (starttls, default none) is none, opportunistic or required.
-	StartTLS string `yaml:"starttls" enum:"none,opportunistic,required"`
+	StartTLS confval.StartTLSMode `yaml:"starttls"`
 	// TLSServerName (tls_server_name, default = host part of a host:port
 	// Address, filled in by Parse) is the name the backend certificate is
 	// verified against.
@@ -160,7 +182,7 @@ type Backend struct {
 	// ForwardClient (forward_client, default auto) is how the real client
 	// is passed on: auto (XCLIENT if offered, else XFORWARD if offered,
 	// else nothing), xclient, xforward or none.
-	ForwardClient string `yaml:"forward_client" enum:"auto,xclient,xforward,none"`
+	ForwardClient confval.HandOver `yaml:"forward_client"`
 	// ConnectTimeout (connect_timeout, default 10s) bounds dialing.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	// CommandTimeout (command_timeout, default 60s) bounds each reply.
@@ -277,10 +299,10 @@ type DNSBL struct {
 // Recipients configures recipient verification.
 type Recipients struct {
 	// Verify is none, backend, file or both.
-	Verify      string   `yaml:"verify" enum:"none,backend,file,both"`
-	File        string   `yaml:"file" expect:"a file path"`
-	PositiveTTL Duration `yaml:"positive_ttl"`
-	NegativeTTL Duration `yaml:"negative_ttl"`
+	Verify      rcpt.Verify `yaml:"verify"`
+	File        string      `yaml:"file" expect:"a file path"`
+	PositiveTTL Duration    `yaml:"positive_ttl"`
+	NegativeTTL Duration    `yaml:"negative_ttl"`
 }
 
 // Metrics configures the HTTP endpoint with /metrics, /healthz and /readyz.
@@ -305,9 +327,9 @@ type Headers struct {
 // Log configures mxguard's diagnostic log (not the verdict log).
 type Log struct {
 	// Format (format, default text) is text or json.
-	Format string `yaml:"format" enum:"text,json"`
+	Format LogFormat `yaml:"format"`
 	// Level (level, default info) is debug, info, warn or error.
-	Level string `yaml:"level" enum:"debug,info,warn,error"`
+	Level LogLevel `yaml:"level"`
 }
 
 // Default returns a Config with every default applied and the required
@@ -318,8 +340,8 @@ func Default() *Config {
 	return &Config{
 		Backend: Backend{
 			Protocol:           ProtocolSMTP,
-			StartTLS:           StartTLSNone,
-			ForwardClient:      ForwardAuto,
+			StartTLS:           confval.StartTLSNone,
+			ForwardClient:      confval.HandOverAuto,
 			ConnectTimeout:     Dur(10 * time.Second),
 			CommandTimeout:     Dur(60 * time.Second),
 			DataTimeout:        Dur(5 * time.Minute),
@@ -334,7 +356,7 @@ func Default() *Config {
 			MemoryThreshold: 1 * MiB,
 			MemoryBudget:    256 * MiB,
 		},
-		Recipients: Recipients{Verify: "none", PositiveTTL: Dur(time.Hour), NegativeTTL: Dur(5 * time.Minute)},
+		Recipients: Recipients{Verify: rcpt.VerifyNone, PositiveTTL: Dur(time.Hour), NegativeTTL: Dur(5 * time.Minute)},
 		Headers:    Headers{MaxBytes: 64 * KiB, MaxFields: 500},
 		Limits: Limits{
 			Rate:                Rate{ConnectionsPerMinute: 200, MessagesPerMinute: 600, RecipientsPerMinute: 2000, NetFactor: 4, MaxTracked: 100000},
@@ -353,7 +375,7 @@ func Default() *Config {
 		AuthenticationResults: true,
 		Log: Log{
 			Format: FormatText,
-			Level:  "info",
+			Level:  LevelInfo,
 		},
 	}
 }
@@ -496,11 +518,11 @@ func (c *Config) IsLocalDomain(domain string) bool {
 // SlogLevel maps Level to a slog.Level; unknown values mean info.
 func (l Log) SlogLevel() slog.Level {
 	switch l.Level {
-	case "debug":
+	case LevelDebug:
 		return slog.LevelDebug
-	case "warn":
+	case LevelWarn:
 		return slog.LevelWarn
-	case "error":
+	case LevelError:
 		return slog.LevelError
 	}
 	return slog.LevelInfo

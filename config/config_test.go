@@ -23,6 +23,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"mxguard/internal/confval"
 	"mxguard/internal/yamlpos"
 )
 
@@ -73,9 +74,9 @@ func TestDefault(t *testing.T) {
 	}{
 		{name: "hostname", got: c.Hostname, want: ""},
 		{name: "listen", got: len(c.Listen), want: 0},
-		{name: "backend.protocol", got: c.Backend.Protocol, want: "smtp"},
-		{name: "backend.starttls", got: c.Backend.StartTLS, want: "none"},
-		{name: "backend.forward_client", got: c.Backend.ForwardClient, want: "auto"},
+		{name: "backend.protocol", got: string(c.Backend.Protocol), want: "smtp"},
+		{name: "backend.starttls", got: string(c.Backend.StartTLS), want: "none"},
+		{name: "backend.forward_client", got: string(c.Backend.ForwardClient), want: "auto"},
 		{name: "backend.connect_timeout", got: c.Backend.ConnectTimeout.Duration, want: 10 * time.Second},
 		{name: "backend.command_timeout", got: c.Backend.CommandTimeout.Duration, want: 60 * time.Second},
 		{name: "backend.data_timeout", got: c.Backend.DataTimeout.Duration, want: 5 * time.Minute},
@@ -94,8 +95,8 @@ func TestDefault(t *testing.T) {
 		{name: "limits.command_timeout", got: c.Limits.CommandTimeout.Duration, want: 5 * time.Minute},
 		{name: "limits.data_timeout", got: c.Limits.DataTimeout.Duration, want: 10 * time.Minute},
 		{name: "drain_timeout", got: c.DrainTimeout.Duration, want: 30 * time.Second},
-		{name: "log.format", got: c.Log.Format, want: "text"},
-		{name: "log.level", got: c.Log.Level, want: "info"},
+		{name: "log.format", got: string(c.Log.Format), want: "text"},
+		{name: "log.level", got: string(c.Log.Level), want: "info"},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -374,7 +375,7 @@ spool_dir: ~
 }
 
 func TestSlogLevel(t *testing.T) {
-	for level, want := range map[string]slog.Level{
+	for level, want := range map[LogLevel]slog.Level{
 		"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError, "": slog.LevelInfo,
 	} {
 		if got := (Log{Level: level}).SlogLevel(); got != want {
@@ -401,7 +402,7 @@ func TestValidDomain(t *testing.T) {
 		"": false, "a..b": false, "-a.b": false, "a-.b": false, "a_b.c": false, "1.2.3.4": false,
 		"example.org.": false, strings.Repeat("a", 64) + ".org": false, strings.Repeat("a.", 127) + "org": false,
 	} {
-		if got := validDomain(s); got != want {
+		if got := confval.ValidDomain(s); got != want {
 			t.Errorf("validDomain(%q) = %v, want %v", s, got, want)
 		}
 	}

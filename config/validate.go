@@ -18,12 +18,13 @@ import (
 	"slices"
 	"strings"
 
+	"mxguard/internal/confval"
 	"mxguard/internal/mailaddr"
 	"mxguard/internal/yamlpos"
 )
 
 func validate(d *yamlpos.Decoder, c *Config) {
-	if n := d.Node("hostname"); n != nil && !validDomain(c.Hostname) {
+	if n := d.Node("hostname"); n != nil && !confval.ValidDomain(c.Hostname) {
 		d.Errorf(n, "hostname: expected a domain name like mx.example.org, got %q", c.Hostname)
 	}
 	validateListen(d, c)
@@ -45,15 +46,15 @@ func validate(d *yamlpos.Decoder, c *Config) {
 		d.Errorf(n, "spool.memory_budget: expected a size >= spool.memory_threshold (%d), got %s", c.Spool.MemoryThreshold, yamlpos.Lit(n.Value))
 	}
 	l := &c.Limits
-	atLeast(d, "limits.max_connections", "an integer", int64(l.MaxConnections), 1)
-	atLeast(d, "limits.max_connections_per_ip", "an integer", int64(l.MaxConnectionsPerIP), 1)
-	atLeast(d, "limits.max_message_bytes", "a size in bytes", int64(l.MaxMessageBytes), 1024)
-	atLeast(d, "limits.max_recipients", "an integer", int64(l.MaxRecipients), 1)
-	atLeast(d, "limits.max_errors", "an integer", int64(l.MaxErrors), 1)
-	atLeast(d, "limits.max_junk_commands", "an integer", int64(l.MaxJunkCommands), 1)
-	positive(d, "limits.command_timeout", l.CommandTimeout)
-	positive(d, "limits.data_timeout", l.DataTimeout)
-	positive(d, "limits.check_timeout", l.CheckTimeout)
+	confval.AtLeast(d, "limits.max_connections", "an integer", int64(l.MaxConnections), 1)
+	confval.AtLeast(d, "limits.max_connections_per_ip", "an integer", int64(l.MaxConnectionsPerIP), 1)
+	confval.AtLeast(d, "limits.max_message_bytes", "a size in bytes", int64(l.MaxMessageBytes), 1024)
+	confval.AtLeast(d, "limits.max_recipients", "an integer", int64(l.MaxRecipients), 1)
+	confval.AtLeast(d, "limits.max_errors", "an integer", int64(l.MaxErrors), 1)
+	confval.AtLeast(d, "limits.max_junk_commands", "an integer", int64(l.MaxJunkCommands), 1)
+	confval.Positive(d, "limits.command_timeout", l.CommandTimeout)
+	confval.Positive(d, "limits.data_timeout", l.DataTimeout)
+	confval.Positive(d, "limits.check_timeout", l.CheckTimeout)
 	for j, s := range l.Exempt {
 		ep := fmt.Sprintf("limits.exempt[%d]", j)
 		if n := d.Node(ep); n != nil {
@@ -62,14 +63,14 @@ func validate(d *yamlpos.Decoder, c *Config) {
 			}
 		}
 	}
-	atLeast(d, "limits.rate.connections_per_minute", "an integer", int64(l.Rate.ConnectionsPerMinute), 0)
-	atLeast(d, "limits.rate.messages_per_minute", "an integer", int64(l.Rate.MessagesPerMinute), 0)
-	atLeast(d, "limits.rate.recipients_per_minute", "an integer", int64(l.Rate.RecipientsPerMinute), 0)
-	atLeast(d, "limits.rate.net_factor", "an integer", int64(l.Rate.NetFactor), 1)
-	atLeast(d, "limits.rate.max_tracked", "an integer", int64(l.Rate.MaxTracked), 1)
+	confval.AtLeast(d, "limits.rate.connections_per_minute", "an integer", int64(l.Rate.ConnectionsPerMinute), 0)
+	confval.AtLeast(d, "limits.rate.messages_per_minute", "an integer", int64(l.Rate.MessagesPerMinute), 0)
+	confval.AtLeast(d, "limits.rate.recipients_per_minute", "an integer", int64(l.Rate.RecipientsPerMinute), 0)
+	confval.AtLeast(d, "limits.rate.net_factor", "an integer", int64(l.Rate.NetFactor), 1)
+	confval.AtLeast(d, "limits.rate.max_tracked", "an integer", int64(l.Rate.MaxTracked), 1)
 	for i, bl := range c.DNSBL {
 		path := fmt.Sprintf("dnsbl[%d]", i)
-		if n := d.Node(path + ".zone"); n != nil && !validDomain(bl.Zone) {
+		if n := d.Node(path + ".zone"); n != nil && !confval.ValidDomain(bl.Zone) {
 			d.Errorf(n, "%s.zone: expected a DNS zone like bl.example.net, got %s", path, yamlpos.Lit(bl.Zone))
 		}
 		if n := d.Node(path + ".codes"); n != nil && !validCodes(bl.Codes) {
@@ -83,10 +84,10 @@ func validate(d *yamlpos.Decoder, c *Config) {
 			d.Errorf(n, "recipients.file: no such file %s", yamlpos.Lit(r.File))
 		}
 	}
-	positive(d, "recipients.positive_ttl", c.Recipients.PositiveTTL)
-	positive(d, "recipients.negative_ttl", c.Recipients.NegativeTTL)
+	confval.Positive(d, "recipients.positive_ttl", c.Recipients.PositiveTTL)
+	confval.Positive(d, "recipients.negative_ttl", c.Recipients.NegativeTTL)
 	for i, dom := range c.Headers.ProtectedDomains {
-		if n := d.Node(fmt.Sprintf("headers.protected_domains[%d]", i)); n != nil && !validDomain(dom) {
+		if n := d.Node(fmt.Sprintf("headers.protected_domains[%d]", i)); n != nil && !confval.ValidDomain(dom) {
 			d.Errorf(n, "headers.protected_domains[%d]: expected a domain name, got %s", i, yamlpos.Lit(dom))
 		}
 	}
@@ -98,29 +99,13 @@ func validate(d *yamlpos.Decoder, c *Config) {
 	if n := d.Node("metrics.pprof"); n != nil && c.Metrics.Pprof && c.Metrics.Address == "" {
 		d.Errorf(n, "metrics.pprof: profiles are served on metrics.address, which is not set")
 	}
-	atLeast(d, "headers.max_bytes", "a size in bytes", int64(c.Headers.MaxBytes), 1024)
+	confval.AtLeast(d, "headers.max_bytes", "a size in bytes", int64(c.Headers.MaxBytes), 1024)
 	if n := d.Node("headers.max_bytes"); n != nil && int64(c.Headers.MaxBytes) > MaxHeaderBytes {
 		// Past it the message is refused whatever the rules say.
 		d.Errorf(n, "headers.max_bytes: expected a size in bytes <= %d (256KiB, the fixed limit), got %s", MaxHeaderBytes, yamlpos.Lit(n.Value))
 	}
-	atLeast(d, "headers.max_fields", "an integer", int64(c.Headers.MaxFields), 10)
+	confval.AtLeast(d, "headers.max_fields", "an integer", int64(c.Headers.MaxFields), 10)
 	// drain_timeout may be 0: "stop immediately" is a legitimate choice.
-}
-
-// atLeast reports path if its value is below lo; what names the kind of
-// value ("an integer") for the message.
-func atLeast(d *yamlpos.Decoder, path, what string, v, lo int64) {
-	if n := d.Node(path); n != nil && v < lo {
-		d.Errorf(n, "%s: expected %s >= %d, got %s", path, what, lo, yamlpos.Lit(n.Value))
-	}
-}
-
-// positive reports a zero timeout: a timeout of 0 would mean "none", which
-// lets a silent peer hold a connection forever.
-func positive(d *yamlpos.Decoder, path string, v Duration) {
-	if n := d.Node(path); n != nil && v.Duration <= 0 {
-		d.Errorf(n, "%s: expected a duration greater than 0, got %q", path, n.Value)
-	}
 }
 
 func validateListen(d *yamlpos.Decoder, c *Config) {
@@ -229,7 +214,7 @@ func checkHostPort(s string, emptyHostOK bool) error {
 		}
 		return fmt.Errorf("missing host")
 	}
-	if _, err := netip.ParseAddr(host); err != nil && !validDomain(host) {
+	if _, err := netip.ParseAddr(host); err != nil && !confval.ValidDomain(host) {
 		return fmt.Errorf("host %q is neither an IP address nor a domain name", host)
 	}
 	return nil
@@ -264,11 +249,11 @@ func validateBackend(d *yamlpos.Decoder, b *Backend) {
 			}
 		}
 	}
-	if n := d.Node("backend.helo"); n != nil && b.HELO != "" && !validDomain(b.HELO) && !validAddressLiteral(b.HELO) {
+	if n := d.Node("backend.helo"); n != nil && b.HELO != "" && !confval.ValidDomain(b.HELO) && !validAddressLiteral(b.HELO) {
 		d.Errorf(n, "backend.helo: expected a domain name or an address literal like [192.0.2.1], got %q", b.HELO)
 	}
 	if n := d.Node("backend.tls_server_name"); n != nil && b.TLSServerName != "" {
-		if _, err := netip.ParseAddr(b.TLSServerName); err != nil && !validDomain(b.TLSServerName) {
+		if _, err := netip.ParseAddr(b.TLSServerName); err != nil && !confval.ValidDomain(b.TLSServerName) {
 			d.Errorf(n, "backend.tls_server_name: expected a domain name or an IP address, got %q", b.TLSServerName)
 		}
 	}
@@ -281,11 +266,11 @@ func validateBackend(d *yamlpos.Decoder, b *Backend) {
 			d.Errorf(n, "backend.tls_ca: cannot use %q: no PEM certificates found", b.TLSCA)
 		}
 	}
-	positive(d, "backend.connect_timeout", b.ConnectTimeout)
-	positive(d, "backend.command_timeout", b.CommandTimeout)
-	positive(d, "backend.data_timeout", b.DataTimeout)
-	positive(d, "backend.idle_timeout", b.IdleTimeout)
-	atLeast(d, "backend.max_idle_connections", "an integer", int64(b.MaxIdleConnections), 0)
+	confval.Positive(d, "backend.connect_timeout", b.ConnectTimeout)
+	confval.Positive(d, "backend.command_timeout", b.CommandTimeout)
+	confval.Positive(d, "backend.data_timeout", b.DataTimeout)
+	confval.Positive(d, "backend.idle_timeout", b.IdleTimeout)
+	confval.AtLeast(d, "backend.max_idle_connections", "an integer", int64(b.MaxIdleConnections), 0)
 }
 
 // validatePostmaster checks the postmaster address against domains, so
@@ -318,7 +303,7 @@ func validateDomains(d *yamlpos.Decoder, c *Config) {
 			continue
 		}
 		switch first, dup := seen[dom]; {
-		case !validDomain(dom):
+		case !confval.ValidDomain(dom):
 			d.Errorf(n, "%s: expected a domain name like example.org, got %q", p, dom)
 		case dup:
 			d.Errorf(n, "%s: %q is already listed as %s", p, dom, first)
@@ -345,7 +330,7 @@ func validateDNS(d *yamlpos.Decoder, s *DNS) {
 			d.Errorf(n, "%s: expected an IP address or IP:port like 127.0.0.1:53, got %q (%v)", p, srv, unwrapAddr(err))
 		}
 	}
-	positive(d, "dns.timeout", s.Timeout)
+	confval.Positive(d, "dns.timeout", s.Timeout)
 }
 
 // normalize fills in the defaults derived from other keys and puts the
@@ -423,30 +408,6 @@ func validateRules(d *yamlpos.Decoder, c *Config) {
 			}
 		}
 	}
-}
-
-// validDomain checks domain-name syntax (RFC 1035 "preferred name syntax",
-// relaxed per RFC 1123 to allow leading digits): dot-separated labels of
-// 1-63 letters, digits and inner hyphens, at most 253 bytes, and a last
-// label that is not all digits, so an IPv4 address is not mistaken for one.
-func validDomain(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	labels := strings.Split(s, ".")
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	last := labels[len(labels)-1]
-	return strings.Trim(last, "0123456789") != ""
 }
 
 // validAddressLiteral accepts an RFC 5321 address literal: "[192.0.2.1]" or

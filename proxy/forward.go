@@ -13,29 +13,32 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mxguard/internal/confval"
 	"mxguard/internal/metrics"
 	"mxguard/policy"
 )
 
-// StartTLSMode is how the forwarder uses STARTTLS with the backend.
-type StartTLSMode string
+// StartTLSMode is how the forwarder uses STARTTLS with the backend. It is
+// the type of the config's backend.starttls, declared once in confval.
+type StartTLSMode = confval.StartTLSMode
 
 // The STARTTLS modes.
 const (
-	StartTLSNone          StartTLSMode = "none"          // never
-	StartTLSOpportunistic StartTLSMode = "opportunistic" // when the backend offers it
-	StartTLSRequired      StartTLSMode = "required"      // or no delivery
+	StartTLSNone          = confval.StartTLSNone          // never
+	StartTLSOpportunistic = confval.StartTLSOpportunistic // when the backend offers it
+	StartTLSRequired      = confval.StartTLSRequired      // or no delivery
 )
 
-// HandOver is how the original client is passed to the backend.
-type HandOver string
+// HandOver is how the original client is passed to the backend. It is the
+// type of the config's backend.forward_client, declared once in confval.
+type HandOver = confval.HandOver
 
 // The hand-over modes (Postfix's XCLIENT_README and XFORWARD_README).
 const (
-	HandOverAuto     HandOver = "auto"     // XCLIENT with ADDR, else XFORWARD with ADDR, else none
-	HandOverXClient  HandOver = "xclient"  // XCLIENT, or no delivery
-	HandOverXForward HandOver = "xforward" // XFORWARD, or no delivery
-	HandOverNone     HandOver = "none"
+	HandOverAuto     = confval.HandOverAuto     // XCLIENT with ADDR, else XFORWARD with ADDR, else none
+	HandOverXClient  = confval.HandOverXClient  // XCLIENT, or no delivery
+	HandOverXForward = confval.HandOverXForward // XFORWARD, or no delivery
+	HandOverNone     = confval.HandOverNone
 )
 
 // BackendOptions configures the Forwarder.

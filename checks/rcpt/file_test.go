@@ -59,7 +59,7 @@ func TestBadFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join(dir, "recipients.txt")
-			for _, verify := range []string{VerifyFile, VerifyBoth} {
+			for _, verify := range []Verify{VerifyFile, VerifyBoth} {
 				v, err := New(Options{Verify: verify, File: path, Backend: "127.0.0.1:25"})
 				if err == nil {
 					v.Close()

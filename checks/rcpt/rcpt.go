@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"mxguard/internal/confval"
 )
 
 // Status is what a verification found out about a recipient.
@@ -55,13 +57,23 @@ type Result struct {
 	Cached bool
 }
 
+// Verify is a verification method: the type of Options.Verify and of the
+// config's recipients.verify.
+type Verify string
+
 // Verification methods, the values of Options.Verify.
 const (
-	VerifyNone    = "none"    // no verification: every Result is Unchecked
-	VerifyBackend = "backend" // probe the backend
-	VerifyFile    = "file"    // look the recipient up in the recipients file
-	VerifyBoth    = "both"    // the file first; probe the backend for what it does not list
+	VerifyNone    Verify = "none"    // no verification: every Result is Unchecked
+	VerifyBackend Verify = "backend" // probe the backend
+	VerifyFile    Verify = "file"    // look the recipient up in the recipients file
+	VerifyBoth    Verify = "both"    // the file first; probe the backend for what it does not list
 )
+
+// EnumValues lists the methods, for the config loader (yamlpos.Enum) and
+// for New's error.
+func (Verify) EnumValues() []string {
+	return confval.Values(VerifyNone, VerifyBackend, VerifyFile, VerifyBoth)
+}
 
 // Options configures a Verifier. Zero values take the defaults in
 // brackets.
@@ -69,7 +81,7 @@ type Options struct {
 	// Verify is the method: "backend", "file", "both" (the file first; a
 	// recipient the file lists is known, anything else is asked of the
 	// backend) or "none" ["" means "none"].
-	Verify string
+	Verify Verify
 	// File is the recipients file, needed by "file" and "both": one
 	// address per line, "@example.org" for a catch-all that lists every
 	// address at that domain, '#' to end-of-line for comments (at the
@@ -196,7 +208,7 @@ func (o *Options) setDefaults() error {
 		o.Verify = VerifyNone
 	case VerifyNone, VerifyBackend, VerifyFile, VerifyBoth:
 	default:
-		errs = append(errs, fmt.Errorf("verify: expected none, backend, file or both, got %q", o.Verify))
+		errs = append(errs, fmt.Errorf("verify: expected %s, got %q", confval.OrList(o.Verify.EnumValues()), o.Verify))
 	}
 	if (o.Verify == VerifyFile || o.Verify == VerifyBoth) && o.File == "" {
 		errs = append(errs, fmt.Errorf("verify: %s needs a recipients file", o.Verify))

@@ -229,9 +229,9 @@ func (in *instance) newForwarder(cfg *config.Config, network, addr string, btls 
 		LMTP:           cfg.Backend.Protocol == config.ProtocolLMTP,
 		Helo:           cfg.Backend.HELO,
 		Hostname:       cfg.Hostname,
-		StartTLS:       proxy.StartTLSMode(cfg.Backend.StartTLS),
+		StartTLS:       cfg.Backend.StartTLS,
 		TLSConfig:      btls,
-		ForwardClient:  proxy.HandOver(cfg.Backend.ForwardClient),
+		ForwardClient:  cfg.Backend.ForwardClient,
 		ConnectTimeout: cfg.Backend.ConnectTimeout.Duration,
 		CommandTimeout: cfg.Backend.CommandTimeout.Duration,
 		DataTimeout:    cfg.Backend.DataTimeout.Duration,
@@ -243,7 +243,7 @@ func (in *instance) newForwarder(cfg *config.Config, network, addr string, btls 
 }
 
 func backendTLS(b config.Backend) (*tls.Config, error) {
-	if b.StartTLS == config.StartTLSNone {
+	if b.StartTLS == proxy.StartTLSNone {
 		return nil, nil
 	}
 	roots, err := b.RootCAs()

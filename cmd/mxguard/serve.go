@@ -68,7 +68,7 @@ type socket struct {
 
 func (s *socket) trustedList() []netip.Prefix { return *s.trusted.Load() }
 
-func newLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
+func newLogger(w io.Writer, format config.LogFormat, level slog.Leveler) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == config.FormatJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))

@@ -72,7 +72,8 @@ const maxDepth = 64
 //
 //	yaml:"name"          key name; "-" skips the field; untagged fields are skipped
 //	required:"true"      the key must be present and not null
-//	enum:"a,b,c"         a string field must be one of these values
+//	enum:"a,b,c"         a string field must be one of these values; a
+//	                     field whose type implements Enum needs no tag
 //	expect:"a list of x" phrase used in "expected ..." messages instead of
 //	                     the one derived from the Go type
 //
@@ -283,6 +284,17 @@ func isNull(n *yaml.Node) bool {
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
+// Enum is implemented by a string type whose values are a closed set, so
+// that the set is declared once, beside the type's constants, rather than
+// again in an enum tag on every field of that type. The decoder rejects
+// any other value with "expected a, b or c", the values in the order
+// EnumValues gives them.
+type Enum interface {
+	EnumValues() []string
+}
+
+var enumType = reflect.TypeFor[Enum]()
+
 // expectFor is the "expected ..." phrase for a Go type, overridable per
 // field with the expect tag.
 func expectFor(t reflect.Type, tag string) string {
@@ -468,6 +480,8 @@ func fieldsOf(t reflect.Type) []field {
 		f := field{name: name, index: i, required: sf.Tag.Get("required") == "true", expect: sf.Tag.Get("expect")}
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.enum = strings.Split(e, ",")
+		} else if sf.Type.Kind() == reflect.String && sf.Type.Implements(enumType) {
+			f.enum = reflect.Zero(sf.Type).Interface().(Enum).EnumValues()
 		}
 		out = append(out, f)
 	}

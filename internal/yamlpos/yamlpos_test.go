@@ -266,3 +266,24 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+// color is an Enum: its set comes from the type, with no tag on the field.
+type color string
+
+func (color) EnumValues() []string { return []string{"red", "green", "blue"} }
+
+// TestEnumType: a field whose type implements Enum accepts the type's
+// values and rejects any other with the list, at the value's position.
+func TestEnumType(t *testing.T) {
+	type paint struct {
+		Color color `yaml:"color"`
+	}
+	var p paint
+	if errs := DecodeStrict("p.yaml", scalar(t, "color: green\n"), &p); len(errs) > 0 || p.Color != "green" {
+		t.Fatalf("color: green: %v, %q", errs, p.Color)
+	}
+	errs := DecodeStrict("p.yaml", scalar(t, "color: mauve\n"), &p)
+	if len(errs) != 1 || errs[0].Error() != `p.yaml:1:8: color: expected red, green or blue, got "mauve"` {
+		t.Fatalf("color: mauve: %v", errs)
+	}
+}
