@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"mxguard/checks/dnsbl"
+	"mxguard/checks/headers"
 	"mxguard/checks/rcpt"
 	"mxguard/internal/boundedfile"
 	"mxguard/internal/confval"
@@ -55,14 +57,17 @@ type Config struct {
 	// DNS (dns) configures the resolver used for DNS-based checks.
 	DNS DNS `yaml:"dns"`
 
-	// DNSBL lists the DNS block and allow lists queried at connect.
-	DNSBL []DNSBL `yaml:"dnsbl" expect:"a list of DNS lists"`
+	// DNSBL (dnsbl, default empty) lists the DNS block and allow lists
+	// queried at connect; the entry's keys are in dnsbl.Config.
+	DNSBL []dnsbl.Config `yaml:"dnsbl" expect:"a list of DNS lists"`
 
-	// Recipients configures recipient verification at RCPT.
-	Recipients Recipients `yaml:"recipients"`
+	// Recipients (recipients) configures recipient verification at RCPT;
+	// its keys and defaults are in rcpt.Config.
+	Recipients rcpt.Config `yaml:"recipients"`
 
-	// Headers configures the header checks.
-	Headers Headers `yaml:"headers"`
+	// Headers (headers) configures the header checks; its keys and
+	// defaults are in headers.Config.
+	Headers headers.Config `yaml:"headers"`
 
 	// Metrics configures the Prometheus metrics and health endpoints.
 	Metrics Metrics `yaml:"metrics"`
@@ -218,7 +223,7 @@ func (c *Config) PostmasterAddress() string {
 // MaxHeaderBytes is the fixed limit on a message's header section
 // (policy.MaxHeaderBytes): a longer one is refused with 552 whatever the
 // rules say, so headers.max_bytes cannot be above it.
-const MaxHeaderBytes = 256 << 10
+const MaxHeaderBytes = headers.MaxSectionBytes
 
 // Spool controls buffering of message content.
 type Spool struct {
@@ -287,24 +292,6 @@ type Rate struct {
 	MaxTracked           int `yaml:"max_tracked"`
 }
 
-// DNSBL is one DNS block list (positive weight) or allow list (negative).
-type DNSBL struct {
-	Zone   string  `yaml:"zone" required:"true" expect:"a DNS list zone like bl.example.net"`
-	Weight float64 `yaml:"weight"`
-	// Codes are the return codes that count as a listing: "127.0.0.2",
-	// "127.0.0.2-127.0.0.11", "127.0.0.0/24", comma-separated; "" = any.
-	Codes string `yaml:"codes"`
-}
-
-// Recipients configures recipient verification.
-type Recipients struct {
-	// Verify is none, backend, file or both.
-	Verify      rcpt.Verify `yaml:"verify"`
-	File        string      `yaml:"file" expect:"a file path"`
-	PositiveTTL Duration    `yaml:"positive_ttl"`
-	NegativeTTL Duration    `yaml:"negative_ttl"`
-}
-
 // Metrics configures the HTTP endpoint with /metrics, /healthz and /readyz.
 type Metrics struct {
 	// Address is host:port to listen on; "" serves none.
@@ -313,15 +300,6 @@ type Metrics struct {
 	// admin can see where a busy mxguard spends its time; off by default
 	// because profiles reveal internals and cost CPU while taken.
 	Pprof bool `yaml:"pprof"`
-}
-
-// Headers configures the header checks.
-type Headers struct {
-	// ProtectedDomains are domains, besides our own, whose names in a
-	// From display name with an address elsewhere count as spoofing.
-	ProtectedDomains []string `yaml:"protected_domains" expect:"a list of domain names"`
-	MaxBytes         ByteSize `yaml:"max_bytes"`
-	MaxFields        int      `yaml:"max_fields"`
 }
 
 // Log configures mxguard's diagnostic log (not the verdict log).
@@ -356,8 +334,8 @@ func Default() *Config {
 			MemoryThreshold: 1 * MiB,
 			MemoryBudget:    256 * MiB,
 		},
-		Recipients: Recipients{Verify: rcpt.VerifyNone, PositiveTTL: Dur(time.Hour), NegativeTTL: Dur(5 * time.Minute)},
-		Headers:    Headers{MaxBytes: 64 * KiB, MaxFields: 500},
+		Recipients: rcpt.DefaultConfig(),
+		Headers:    headers.DefaultConfig(),
 		Limits: Limits{
 			Rate:                Rate{ConnectionsPerMinute: 200, MessagesPerMinute: 600, RecipientsPerMinute: 2000, NetFactor: 4, MaxTracked: 100000},
 			MaxConnections:      10000,

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"mxguard/checks/dnsbl"
 )
 
 // Marshal renders c as YAML, every key in the order of the Config type,
@@ -162,7 +164,7 @@ func splitPath(p string) []string {
 
 // itemDefaults are the defaults of the entries of the lists whose entries
 // are mappings: the keys an entry leaves out.
-var itemDefaults = map[string]any{"listen": Listener{}, "dnsbl": DNSBL{}}
+var itemDefaults = map[string]any{"listen": Listener{}, "dnsbl": dnsbl.Config{}}
 
 // changed returns the part of n, the value at path, that differs from
 // def, or nil when nothing does. A list that differs is returned whole,

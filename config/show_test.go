@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"mxguard/checks/dnsbl"
 )
 
 // showConfigs are configurations that together set every kind of key: a
@@ -116,7 +118,7 @@ func TestShowRoundTrip(t *testing.T) {
 func emptyAsNil(c *Config) *Config {
 	cp := *c
 	cp.Listen = append([]Listener(nil), c.Listen...)
-	cp.DNSBL = append([]DNSBL(nil), c.DNSBL...)
+	cp.DNSBL = append([]dnsbl.Config(nil), c.DNSBL...)
 	var walk func(v reflect.Value)
 	walk = func(v reflect.Value) {
 		switch v.Kind() {

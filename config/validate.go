@@ -19,7 +19,6 @@ import (
 	"strings"
 
 	"mxguard/internal/confval"
-	"mxguard/internal/mailaddr"
 	"mxguard/internal/yamlpos"
 )
 
@@ -68,29 +67,11 @@ func validate(d *yamlpos.Decoder, c *Config) {
 	confval.AtLeast(d, "limits.rate.recipients_per_minute", "an integer", int64(l.Rate.RecipientsPerMinute), 0)
 	confval.AtLeast(d, "limits.rate.net_factor", "an integer", int64(l.Rate.NetFactor), 1)
 	confval.AtLeast(d, "limits.rate.max_tracked", "an integer", int64(l.Rate.MaxTracked), 1)
-	for i, bl := range c.DNSBL {
-		path := fmt.Sprintf("dnsbl[%d]", i)
-		if n := d.Node(path + ".zone"); n != nil && !confval.ValidDomain(bl.Zone) {
-			d.Errorf(n, "%s.zone: expected a DNS zone like bl.example.net, got %s", path, yamlpos.Lit(bl.Zone))
-		}
-		if n := d.Node(path + ".codes"); n != nil && !validCodes(bl.Codes) {
-			d.Errorf(n, "%s.codes: expected return codes like 127.0.0.2, 127.0.0.2-127.0.0.11 or 127.0.0.0/24, got %s", path, yamlpos.Lit(bl.Codes))
-		}
+	for i := range c.DNSBL {
+		c.DNSBL[i].Validate(d, fmt.Sprintf("dnsbl[%d]", i))
 	}
-	if r := c.Recipients; r.Verify == "file" || r.Verify == "both" {
-		if n := d.Node("recipients.file"); n == nil {
-			d.Errorf(d.Node("recipients"), "recipients.file: verify: %s needs a recipients file", r.Verify)
-		} else if fi, err := os.Stat(r.File); err != nil || !fi.Mode().IsRegular() {
-			d.Errorf(n, "recipients.file: no such file %s", yamlpos.Lit(r.File))
-		}
-	}
-	confval.Positive(d, "recipients.positive_ttl", c.Recipients.PositiveTTL)
-	confval.Positive(d, "recipients.negative_ttl", c.Recipients.NegativeTTL)
-	for i, dom := range c.Headers.ProtectedDomains {
-		if n := d.Node(fmt.Sprintf("headers.protected_domains[%d]", i)); n != nil && !confval.ValidDomain(dom) {
-			d.Errorf(n, "headers.protected_domains[%d]: expected a domain name, got %s", i, yamlpos.Lit(dom))
-		}
-	}
+	c.Recipients.Validate(d, "recipients")
+	c.Headers.Validate(d, "headers")
 	if n := d.Node("metrics.address"); n != nil && c.Metrics.Address != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Address); err != nil {
 			d.Errorf(n, "metrics.address: expected host:port like 127.0.0.1:9325, got %s", yamlpos.Lit(c.Metrics.Address))
@@ -99,12 +80,6 @@ func validate(d *yamlpos.Decoder, c *Config) {
 	if n := d.Node("metrics.pprof"); n != nil && c.Metrics.Pprof && c.Metrics.Address == "" {
 		d.Errorf(n, "metrics.pprof: profiles are served on metrics.address, which is not set")
 	}
-	confval.AtLeast(d, "headers.max_bytes", "a size in bytes", int64(c.Headers.MaxBytes), 1024)
-	if n := d.Node("headers.max_bytes"); n != nil && int64(c.Headers.MaxBytes) > MaxHeaderBytes {
-		// Past it the message is refused whatever the rules say.
-		d.Errorf(n, "headers.max_bytes: expected a size in bytes <= %d (256KiB, the fixed limit), got %s", MaxHeaderBytes, yamlpos.Lit(n.Value))
-	}
-	confval.AtLeast(d, "headers.max_fields", "an integer", int64(c.Headers.MaxFields), 10)
 	// drain_timeout may be 0: "stop immediately" is a legitimate choice.
 }
 
@@ -359,9 +334,7 @@ func normalize(c *Config, dir string) {
 	for i, dom := range c.Domains {
 		c.Domains[i] = strings.ToLower(dom)
 	}
-	for i, dom := range c.Headers.ProtectedDomains {
-		c.Headers.ProtectedDomains[i] = mailaddr.NormalizeDomain(dom)
-	}
+	c.Headers.Normalize()
 	for i, srv := range c.DNS.Servers {
 		if a, err := netip.ParseAddr(srv); err == nil && a.Zone() == "" {
 			c.DNS.Servers[i] = netip.AddrPortFrom(a, 53).String()
@@ -427,30 +400,4 @@ func validAddressLiteral(s string) bool {
 	}
 	a, err := netip.ParseAddr(inner)
 	return err == nil && a.Is4()
-}
-
-// validCodes accepts DNSBL return codes: addresses, ranges and prefixes,
-// comma-separated (the dnsbl check parses them again).
-func validCodes(s string) bool {
-	if strings.TrimSpace(s) == "" {
-		return true
-	}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if a, b, ok := strings.Cut(part, "-"); ok {
-			x, err1 := netip.ParseAddr(strings.TrimSpace(a))
-			y, err2 := netip.ParseAddr(strings.TrimSpace(b))
-			if err1 != nil || err2 != nil || y.Less(x) {
-				return false
-			}
-			continue
-		}
-		if _, err := netip.ParsePrefix(part); err == nil {
-			continue
-		}
-		if _, err := netip.ParseAddr(part); err != nil {
-			return false
-		}
-	}
-	return true
 }

@@ -57,24 +57,6 @@ type Result struct {
 	Cached bool
 }
 
-// Verify is a verification method: the type of Options.Verify and of the
-// config's recipients.verify.
-type Verify string
-
-// Verification methods, the values of Options.Verify.
-const (
-	VerifyNone    Verify = "none"    // no verification: every Result is Unchecked
-	VerifyBackend Verify = "backend" // probe the backend
-	VerifyFile    Verify = "file"    // look the recipient up in the recipients file
-	VerifyBoth    Verify = "both"    // the file first; probe the backend for what it does not list
-)
-
-// EnumValues lists the methods, for the config loader (yamlpos.Enum) and
-// for New's error.
-func (Verify) EnumValues() []string {
-	return confval.Values(VerifyNone, VerifyBackend, VerifyFile, VerifyBoth)
-}
-
 // Options configures a Verifier. Zero values take the defaults in
 // brackets.
 type Options struct {

@@ -8,10 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strings"
 
 	"mxguard/checks/dnsbl"
-	"mxguard/checks/headers"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
 	"mxguard/config"
@@ -302,7 +300,7 @@ func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
 func checkSections(cfg *config.Config, zones []dnsbl.Zone) map[string]any {
 	return map[string]any{
 		"dnsbl":   zones,
-		"headers": headers.Options{MaxBytes: int(cfg.Headers.MaxBytes), MaxFields: cfg.Headers.MaxFields, Protected: cfg.Headers.ProtectedDomains},
+		"headers": cfg.Headers.Options(),
 	}
 }
 
@@ -310,16 +308,9 @@ func checkSections(cfg *config.Config, zones []dnsbl.Zone) map[string]any {
 func dnsblZones(cfg *config.Config) ([]dnsbl.Zone, error) {
 	var out []dnsbl.Zone
 	for _, z := range cfg.DNSBL {
-		zone := dnsbl.Zone{Zone: z.Zone, Weight: z.Weight}
-		if strings.TrimSpace(z.Codes) != "" {
-			codes, err := dnsbl.ParseCodes(z.Codes)
-			if err != nil {
-				return nil, fmt.Errorf("dnsbl %s: %w", z.Zone, err)
-			}
-			zone.Match = codes
-		}
-		if err := zone.Validate(); err != nil {
-			return nil, fmt.Errorf("dnsbl %s: %w", z.Zone, err)
+		zone, err := z.Compile()
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, zone)
 	}

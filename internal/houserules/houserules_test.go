@@ -60,3 +60,19 @@ func TestNoTestCodeInBinary(t *testing.T) {
 		}
 	}
 }
+
+// A check's config section lives in the check's folder and config imports
+// it, so no check, and neither the proxy nor the policy, may import config:
+// each takes its options from the caller, and the loader stays the one
+// place that knows the file.
+func TestNothingBelowCmdImportsConfig(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "mxguard/checks/...", "mxguard/proxy", "mxguard/policy").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "mxguard/config" {
+			t.Errorf("mxguard/config is imported by checks, proxy or policy")
+		}
+	}
+}
