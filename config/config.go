@@ -24,6 +24,7 @@ import (
 	"mxguard/checks/dnsbl"
 	"mxguard/checks/headers"
 	"mxguard/checks/rcpt"
+	"mxguard/checks/resolver"
 	"mxguard/internal/boundedfile"
 	"mxguard/internal/confval"
 	"mxguard/internal/mailaddr"
@@ -327,7 +328,7 @@ func Default() *Config {
 			IdleTimeout:        Dur(60 * time.Second),
 		},
 		DNS: DNS{
-			Timeout: Dur(2 * time.Second),
+			Timeout: Dur(resolver.DefaultTimeout),
 		},
 		Spool: Spool{
 			Dir:             os.TempDir(),

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -19,8 +17,9 @@ import (
 // loopback, which is part of what is measured).
 func BenchmarkForward(b *testing.B) {
 	be := startBackend(b, nil)
-	fwd := NewForwarder(BackendOptions{Address: be.addr, Hostname: "mx.example.org", MaxIdle: 4,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	bo := testBackendOptions(be.addr)
+	bo.MaxIdle = 4
+	fwd := NewForwarder(bo)
 	defer fwd.Close()
 	sp := &Spool{Dir: b.TempDir(), Threshold: 1 << 20}
 	msg := sp.NewMessage()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,11 +53,12 @@ type BackendOptions struct {
 	// Helo is the name sent in EHLO/LHLO; Hostname is ours for Received.
 	Helo     string
 	Hostname string
-	// StartTLS is how STARTTLS is used with the backend [none].
+	// StartTLS is how STARTTLS is used with the backend
+	// (backend.starttls).
 	StartTLS  StartTLSMode
 	TLSConfig *tls.Config
-	// ForwardClient is how the
-	// original client is passed to the backend.
+	// ForwardClient is how the original client is passed to the backend
+	// (backend.forward_client).
 	ForwardClient HandOver
 	// Timeouts: connecting, each command's reply, and the reply after the
 	// end of the message.
@@ -85,31 +87,36 @@ type Forwarder struct {
 	closed bool
 }
 
-// NewForwarder returns a forwarder for opts, filling in defaults.
+// NewForwarder returns a forwarder for opts. Like Options, BackendOptions
+// has no defaults for its modes and timeouts: the caller passes them
+// (cmd/mxguard from the configuration's backend section, whose defaults
+// are in config.Default), and NewForwarder panics on one left unset,
+// since a zero timeout would let a silent backend hold a delivery forever.
 func NewForwarder(opts BackendOptions) *Forwarder {
 	if opts.Network == "" {
 		opts.Network = "tcp"
 	}
-	if opts.StartTLS == "" {
-		opts.StartTLS = StartTLSNone
-	}
-	if opts.ForwardClient == "" {
-		opts.ForwardClient = HandOverAuto
-	}
 	if opts.Helo == "" {
 		opts.Helo = opts.Hostname
 	}
-	if opts.ConnectTimeout <= 0 {
-		opts.ConnectTimeout = 10 * time.Second
+	var unset []string
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{name: "StartTLS", ok: slices.Contains(opts.StartTLS.EnumValues(), string(opts.StartTLS))},
+		{name: "ForwardClient", ok: slices.Contains(opts.ForwardClient.EnumValues(), string(opts.ForwardClient))},
+		{name: "ConnectTimeout", ok: opts.ConnectTimeout > 0},
+		{name: "CommandTimeout", ok: opts.CommandTimeout > 0},
+		{name: "DataTimeout", ok: opts.DataTimeout > 0},
+		{name: "IdleTimeout", ok: opts.IdleTimeout > 0},
+	} {
+		if !f.ok {
+			unset = append(unset, f.name)
+		}
 	}
-	if opts.CommandTimeout <= 0 {
-		opts.CommandTimeout = time.Minute
-	}
-	if opts.DataTimeout <= 0 {
-		opts.DataTimeout = 5 * time.Minute
-	}
-	if opts.IdleTimeout <= 0 {
-		opts.IdleTimeout = time.Minute
+	if len(unset) > 0 {
+		panic("proxy: BackendOptions without " + strings.Join(unset, ", ") + " (build them from the configuration; see config.Default)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -62,17 +61,13 @@ func FuzzSession(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		del := &checkingDeliverer{t: t}
-		srv := NewServer(Options{
-			Hostname:        "mx.example.org",
-			MaxMessageBytes: 4096,
-			MaxRecipients:   5,
-			CommandTimeout:  time.Second,
-			DataTimeout:     time.Second,
-			Spool:           Spool{Dir: t.TempDir(), Threshold: 64},
-			Policy:          policy.NewEngine(policy.Options{Domains: []string{"example.org"}}),
-			Backend:         del,
-			Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
+		o := testOptions(t.TempDir())
+		o.MaxMessageBytes, o.MaxRecipients = 4096, 5
+		o.CommandTimeout, o.DataTimeout = time.Second, time.Second
+		o.Spool.Threshold = 64
+		o.Policy = policy.NewEngine(policy.Options{Domains: []string{"example.org"}})
+		o.Backend = del
+		srv := NewServer(o)
 		client, server := net.Pipe()
 		done := make(chan struct{})
 		go func() {

@@ -217,15 +217,14 @@ func startProxy(t testing.TB, backendAddr string, configure func(*Options, *Back
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	dir := t.TempDir()
-	bo := BackendOptions{Address: backendAddr, Hostname: "mx.example.org", MaxIdle: 4, Logger: logger,
-		CommandTimeout: 5 * time.Second, DataTimeout: 5 * time.Second}
-	o := Options{
-		Hostname:        "mx.example.org",
-		MaxMessageBytes: 1 << 20,
-		Spool:           Spool{Dir: dir, Threshold: 4096},
-		Policy:          policy.NewEngine(policy.Options{Domains: []string{"example.org"}}),
-		Logger:          logger,
-	}
+	bo := testBackendOptions(backendAddr)
+	bo.MaxIdle, bo.Logger = 4, logger
+	bo.CommandTimeout, bo.DataTimeout = 5*time.Second, 5*time.Second
+	o := testOptions(dir)
+	o.MaxMessageBytes = 1 << 20
+	o.Spool.Threshold = 4096
+	o.Policy = policy.NewEngine(policy.Options{Domains: []string{"example.org"}})
+	o.Logger = logger
 	if configure != nil {
 		configure(&o, &bo)
 	}

@@ -260,7 +260,7 @@ func TestCommandLineEndings(t *testing.T) {
 func TestRateLimits(t *testing.T) {
 	be := startBackend(t, nil)
 	px := startProxy(t, be.addr, func(o *Options, _ *BackendOptions) {
-		o.Rate = RateLimits{ConnectionsPerMinute: 3, MessagesPerMinute: 2, RecipientsPerMinute: 3}
+		o.Rate = withRate(RateLimits{ConnectionsPerMinute: 3, MessagesPerMinute: 2, RecipientsPerMinute: 3})
 	})
 	d := hello(t, px.addr)
 	d.expect("MAIL FROM:<a@sender.test>", "250 ")

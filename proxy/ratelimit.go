@@ -14,20 +14,21 @@ type RateLimits struct {
 	MessagesPerMinute    int // MAIL transactions started by one client
 	RecipientsPerMinute  int // recipients accepted for one client
 	// Each limit applies twice: per client address, and per network
-	// (IPv4 /24, IPv6 /64) with NetFactor times the limit [4], so a botnet
-	// spread over one /24 is limited as a whole. A negative NetFactor
-	// disables the per-network limits.
+	// (IPv4 /24, IPv6 /64) with NetFactor times the limit
+	// (limits.rate.net_factor), so a botnet spread over one /24 is
+	// limited as a whole. A NetFactor of 0 or less disables the
+	// per-network limits.
 	NetFactor int
-	// MaxTracked bounds the clients and networks remembered [100000];
-	// the least recently seen are forgotten first.
+	// MaxTracked bounds the clients and networks remembered
+	// (limits.rate.max_tracked); the least recently seen are forgotten
+	// first. It must be set when any limit is on.
 	MaxTracked int
 }
 
-// Defaults for the zero RateLimits fields that are not limits.
-const (
-	defaultNetFactor  = 4
-	defaultMaxTracked = 100000
-)
+// on reports whether any limit is on.
+func (l RateLimits) on() bool {
+	return l.ConnectionsPerMinute > 0 || l.MessagesPerMinute > 0 || l.RecipientsPerMinute > 0
+}
 
 // rateWindow is the period the limits are expressed in.
 const rateWindow = time.Minute
@@ -119,13 +120,9 @@ type rateLimiter struct {
 // (time.Now in production, a fake clock in tests).
 func newRateLimiter(l RateLimits, exempt []netip.Prefix, now func() time.Time) *rateLimiter {
 	factor := l.NetFactor
-	if factor == 0 {
-		factor = defaultNetFactor
-	}
-	size := l.MaxTracked
-	if size <= 0 {
-		size = defaultMaxTracked
-	}
+	// With every limit off nothing is remembered; Options.complete has
+	// checked that a limit that is on comes with its bound.
+	size := max(l.MaxTracked, 1)
 	r := &rateLimiter{now: now, epoch: now(), exempt: exempt}
 	for k, n := range [numRateKinds]int{
 		rateConn: l.ConnectionsPerMinute,

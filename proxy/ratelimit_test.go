@@ -21,7 +21,7 @@ func (c *fakeClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 
 func newTestLimiter(l RateLimits) (*rateLimiter, *fakeClock) {
 	c := new(fakeClock)
-	return newRateLimiter(l, nil, c.now), c
+	return newRateLimiter(withRate(l), nil, c.now), c
 }
 
 // rateAddr parses an address for the tests; "" is the invalid address.

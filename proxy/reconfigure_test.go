@@ -3,8 +3,6 @@ package proxy
 import (
 	"bytes"
 	"crypto/tls"
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -41,11 +39,12 @@ func (d *dialog) ehloLines() []string {
 func TestReconfigure(t *testing.T) {
 	be := startBackend(t, nil)
 	rate := RateLimits{ConnectionsPerMinute: 2}
-	px := startProxy(t, be.addr, func(o *Options, _ *BackendOptions) { o.Rate = rate })
+	px := startProxy(t, be.addr, func(o *Options, _ *BackendOptions) { o.Rate = withRate(rate) })
 	opts := func(host string, size int64, r RateLimits) Options {
-		return Options{Hostname: host, MaxMessageBytes: size, Rate: r, Spool: Spool{Dir: px.dir},
-			Policy: policy.NewEngine(policy.Options{Domains: []string{"example.org"}}), Backend: px.fwd,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		o := testOptions(px.dir)
+		o.Hostname, o.MaxMessageBytes, o.Rate = host, size, withRate(r)
+		o.Policy, o.Backend = policy.NewEngine(policy.Options{Domains: []string{"example.org"}}), px.fwd
+		return o
 	}
 	old := dialFrom(t, "127.0.0.5", px.addr)
 	old.expect("", "220 mx.example.org ")

@@ -22,7 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mxguard/internal/membudget"
 	"mxguard/internal/metrics"
 	"mxguard/policy"
 )
@@ -48,27 +47,33 @@ type Delivery struct {
 	Backend string
 }
 
-// Options configures a Server. Zero values take the defaults documented on
-// each field.
+// Options configures a Server. The limits have no defaults here: the
+// caller passes every one (cmd/mxguard builds them from the configuration,
+// whose config.Default is the one place a default is written, and the
+// config key is named beside each field). NewServer panics on a limit left
+// at zero, since zero would mean either no limit or no service, and
+// neither is a safe thing to fall into by omission.
 type Options struct {
 	// Hostname is used in the banner, the EHLO reply and Received headers.
 	Hostname string
-	// MaxConnections bounds concurrent sessions [10000].
+	// MaxConnections bounds concurrent sessions (limits.max_connections).
 	MaxConnections int
-	// MaxConnectionsPerIP bounds concurrent sessions from one client [50].
+	// MaxConnectionsPerIP bounds concurrent sessions from one client
+	// (limits.max_connections_per_ip).
 	MaxConnectionsPerIP int
 	// MaxMessageBytes is the largest message accepted, advertised with SIZE
-	// (RFC 1870) [25 MiB].
+	// (RFC 1870) (limits.max_message_bytes).
 	MaxMessageBytes int64
-	// MaxRecipients bounds recipients per transaction [100].
+	// MaxRecipients bounds recipients per transaction
+	// (limits.max_recipients).
 	MaxRecipients int
 	// MaxErrors is how many protocol errors a session may make before it is
-	// closed [10].
+	// closed (limits.max_errors).
 	MaxErrors int
 	// MaxJunkCommands is how many commands that move nothing forward
 	// (NOOP, RSET, VRFY, ETRN, HELP) a session may send before each one
 	// counts as an error, so that MaxErrors ends a session that only
-	// keeps itself alive [100].
+	// keeps itself alive (limits.max_junk_commands).
 	MaxJunkCommands int
 	// Exempt lists the clients the per-client rate limits and
 	// MaxConnectionsPerIP do not apply to.
@@ -77,57 +82,56 @@ type Options struct {
 	// (RFC 5321 §4.5.1: always accepted; backends may refuse the bare
 	// form). "" forwards it as it came.
 	Postmaster string
-	// CommandTimeout bounds the wait for one command line [5m].
+	// CommandTimeout bounds the wait for one command line
+	// (limits.command_timeout).
 	CommandTimeout time.Duration
-	// DataTimeout bounds the transfer of a whole message [10m].
+	// DataTimeout bounds the transfer of a whole message
+	// (limits.data_timeout).
 	DataTimeout time.Duration
 	// Rate limits connections, messages and recipients per client per
-	// minute; the zero value is no limit.
+	// minute; a zero limit is off (limits.rate).
 	Rate RateLimits
 	// Metrics records connections; nil records nothing.
 	Metrics *metrics.Metrics
 	// GreetPause holds the banner back this long, so that a client that
-	// talks first shows itself (smtp.pregreet) [0: no pause].
+	// talks first shows itself (smtp.pregreet); 0 is no pause.
 	GreetPause time.Duration
-	// Spool holds message content during a transaction [threshold 1 MiB,
-	// memory budget 256 MiB].
+	// Spool holds message content during a transaction; its Threshold
+	// and Memory must be set (spool.memory_threshold, spool.memory_budget).
 	Spool Spool
 	// Policy decides at each stage; Backend delivers accepted messages.
 	Policy  Decider
 	Backend Deliverer
-	Logger  *slog.Logger
+	// Logger gets the proxy's log lines; nil is slog.Default().
+	Logger *slog.Logger
 }
 
-func (o *Options) setDefaults() {
-	if o.MaxConnections <= 0 {
-		o.MaxConnections = 10000
+// complete checks that every limit is set, and points Logger at
+// slog.Default() when it is nil.
+func (o *Options) complete() {
+	var unset []string
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{name: "MaxConnections", ok: o.MaxConnections > 0},
+		{name: "MaxConnectionsPerIP", ok: o.MaxConnectionsPerIP > 0},
+		{name: "MaxMessageBytes", ok: o.MaxMessageBytes > 0},
+		{name: "MaxRecipients", ok: o.MaxRecipients > 0},
+		{name: "MaxErrors", ok: o.MaxErrors > 0},
+		{name: "MaxJunkCommands", ok: o.MaxJunkCommands > 0},
+		{name: "CommandTimeout", ok: o.CommandTimeout > 0},
+		{name: "DataTimeout", ok: o.DataTimeout > 0},
+		{name: "Spool.Threshold", ok: o.Spool.Threshold > 0},
+		{name: "Spool.Memory", ok: o.Spool.Memory != nil},
+		{name: "Rate.MaxTracked", ok: o.Rate.MaxTracked > 0 || !o.Rate.on()},
+	} {
+		if !f.ok {
+			unset = append(unset, f.name)
+		}
 	}
-	if o.MaxConnectionsPerIP <= 0 {
-		o.MaxConnectionsPerIP = 50
-	}
-	if o.MaxMessageBytes <= 0 {
-		o.MaxMessageBytes = 25 << 20
-	}
-	if o.MaxRecipients <= 0 {
-		o.MaxRecipients = 100
-	}
-	if o.MaxErrors <= 0 {
-		o.MaxErrors = 10
-	}
-	if o.MaxJunkCommands <= 0 {
-		o.MaxJunkCommands = 100
-	}
-	if o.CommandTimeout <= 0 {
-		o.CommandTimeout = 5 * time.Minute
-	}
-	if o.DataTimeout <= 0 {
-		o.DataTimeout = 10 * time.Minute
-	}
-	if o.Spool.Threshold <= 0 {
-		o.Spool.Threshold = 1 << 20
-	}
-	if o.Spool.Memory == nil {
-		o.Spool.Memory = membudget.New(256 << 20)
+	if len(unset) > 0 {
+		panic("proxy: Options without " + strings.Join(unset, ", ") + " (build them from the configuration; see config.Default)")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -177,7 +181,7 @@ type Server struct {
 
 // NewServer returns a server with opts; Policy and Backend are required.
 func NewServer(opts Options) *Server {
-	opts.setDefaults()
+	opts.complete()
 	s := &Server{
 		perIP:    make(map[netip.Addr]int),
 		sessions: make(map[*session]struct{}),
@@ -192,7 +196,7 @@ func NewServer(opts Options) *Server {
 // Exempt are unchanged, so that a reload does not hand every client a
 // fresh burst; changed limits start afresh.
 func (s *Server) Reconfigure(opts Options) {
-	opts.setDefaults()
+	opts.complete()
 	old := s.cur.Load()
 	rate := old.rate
 	if opts.Rate != old.opts.Rate || !slices.Equal(opts.Exempt, old.opts.Exempt) {
