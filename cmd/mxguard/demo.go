@@ -70,9 +70,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mxguard demo:", err)
 		return exitFailed
 	}
-	level := "warn"
+	level := config.LevelWarn
 	if *verbose {
-		level = "debug"
+		level = config.LevelDebug
 	}
 	// The demo serves its own sample zone on loopback, so the checks run
 	// for real without asking the machine's resolver.
@@ -83,7 +83,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	defer zone.Close()
 	var text bytes.Buffer
-	_ = demoConfig.Execute(&text, map[string]string{"DNS": zone.Addr(), "Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": level})
+	_ = demoConfig.Execute(&text, map[string]string{"DNS": zone.Addr(), "Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": string(level)})
 	cfg, err := config.Parse("demo.yaml", text.Bytes())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
