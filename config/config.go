@@ -13,10 +13,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"mxguard/checks/check"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -348,7 +350,7 @@ func Default() *Config {
 			Exempt:              []string{"127.0.0.0/8", "::1"},
 			CommandTimeout:      Dur(5 * time.Minute),
 			DataTimeout:         Dur(10 * time.Minute),
-			CheckTimeout:        Dur(10 * time.Second),
+			CheckTimeout:        Dur(check.DefaultTimeout),
 		},
 		DrainTimeout:          Dur(30 * time.Second),
 		AuthenticationResults: true,
@@ -518,4 +520,18 @@ func splitHostPort(s string) (host string, port int, err error) {
 		return "", 0, fmt.Errorf("port %q is not a number in 1-65535", p)
 	}
 	return host, port, nil
+}
+
+// Section returns the value of the top-level section whose key is name
+// (dnsbl, headers, …), for the check of that name: a check's config
+// section is the field of Config with the check's name as its key.
+func (c *Config) Section(name string) (any, bool) {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		if key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); key == name {
+			return v.Field(i).Interface(), true
+		}
+	}
+	return nil, false
 }

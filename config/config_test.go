@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/big"
+	"mxguard/checks/headers"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -480,5 +481,19 @@ func TestValidateOnlyValidates(t *testing.T) {
 	validate(d, raw)
 	if after, _ := yaml.Marshal(raw); string(after) != string(before) {
 		t.Fatalf("validate changed the config:\n%s\nto\n%s", before, after)
+	}
+}
+
+// TestSectionByCheckName: a check finds its config section under its own
+// name, as the decoder filled it in.
+func TestSectionByCheckName(t *testing.T) {
+	cfg := Default()
+	cfg.Headers.MaxFields = 77
+	s, ok := cfg.Section("headers")
+	if !ok || s.(headers.Config).MaxFields != 77 {
+		t.Fatalf("Section(headers) = %#v, %v", s, ok)
+	}
+	if _, ok := cfg.Section("no-such-check"); ok {
+		t.Fatal("a section that does not exist was found")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 
+	"mxguard/checks/headers"
 	"mxguard/internal/mailhdr"
 )
 
@@ -17,7 +18,7 @@ type Content interface {
 // section at once, from one definition of where it ends (mailhdr), so a
 // message whose header section does not end within it is refused whole
 // (the proxy answers 552) rather than checked in part.
-const MaxHeaderBytes = 256 << 10
+const MaxHeaderBytes = headers.MaxSectionBytes
 
 // firstHeadBytes is how much of the content is asked for first when
 // looking for the header section.

@@ -27,7 +27,7 @@ type Options struct {
 	Rules *rules.Set
 	// Log receives one Record per transaction; nil writes none.
 	Log *VerdictLog
-	// CheckTimeout bounds each check [10s].
+	// CheckTimeout bounds each check [check.DefaultTimeout].
 	CheckTimeout time.Duration
 	// Resolver is the DNS resolver of the SPF, DKIM and DMARC checks; nil
 	// runs no DNS-using check (their facts stay empty).
@@ -112,7 +112,7 @@ func DefaultRules() *rules.Set {
 // NewEngine returns an engine for opts.
 func NewEngine(opts Options) *Engine {
 	if opts.CheckTimeout <= 0 {
-		opts.CheckTimeout = 10 * time.Second
+		opts.CheckTimeout = check.DefaultTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

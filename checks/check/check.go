@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"time"
 
 	"mxguard/checks/resolver"
 	"mxguard/internal/mailhdr"
@@ -51,6 +52,11 @@ func (s Stage) String() string {
 	}
 	return fmt.Sprintf("stage(%d)", int(s))
 }
+
+// DefaultTimeout bounds each check when the configuration does not
+// (limits.check_timeout): long enough for a DNS walk with retries, short
+// enough that a client is answered well within its own timeouts.
+const DefaultTimeout = 10 * time.Second
 
 // Results every check can give (RFC 7208 §8 and RFC 8601 use the same
 // words).

@@ -7,7 +7,6 @@ package dnsbl
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"mxguard/internal/confval"
@@ -30,14 +29,26 @@ type Config struct {
 }
 
 // Validate reports, through d and at each key's position, the problems of
-// the entry decoded at path ("dnsbl[0]"). It changes nothing. Compile
-// checks the rest (codes outside 127.0.0.0/8, a zone too long to query).
+// the entry decoded at path ("dnsbl[0]"). It changes nothing. It reads the
+// codes with ParseCodes and checks the zone with Zone.Validate, the very
+// functions Compile uses, so an entry the loader accepts always compiles
+// (the check compiles its section when it is built).
 func (c *Config) Validate(d *yamlpos.Decoder, path string) {
-	if n := d.Node(path + ".zone"); n != nil && !confval.ValidDomain(c.Zone) {
-		d.Errorf(n, "%s.zone: expected a DNS zone like bl.example.net, got %s", path, yamlpos.Lit(c.Zone))
+	zn, cn := d.Node(path+".zone"), d.Node(path+".codes")
+	if zn != nil && !confval.ValidDomain(c.Zone) {
+		d.Errorf(zn, "%s.zone: expected a DNS zone like bl.example.net, got %s", path, yamlpos.Lit(c.Zone))
+		zn = nil
 	}
-	if n := d.Node(path + ".codes"); n != nil && !validCodes(c.Codes) {
-		d.Errorf(n, "%s.codes: expected return codes like 127.0.0.2, 127.0.0.2-127.0.0.11 or 127.0.0.0/24, got %s", path, yamlpos.Lit(c.Codes))
+	if cn != nil && strings.TrimSpace(c.Codes) != "" {
+		if _, err := ParseCodes(c.Codes); err != nil {
+			d.Errorf(cn, "%s.codes: expected return codes like 127.0.0.2, 127.0.0.2-127.0.0.11 or 127.0.0.0/24, got %s: %s",
+				path, yamlpos.Lit(c.Codes), strings.ReplaceAll(err.Error(), "dnsbl: ", ""))
+		}
+	}
+	if zn != nil {
+		if err := (Zone{Zone: c.Zone, Weight: c.Weight}).Validate(); err != nil {
+			d.Errorf(zn, "%s.zone: %s", path, strings.TrimPrefix(err.Error(), "dnsbl: "))
+		}
 	}
 }
 
@@ -55,31 +66,4 @@ func (c Config) Compile() (Zone, error) {
 		return Zone{}, fmt.Errorf("dnsbl %s: %w", c.Zone, err)
 	}
 	return zone, nil
-}
-
-// validCodes is the loader's syntax check of codes: addresses, ranges and
-// prefixes, comma-separated. ParseCodes, run by Compile, adds what RFC
-// 5782 requires of the values.
-func validCodes(s string) bool {
-	if strings.TrimSpace(s) == "" {
-		return true
-	}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if a, b, ok := strings.Cut(part, "-"); ok {
-			x, err1 := netip.ParseAddr(strings.TrimSpace(a))
-			y, err2 := netip.ParseAddr(strings.TrimSpace(b))
-			if err1 != nil || err2 != nil || y.Less(x) {
-				return false
-			}
-			continue
-		}
-		if _, err := netip.ParsePrefix(part); err == nil {
-			continue
-		}
-		if _, err := netip.ParseAddr(part); err != nil {
-			return false
-		}
-	}
-	return true
 }

@@ -30,7 +30,7 @@ func TestConfigEntry(t *testing.T) {
 	}
 	want := []string{
 		`c.yaml:3:12: dnsbl[1].zone: expected a DNS zone like bl.example.net, got "a b"`,
-		`c.yaml:3:26: dnsbl[1].codes: expected return codes like 127.0.0.2, 127.0.0.2-127.0.0.11 or 127.0.0.0/24, got 127.0.0.9-127.0.0.1`,
+		`c.yaml:3:26: dnsbl[1].codes: expected return codes like 127.0.0.2, 127.0.0.2-127.0.0.11 or 127.0.0.0/24, got 127.0.0.9-127.0.0.1: code range 127.0.0.9-127.0.0.1 ends before it starts`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors\n got %q\nwant %q", got, want)

@@ -18,12 +18,18 @@ type Facts struct {
 }
 
 // Define builds the DNS list check: at connect, for the client's address,
-// against the zones of its config section ([]Zone). It needs DNS and at
-// least one zone.
+// against the lists of its config section ([]Config, or the compiled
+// []Zone). It needs DNS and at least one list.
 func (Facts) Define(env check.Env) check.Def {
 	d := check.Def{Stage: check.Connect}
-	zones, _ := env.Section.([]Zone)
-	if env.Resolver == nil || len(zones) == 0 {
+	zones, err := sectionZones(env.Section)
+	if env.Resolver == nil || len(zones) == 0 && err == nil {
+		return d
+	}
+	if err != nil {
+		// The loader compiles every entry (Config.Validate): this is a
+		// build defect, and it must show, not pass every client.
+		d.Run = func(context.Context, check.View) check.Result { return check.Errorf(check.Temperror, "%v", err) }
 		return d
 	}
 	c := &Checker{Lookup: env.Resolver, Zones: zones}
@@ -31,6 +37,25 @@ func (Facts) Define(env check.Env) check.Def {
 		return c.Check(ctx, v.Client()).result()
 	}
 	return d
+}
+
+// sectionZones are the zones of the check's config section.
+func sectionZones(section any) ([]Zone, error) {
+	switch s := section.(type) {
+	case []Zone:
+		return s, nil
+	case []Config:
+		zones := make([]Zone, 0, len(s))
+		for _, c := range s {
+			z, err := c.Compile()
+			if err != nil {
+				return nil, err
+			}
+			zones = append(zones, z)
+		}
+		return zones, nil
+	}
+	return nil, nil
 }
 
 // result is the check's result and facts for res.

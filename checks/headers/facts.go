@@ -30,11 +30,15 @@ type Facts struct {
 }
 
 // Define builds the header checks: at data, on the header section, with
-// the limits and protected domains of its config section (Options; the
+// the limits and protected domains of its config section (Config; the
 // domains, SMTPUTF8 and From come from the transaction). No I/O, and the
 // header size limit bounds the work: always quick.
 func (Facts) Define(env check.Env) check.Def {
-	o, _ := env.Section.(Options)
+	c, ok := env.Section.(Config)
+	if !ok {
+		c = DefaultConfig()
+	}
+	o := c.Options()
 	quick := func(v check.View) (check.Result, bool) {
 		opts := o
 		opts.SMTPUTF8 = v.SMTPUTF8()

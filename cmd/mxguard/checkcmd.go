@@ -103,11 +103,6 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	// The answers depend on whom we ask: say so, beside the verdict.
 	fmt.Fprintf(stderr, "mxguard check: DNS from %s (%s)\n", strings.Join(res.Servers(), ", "), dnsFrom)
-	lists, err := dnsblZones(cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "mxguard check:", err)
-		return exitFailed
-	}
 	var verifier *rcpt.Verifier
 	if network, addr := cfg.Backend.Kind(); network != "builtin" {
 		if verifier, err = newVerifier(cfg, network, addr); err != nil {
@@ -119,7 +114,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	eng := policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: set, Resolver: res, Hostname: cfg.Hostname,
-		AuthResults: cfg.AuthenticationResults, Sections: checkSections(cfg, lists), Recipients: verifier})
+		AuthResults: cfg.AuthenticationResults, Sections: checkSections(cfg), Recipients: verifier})
 	sess := eng.NewSession()
 	client := policy.Client{Addr: netip.AddrPortFrom(ip, 25), HELO: *helo, ESMTP: true}
 	if *tlsOn {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 
-	"mxguard/checks/dnsbl"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
 	"mxguard/config"
@@ -51,7 +50,6 @@ type runtime struct {
 // read and checked. "mxguard config check" stops here.
 type compiled struct {
 	rules *rules.Set
-	dnsbl []dnsbl.Zone
 	btls  *tls.Config
 	caPEM []byte
 	certs []*tls.Config
@@ -64,9 +62,6 @@ func compile(cfg *config.Config) (*compiled, error) {
 	var errs []error
 	var err error
 	if c.rules, err = loadRules(cfg); err != nil {
-		errs = append(errs, err)
-	}
-	if c.dnsbl, err = dnsblZones(cfg); err != nil {
 		errs = append(errs, err)
 	}
 	if c.btls, err = backendTLS(cfg.Backend); err != nil {
@@ -189,7 +184,7 @@ func (in *instance) build(cfg *config.Config, prev *runtime) (_ *runtime, err er
 		}
 	}
 	rt.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: c.rules, Log: rt.vlog, Logger: in.log,
-		Resolver: rt.res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, Sections: checkSections(cfg, c.dnsbl),
+		Resolver: rt.res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, Sections: checkSections(cfg),
 		Recipients: rt.rcpts, Metrics: in.metrics, Memory: in.mem, CheckTimeout: cfg.Limits.CheckTimeout.Duration})
 	rt.opts = proxy.Options{
 		Metrics:             in.metrics,
@@ -295,26 +290,16 @@ func newResolver(cfg *config.Config) (*resolver.Resolver, error) {
 	return r, nil
 }
 
-// checkSections are the checks' config sections by check name (see
-// policy.Found), with the DNS lists already turned into zones.
-func checkSections(cfg *config.Config, zones []dnsbl.Zone) map[string]any {
-	return map[string]any{
-		"dnsbl":   zones,
-		"headers": cfg.Headers.Options(),
-	}
-}
-
-// dnsblZones turns the dnsbl config into the check's zones.
-func dnsblZones(cfg *config.Config) ([]dnsbl.Zone, error) {
-	var out []dnsbl.Zone
-	for _, z := range cfg.DNSBL {
-		zone, err := z.Compile()
-		if err != nil {
-			return nil, err
+// checkSections are the checks' config sections by check name: each
+// registered check (policy.Found) gets the config section of its name.
+func checkSections(cfg *config.Config) map[string]any {
+	out := map[string]any{}
+	for _, name := range policy.CheckNames() {
+		if s, ok := cfg.Section(name); ok {
+			out[name] = s
 		}
-		out = append(out, zone)
 	}
-	return out, nil
+	return out
 }
 
 // loadRules compiles the rules files the config names, or returns nil for
