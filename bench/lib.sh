@@ -1,10 +1,10 @@
 # Shared by bench/run.sh and bench/many.sh; sourced, not run.
 
-# start_zone: serves bench/bench.zone with "mxguard zone-serve" on a
+# start_zone: serves testdata/zones/bench.zone with "mxguard zone-serve" on a
 # loopback port of its choosing and sets $dns to the address it announces
 # on the first line of its output. Needs $work and the pids array.
 start_zone() {
-	"$work/mxguard" zone-serve bench/bench.zone >"$work/zone.out" 2>"$work/zone.log" &
+	"$work/mxguard" zone-serve testdata/zones/bench.zone >"$work/zone.out" 2>"$work/zone.log" &
 	pids+=($!)
 	dns=
 	for _ in $(seq 100); do

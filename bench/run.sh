@@ -4,7 +4,7 @@
 # in front of that sink, and (c) through mxguard with the default rules and
 # every check on (DNSBL, SPF, DKIM, DMARC, header checks, recipient
 # verification against the sink), its DNS answered by "mxguard zone-serve"
-# from bench/bench.zone with a warm cache, in one run on one machine.
+# from testdata/zones/bench.zone with a warm cache, in one run on one machine.
 # Then, as an admin would deploy it, (d) straight to a real Postfix
 # (bench/postfix: a private instance that queues and discards) and (e)
 # through mxguard as in (c) to that Postfix. Everything stays on loopback;
@@ -55,7 +55,7 @@ smtp-sink -u nobody 127.0.0.1:$sink_port 256 &
 sink_pid=$!
 pids+=($sink_pid)
 
-# The DNS of path (c): bench/bench.zone on a loopback port of its choosing,
+# The DNS of path (c): testdata/zones/bench.zone on a loopback port of its choosing,
 # announced on the first line of its output.
 start_zone
 

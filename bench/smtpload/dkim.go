@@ -10,7 +10,7 @@ import (
 )
 
 // benchKey is the DKIM key of the benchmarks, derived from a fixed seed so
-// that bench/bench.zone can publish its public half:
+// that testdata/zones/bench.zone can publish its public half:
 // bench._domainkey.sender.test (key_test.go holds the two together).
 var benchKey = ed25519.NewKeyFromSeed(func() []byte {
 	seed := sha256.Sum256([]byte("mxguard benchmark DKIM key"))

@@ -8,14 +8,14 @@ import (
 	"testing"
 )
 
-// The public key in bench/bench.zone is the one smtpload signs with.
+// The public key in testdata/zones/bench.zone is the one smtpload signs with.
 func TestBenchZoneHasKey(t *testing.T) {
-	zone, err := os.ReadFile("../bench.zone")
+	zone, err := os.ReadFile("../../testdata/zones/bench.zone")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := "p=" + base64.StdEncoding.EncodeToString(benchKey.Public().(ed25519.PublicKey))
 	if !strings.Contains(string(zone), want) {
-		t.Fatalf("bench/bench.zone lacks bench._domainkey.sender.test with %s", want)
+		t.Fatalf("testdata/zones/bench.zone lacks bench._domainkey.sender.test with %s", want)
 	}
 }

@@ -12,7 +12,7 @@
 //	         the body one byte per -interval.
 //
 // With -dkim, send signs every message (ed25519-sha256, selector "bench" of
-// the sender's domain, the key of bench/bench.zone), as most mail is.
+// the sender's domain, the key of testdata/zones/bench.zone), as most mail is.
 //
 // hold and trickle print "holding N sessions ..." once every session is
 // open, then keep them until -duration has passed or SIGINT/SIGTERM.
@@ -74,7 +74,7 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", time.Second, "trickle: time between two bytes")
 	flag.IntVar(&o.dialers, "dialers", 200, "hold and trickle: sessions opened at once")
 	flag.IntVar(&o.maxReports, "reports", 10, "failures reported one by one on standard error")
-	flag.BoolVar(&o.dkim, "dkim", false, "send: sign every message with DKIM (the key of bench/bench.zone)")
+	flag.BoolVar(&o.dkim, "dkim", false, "send: sign every message with DKIM (the key of testdata/zones/bench.zone)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: smtpload [flags]\n\n"+
 			"Sends SMTP load and measures the rate and per-message latency (MAIL FROM to\n"+

@@ -16,24 +16,6 @@ import (
 	"mxguard/checks/resolver/dnstest"
 )
 
-// authZone is the DNS of the authentication tests.
-const authZone = `$ORIGIN test.
-$TTL 300
-@                   IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300
-sender.test.        IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
-_dmarc.sender.test. IN TXT "v=DMARC1; p=reject"
-bank.test.          IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
-_dmarc.bank.test.   IN TXT "v=DMARC1; p=reject"
-soft.test.          IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
-_dmarc.soft.test.   IN TXT "v=DMARC1; p=quarantine"
-broken.test.        IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
-; p=reject applied to none or half of the failing mail (RFC 7489 §6.6.4).
-pct0.test.          IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
-_dmarc.pct0.test.   IN TXT "v=DMARC1; p=reject; pct=0"
-pct50.test.         IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
-_dmarc.pct50.test.  IN TXT "v=DMARC1; p=reject; pct=50"
-`
-
 // authHarness is mxguard serve with the default rules, the test zone and
 // a built-in backend.
 type authHarness struct {
@@ -51,7 +33,7 @@ func startAuth(t *testing.T) *authHarness {
 // startAuthWith is startAuth with more configuration text.
 func startAuthWith(t *testing.T, extra string) *authHarness {
 	t.Helper()
-	h := &authHarness{dns: dnstest.Start(t, authZone)}
+	h := &authHarness{dns: dnstest.StartFiles(t, corpusPath("zones/auth.zone"))}
 	dir := t.TempDir()
 	h.mail, h.vlog = filepath.Join(dir, "mail"), filepath.Join(dir, "verdicts.jsonl")
 	_, h.listen = startMxguard(t, `

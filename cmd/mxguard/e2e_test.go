@@ -119,7 +119,7 @@ func waitListening(t testing.TB, addr string) {
 
 // startMxguard writes config text to a file and runs "mxguard serve". A
 // config without a dns section gets the test DNS server with
-// testdata/zones/e2e.zone: no test may query the machine's resolver.
+// testdata/zones/e2e.zone (at the top of the module): no test may query the machine's resolver.
 func startMxguard(t testing.TB, cfg string) (*daemon, string) {
 	t.Helper()
 	return startMxguardBinary(t, binary, cfg)
@@ -131,7 +131,7 @@ func startMxguardBinary(t testing.TB, bin, cfg string) (*daemon, string) {
 	listen := freePort(t)
 	cfg = strings.ReplaceAll(cfg, "LISTEN", listen)
 	if !strings.Contains(cfg, "\ndns:") {
-		srv := dnstest.StartFiles(t, "testdata/zones/e2e.zone")
+		srv := dnstest.StartFiles(t, corpusPath("zones/e2e.zone"))
 		cfg += "dns:\n  servers: [" + srv.Addr() + "]\n"
 	}
 	path := filepath.Join(t.TempDir(), "mxguard.yaml")

@@ -19,7 +19,7 @@ import (
 // given check and DNS timeouts, and extra configuration.
 func slowDNSMxguard(t *testing.T, delay time.Duration, checkTimeout, dnsTimeout, extra string) (*daemon, string, *dnstest.Server) {
 	t.Helper()
-	dns := dnstest.StartFiles(t, "testdata/zones/e2e.zone")
+	dns := dnstest.StartFiles(t, corpusPath("zones/e2e.zone"))
 	dns.Delay("sender.test", delay)
 	d, listen := startMxguard(t, `
 hostname: mx.example.org

@@ -31,21 +31,11 @@ type reloadable struct {
 	dns    string
 }
 
-// reloadZone is the DNS of the reload tests: 127.0.0.2 is listed by
-// bl.test, 127.0.0.3 by bl2.test.
-const reloadZone = `$ORIGIN test.
-$TTL 300
-@                   IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300
-sender.test.        IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
-2.0.0.127.bl.test.  IN A   127.0.0.2
-3.0.0.127.bl2.test. IN A   127.0.0.2
-`
-
 // startReloadable runs mxguard serve on cfg, in which LISTEN stands for
 // the listening address and DNS for the test DNS server's.
 func startReloadable(t *testing.T, cfg string) *reloadable {
 	t.Helper()
-	dns := dnstest.Start(t, reloadZone)
+	dns := dnstest.StartFiles(t, corpusPath("zones/reload.zone"))
 	r := &reloadable{t: t, path: filepath.Join(t.TempDir(), "mxguard.yaml"), listen: freePort(t), dns: dns.Addr()}
 	r.write(cfg)
 	r.d = startDaemon(t, binary, "serve", "--config", r.path)

@@ -565,7 +565,7 @@ func TestCheckCommand(t *testing.T) {
 	eml := filepath.Join(dir, "m.eml")
 	os.WriteFile(eml, []byte("From: a@sender.test\r\nMessage-ID: <m1@sender.test>\r\nSubject: hi\r\n\r\nbare\nLF\r\n"), 0o600)
 	var out, errb strings.Builder
-	dns := dnstest.StartFiles(t, "testdata/zones/e2e.zone")
+	dns := dnstest.StartFiles(t, corpusPath("zones/e2e.zone"))
 	code := run([]string{"check", "--dns", dns.Addr(), "--client-ip", "198.51.100.4", "--helo", "c.sender.test", "--mail-from", "a@sender.test", "--rcpt", "user@example.org", eml}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())

@@ -14,17 +14,11 @@ import (
 	"mxguard/checks/resolver/dnstest"
 )
 
-const screenZone = authZone + `
-2.0.0.127.bl.test.  IN A   127.0.0.2
-2.0.0.127.bl.test.  IN TXT "listed for spam, see https://bl.test/127.0.0.2"
-4.0.0.127.bl.test.  IN A   127.255.255.254
-`
-
 // TestDNSBL: a listed client is refused at connect with the list named;
 // an unlisted one delivers; a SERVFAIL or an error code from the list is
 // not a listing.
 func TestDNSBL(t *testing.T) {
-	dns := dnstest.Start(t, screenZone)
+	dns := dnstest.StartFiles(t, corpusPath("zones/auth.zone"), corpusPath("zones/dnsbl.zone"))
 	dns.ServFail("3.0.0.127.bl.test")
 	dir := t.TempDir()
 	vlog := filepath.Join(dir, "v.jsonl")
