@@ -2,72 +2,169 @@ package main
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/emersion/go-msgauth/dkim"
+	"go.yaml.in/yaml/v3"
 
 	"mxguard/policy"
 )
 
-// TestCheckAgreesWithServe sends a corpus of messages through mxguard
-// serve and puts the same messages, envelopes and client through mxguard
-// check with the same configuration: both must reach the same action, by
-// the same rules, with the same reply.
+// corpusCase is one message of testdata/messages with its entry in
+// testdata/messages/envelopes.yaml.
+type corpusCase struct {
+	File     string            `yaml:"-"`
+	Client   string            `yaml:"client"`
+	Helo     string            `yaml:"helo"`
+	MailFrom *string           `yaml:"mail_from"`
+	Rcpt     []string          `yaml:"rcpt"`
+	Action   string            `yaml:"action"`
+	Rules    []string          `yaml:"rules"`
+	Checks   map[string]string `yaml:"checks"`
+}
+
+// corpusCases reads every message of testdata/messages and its envelope,
+// failing t when a message has no entry in envelopes.yaml or an entry no
+// message, so that adding a message file adds a case.
+func corpusCases(t *testing.T) []corpusCase {
+	t.Helper()
+	dec := yaml.NewDecoder(strings.NewReader(corpusFile(t, "messages/envelopes.yaml")))
+	dec.KnownFields(true)
+	table := map[string]corpusCase{}
+	if err := dec.Decode(&table); err != nil {
+		t.Fatalf("testdata/messages/envelopes.yaml: %v", err)
+	}
+	files, _ := filepath.Glob(corpusPath("messages/*.eml"))
+	if len(files) == 0 {
+		t.Fatal("testdata/messages holds no .eml file")
+	}
+	var cases []corpusCase
+	for _, f := range files {
+		name := filepath.Base(f)
+		c, ok := table[name]
+		if !ok {
+			t.Errorf("testdata/messages/%s has no entry in envelopes.yaml", name)
+			continue
+		}
+		delete(table, name)
+		if c.MailFrom == nil || c.Action == "" {
+			t.Errorf("envelopes.yaml: %s: mail_from and action are required", name)
+			continue
+		}
+		c.File = f
+		if c.Client == "" {
+			c.Client = "127.0.0.1"
+		}
+		if c.Helo == "" {
+			c.Helo = "client.sender.test"
+		}
+		if len(c.Rcpt) == 0 {
+			c.Rcpt = []string{"user@example.org"}
+		}
+		cases = append(cases, c)
+	}
+	for name := range table {
+		t.Errorf("envelopes.yaml names %s, which testdata/messages lacks", name)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return cases
+}
+
+// dataStream is msg as a client sends it after DATA (RFC 5321 §4.5.2):
+// a line that begins with "." gets a second one, and CRLF.CRLF ends it.
+// Only CRLF ends a line, as for the server, so a bare LF or CR goes out as
+// it is: serve receives the bytes that check reads from the file.
+func dataStream(msg []byte) []byte {
+	var b bytes.Buffer
+	for line := range bytes.SplitAfterSeq(msg, []byte("\r\n")) {
+		if len(line) > 0 && line[0] == '.' {
+			b.WriteByte('.')
+		}
+		b.Write(line)
+	}
+	if b.Len() > 0 && !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
+		b.WriteString("\r\n")
+	}
+	b.WriteString(".\r\n")
+	return b.Bytes()
+}
+
+// serveCorpusCase sends one corpus message to serve from its client,
+// stopping at the first refusal as a client would.
+func serveCorpusCase(t *testing.T, listen string, c corpusCase, msg []byte) {
+	t.Helper()
+	v := dialConv(t, c.Client, listen)
+	v.say("", "220 ")
+	cmds := []string{"EHLO " + c.Helo, "MAIL FROM:<" + *c.MailFrom + ">"}
+	for _, r := range c.Rcpt {
+		cmds = append(cmds, "RCPT TO:<"+r+">")
+	}
+	for _, cmd := range append(cmds, "DATA") {
+		if reply := v.say(cmd, ""); !strings.HasPrefix(reply, "2") && !strings.HasPrefix(reply, "3") {
+			v.say("QUIT", "221 ")
+			return
+		}
+	}
+	v.c.Write(dataStream(msg))
+	v.say("", "")
+	v.say("QUIT", "221 ")
+}
+
+// TestCheckAgreesWithServe sends every message of testdata/messages
+// through mxguard serve, from the client and with the envelope that
+// envelopes.yaml gives it, and puts the same message, envelope and client
+// through mxguard check with the same configuration: both must reach the
+// same action, by the same rules, with the same reply, and that action and
+// those rules must be the ones envelopes.yaml expects.
 func TestCheckAgreesWithServe(t *testing.T) {
 	h := startAuth(t)
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	h.dns.AddZone("sel._domainkey.sender.test. 300 IN TXT \"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub) + "\"")
-	sign := func(msg string) string {
-		var b bytes.Buffer
-		if err := dkim.Sign(&b, strings.NewReader(msg), &dkim.SignOptions{Domain: "sender.test", Selector: "sel", Signer: priv, Hash: crypto.SHA256}); err != nil {
-			t.Fatal(err)
-		}
-		return b.String()
-	}
-	date := "Date: Mon, 30 Nov 2026 07:00:00 +0000\r\n"
-	corpus := []struct{ name, from, msg string }{
-		{"signed", "alice@sender.test", sign("From: Alice <alice@sender.test>\r\n" + date + "Message-ID: <a1@sender.test>\r\nSubject: signed\r\n\r\nsigned\r\n")},
-		{"spoofed", "ceo@bank.test", "From: ceo@bank.test\r\n" + date + "Message-ID: <a2@bank.test>\r\nSubject: pay\r\n\r\npay\r\n"},
-		{"own domain", "alice@sender.test", "From: boss@example.org\r\n" + date + "Message-ID: <a3@sender.test>\r\nSubject: own\r\n\r\nown\r\n"},
-		{"quarantine policy", "x@soft.test", "From: x@soft.test\r\n" + date + "Message-ID: <a4@soft.test>\r\nSubject: soft\r\n\r\nsoft\r\n"},
-		{"two From", "alice@sender.test", "From: alice@sender.test\r\nFrom: ceo@bank.test\r\n" + date + "Message-ID: <a5@sender.test>\r\n\r\ntwo\r\n"},
-		{"display-name spoof", "alice@sender.test", "From: \"ceo@bank.test\" <alice@sender.test>\r\n" + date + "Message-ID: <a6@sender.test>\r\n\r\nspoof\r\n"},
-		{"duplicated fields", "alice@sender.test", "From: alice@sender.test\r\n" + date + "Message-ID: <a7@sender.test>\r\nSubject: one\r\nSubject: two\r\n\r\ndup\r\n"},
-		{"org-domain fallback", "x@mail.bank.test", "From: x@mail.bank.test\r\n" + date + "Message-ID: <a8@bank.test>\r\n\r\norg\r\n"},
-		{"no Date, no Message-ID", "alice@sender.test", "From: alice@sender.test\r\n\r\nbare\r\n"},
-		{"malformed header", "alice@sender.test", "From: alice@sender.test\r\n" + date + "Message-ID: <a10@sender.test>\r\nnot a field\r\n\r\nx\r\n"},
-		{"bare LF", "alice@sender.test", "From: alice@sender.test\r\n" + date + "Message-ID: <a11@sender.test>\r\n\r\nbare\nLF\r\n"},
-		{"pct 50", "x@pct50.test", "From: x@pct50.test\r\n" + date + "Message-ID: <a12@pct50.test>\r\n\r\nhalf\r\n"},
-	}
 	cfg := filepath.Join(t.TempDir(), "check.yaml")
 	os.WriteFile(cfg, []byte("hostname: mx.example.org\nlisten: [{address: 127.0.0.1:2525}]\nbackend: {address: \"builtin:"+t.TempDir()+"\"}\n"+
 		"domains: [example.org]\ndns: {servers: ["+h.dns.Addr()+"], timeout: 500ms}\n"), 0o600)
-	for i, c := range corpus {
-		h.send(t, c.from, c.msg, "")
-		served := waitVerdicts(t, h.vlog, i+1)[i]
-		eml := filepath.Join(t.TempDir(), "m.eml")
-		os.WriteFile(eml, []byte(c.msg), 0o600)
-		var out, errb strings.Builder
-		if code := run([]string{"check", "--config", cfg, "--json", "--client-ip", "127.0.0.1", "--helo", "client.sender.test",
-			"--mail-from", c.from, "--rcpt", "user@example.org", eml}, &out, &errb); code != 0 {
-			t.Fatalf("%s: check exit %d: %s", c.name, code, errb.String())
-		}
-		var checked policy.Record
-		if err := json.Unmarshal([]byte(out.String()), &checked); err != nil {
-			t.Fatalf("%s: check output: %v: %q", c.name, err, out.String())
-		}
-		if got, want := summary(checked), summary(served); got != want {
-			t.Errorf("%s: check and serve disagree\n check: %s\n serve: %s", c.name, got, want)
-		}
+	for i, c := range corpusCases(t) {
+		name := strings.TrimSuffix(filepath.Base(c.File), ".eml")
+		t.Run(name, func(t *testing.T) {
+			msg, err := os.ReadFile(c.File)
+			if err != nil {
+				t.Fatal(err)
+			}
+			serveCorpusCase(t, h.listen, c, msg)
+			served := waitVerdicts(t, h.vlog, i+1)[i]
+			args := []string{"check", "--config", cfg, "--json", "--client-ip", c.Client, "--helo", c.Helo, "--mail-from", *c.MailFrom}
+			for _, r := range c.Rcpt {
+				args = append(args, "--rcpt", r)
+			}
+			var out, errb strings.Builder
+			if code := run(append(args, c.File), &out, &errb); code != 0 {
+				t.Fatalf("check exit %d: %s", code, errb.String())
+			}
+			var checked policy.Record
+			if err := json.Unmarshal([]byte(out.String()), &checked); err != nil {
+				t.Fatalf("check output: %v: %q", err, out.String())
+			}
+			if got, want := summary(checked), summary(served); got != want {
+				t.Errorf("check and serve disagree\n check: %s\n serve: %s", got, want)
+			}
+			var rules []string
+			for _, m := range served.Rules {
+				rules = append(rules, m.Name)
+			}
+			if served.Action != c.Action || !slices.Equal(rules, c.Rules) {
+				t.Errorf("serve: %s by rules %q; envelopes.yaml wants %s by %q", served.Action, rules, c.Action, c.Rules)
+			}
+			for check, want := range c.Checks {
+				if got := served.Checks[check].Result; got != want {
+					t.Errorf("serve: check %s gave %q, envelopes.yaml wants %q", check, got, want)
+				}
+			}
+		})
 	}
 }
 

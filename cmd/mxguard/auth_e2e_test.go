@@ -1,17 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"crypto"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/emersion/go-msgauth/dkim"
 
 	"mxguard/checks/resolver/dnstest"
 )
@@ -75,17 +68,12 @@ func (h *authHarness) stored(t *testing.T) []string {
 	return out
 }
 
+// TestSignedAlignedMessageDelivered relays testdata/messages/signed.eml,
+// signed by the corpus key that zones/auth.zone publishes.
 func TestSignedAlignedMessageDelivered(t *testing.T) {
 	h := startAuth(t)
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	h.dns.AddZone("sel._domainkey.sender.test. 300 IN TXT \"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub) + "\"")
-	msg := "From: Alice <alice@sender.test>\r\nTo: user@example.org\r\nSubject: signed\r\nMessage-ID: <s1@sender.test>\r\n\r\nHello, signed world.\r\n"
-	var signed bytes.Buffer
-	if err := dkim.Sign(&signed, strings.NewReader(msg), &dkim.SignOptions{Domain: "sender.test", Selector: "sel", Signer: priv, Hash: crypto.SHA256}); err != nil {
-		t.Fatal(err)
-	}
 	// A forged header claiming our authserv-id rides along; it must go.
-	body := "Authentication-Results: mx.example.org; dkim=pass header.d=bank.test\r\n" + signed.String()
+	body := "Authentication-Results: mx.example.org; dkim=pass header.d=bank.test\r\n" + corpusFile(t, "messages/signed.eml")
 	h.send(t, "alice@sender.test", body, "250 2.0.0 Ok: queued")
 	got := h.stored(t)
 	if len(got) != 1 {
@@ -110,20 +98,20 @@ func TestSignedAlignedMessageDelivered(t *testing.T) {
 
 func TestSpoofingRefused(t *testing.T) {
 	h := startAuth(t)
-	cases := []struct{ name, from, body, want string }{
+	cases := []struct{ file, from, want string }{
 		// p=reject From domain, unauthorised IP, unsigned.
-		{"dmarc-reject", "ceo@bank.test", "From: ceo@bank.test\r\nSubject: pay\r\n\r\nwire it\r\n", "550 5.7.1 message refused: the DMARC policy of the From domain says reject"},
+		{"spoofed-from.eml", "ceo@bank.test", "550 5.7.1 message refused: the DMARC policy of the From domain says reject"},
 		// Our own domain, from outside, with an envelope that passes SPF.
-		{"own-domain", "alice@sender.test", "From: boss@example.org\r\nSubject: hi\r\n\r\nx\r\n", "550 5.7.1 message refused: the From domain is ours"},
-		{"two-from-fields", "alice@sender.test", "From: alice@sender.test\r\nFrom: ceo@bank.test\r\n\r\nx\r\n", "550 5.7.1 message refused: the From header must hold exactly one address"},
-		{"two-from-addresses", "alice@sender.test", "From: alice@sender.test, ceo@bank.test\r\n\r\nx\r\n", "550 5.7.1 message refused: the From header must hold exactly one address"},
-		{"no-from", "alice@sender.test", "Subject: no from\r\n\r\nx\r\n", "550 5.7.1 message refused: the From header must hold exactly one address"},
+		{"own-domain.eml", "alice@sender.test", "550 5.7.1 message refused: the From domain is ours"},
+		{"two-from.eml", "alice@sender.test", "550 5.7.1 message refused: the From header must hold exactly one address"},
+		{"two-from-addresses.eml", "alice@sender.test", "550 5.7.1 message refused: the From header must hold exactly one address"},
+		{"no-from.eml", "alice@sender.test", "550 5.7.1 message refused: the From header must hold exactly one address"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { h.send(t, c.from, c.body, c.want) })
+		t.Run(c.file, func(t *testing.T) { h.send(t, c.from, corpusFile(t, "messages/"+c.file), c.want) })
 	}
 	// p=quarantine: delivered, marked.
-	h.send(t, "x@soft.test", "From: x@soft.test\r\n\r\nmaybe\r\n", "250 2.0.0 Ok: queued")
+	h.send(t, "x@soft.test", corpusFile(t, "messages/dmarc-quarantine.eml"), "250 2.0.0 Ok: queued")
 	got := h.stored(t)
 	if len(got) != 1 || !strings.Contains(got[0], "X-Mxguard-Quarantine: yes") || !strings.Contains(got[0], "dmarc=fail header.from=soft.test") {
 		t.Fatalf("backend holds %d messages, want only the quarantined one, marked:\n%s", len(got), strings.Join(got, "\n----\n"))
