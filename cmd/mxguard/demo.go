@@ -3,10 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
-	_ "embed"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/signal"
@@ -16,6 +16,7 @@ import (
 	"text/template"
 	"time"
 
+	"mxguard"
 	"mxguard/checks/resolver/dnstest"
 	"mxguard/config"
 	"mxguard/internal/sink"
@@ -24,10 +25,6 @@ import (
 // demoConfig is the embedded configuration of "mxguard demo": the real
 // config loader reads it, and the backend is the built-in sink, so a new
 // user sees the real relay path without installing a mail server.
-//
-//go:embed demo.zone
-var demoZone string
-
 var demoConfig = template.Must(template.New("demo.yaml").Parse(`# mxguard demo configuration (embedded)
 hostname: mx.example.org
 listen:
@@ -76,7 +73,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	// The demo serves its own sample zone on loopback, so the checks run
 	// for real without asking the machine's resolver.
-	zone, err := dnstest.New(demoZone)
+	zone, err := dnstest.New(demoFile("zones/demo.zone"))
 	if err != nil {
 		fmt.Fprintln(stderr, "mxguard demo:", err)
 		return exitFailed
@@ -119,19 +116,30 @@ type demoStep struct {
 }
 
 // demoSteps are the demonstration's transactions: one relayed, one
-// refused as relaying, one as SMTP smuggling, one as a DMARC forgery.
+// refused as relaying, one as SMTP smuggling, one as a DMARC forgery. The
+// messages are those of the test corpus (testdata/messages), embedded.
 func demoSteps() []demoStep {
 	return []demoStep{
 		{"1. A message from sender.test, which SPF authorises, is relayed with an Authentication-Results header;\n   the 250 carries the backend's queue id",
-			"alice@sender.test", "user@example.org", "From: alice@sender.test\r\nDate: " + time.Now().Format(time.RFC1123Z) +
-				"\r\nMessage-ID: <demo-1@sender.test>\r\nSubject: hello\r\n\r\nHello from the mxguard demo.\r\n", "250 "},
+			"alice@sender.test", "user@example.org", demoFile("messages/spf-aligned.eml"), "250 "},
 		{"2. A recipient outside example.org is refused: mxguard is never an open relay",
 			"alice@sender.test", "someone@elsewhere.test", "", "550 "},
 		{"3. A message with a smuggled second message behind <LF>.<LF> is refused",
-			"alice@sender.test", "user@example.org", "From: alice@sender.test\r\nSubject: innocent\r\n\r\nhi\n.\nMAIL FROM:<ceo@example.org>\r\n", "554 "},
+			"alice@sender.test", "user@example.org", demoFile("messages/smuggled-end-of-data.eml"), "554 "},
 		{"4. A message From bank.test, whose DMARC policy is reject, sent from an address bank.test does not authorise, is refused",
-			"ceo@bank.test", "user@example.org", "From: ceo@bank.test\r\nSubject: urgent wire transfer\r\n\r\nPlease pay.\r\n", "550 "},
+			"ceo@bank.test", "user@example.org", demoFile("messages/spoofed-from.eml"), "550 "},
 	}
+}
+
+// demoFile is one of the demo's embedded files (mxguard.Demo). They are
+// embedded at build time, where a missing one fails the build, so reading
+// one cannot fail at run time.
+func demoFile(name string) string {
+	b, err := fs.ReadFile(mxguard.Demo, name)
+	if err != nil {
+		panic(fmt.Sprintf("demo: embedded file: %v", err))
+	}
+	return string(b)
 }
 
 // demonstrate sends the demoSteps through mxguard and prints each
