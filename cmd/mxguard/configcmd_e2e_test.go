@@ -57,19 +57,17 @@ limits:
 rules: [local.yaml]
 `
 
-const goodRules = "rules:\n  - name: no-spammer\n    stage: mail\n    when: mail_from.domain == \"spammer.test\"\n    action: reject\n"
-
 // TestConfigCheck: "mxguard config check" exits 0 for a good configuration
 // and 2, with every problem as file:line:col, for a bad configuration, a
 // bad rules file or a bad recipients file.
 func TestConfigCheck(t *testing.T) {
-	good := configDir(t, checkedConfig, goodRules)
+	good := configDir(t, checkedConfig, corpusFile(t, "rules/no-spammer.yaml"))
 	code, out, errOut := runBinary(t, "config", "check", "--config", good)
 	if code != exitOK || out != good+": ok: 2 domains, 1 rules from "+filepath.Join(filepath.Dir(good), "local.yaml")+"\n" || errOut != "" {
 		t.Fatalf("good config: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 
-	bad := configDir(t, strings.NewReplacer("10MiB", "10", "example.net", "example..net").Replace(checkedConfig), goodRules)
+	bad := configDir(t, strings.NewReplacer("10MiB", "10", "example.net", "example..net").Replace(checkedConfig), corpusFile(t, "rules/no-spammer.yaml"))
 	code, out, errOut = runBinary(t, "config", "check", "--config", bad)
 	want := bad + ":6:24: domains[1]: expected a domain name like example.org, got \"example..net\"\n" +
 		bad + ":8:22: limits.max_message_bytes: expected a size in bytes >= 1024, got 10\n"
@@ -77,9 +75,9 @@ func TestConfigCheck(t *testing.T) {
 		t.Fatalf("bad config: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", code, out, errOut, want)
 	}
 
-	badRules := configDir(t, checkedConfig, "rules:\n  - name: broken\n    stage: mail\n    when: mail_from.domian == \"x\"\n    action: reject\n")
+	badRules := configDir(t, checkedConfig, corpusFile(t, "rules/misspelt-fact.yaml"))
 	code, _, errOut = runBinary(t, "config", "check", "--config", badRules)
-	if want := filepath.Join(filepath.Dir(badRules), "local.yaml") + ":4:21: rules[0].when: unknown fact mail_from.domian"; code != exitUsage || !strings.HasPrefix(errOut, want) {
+	if want := filepath.Join(filepath.Dir(badRules), "local.yaml") + ":6:21: rules[0].when: unknown fact mail_from.domian"; code != exitUsage || !strings.HasPrefix(errOut, want) {
 		t.Fatalf("bad rules file: exit %d, stderr %q, want it to start with %q", code, errOut, want)
 	}
 
@@ -87,7 +85,7 @@ func TestConfigCheck(t *testing.T) {
 	if err := os.WriteFile(rcpts, []byte("user@example.org\nnot an address\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	badRcpts := configDir(t, checkedConfig+"recipients:\n  verify: file\n  file: "+rcpts+"\n", goodRules)
+	badRcpts := configDir(t, checkedConfig+"recipients:\n  verify: file\n  file: "+rcpts+"\n", corpusFile(t, "rules/no-spammer.yaml"))
 	code, _, errOut = runBinary(t, "config", "check", "--config", badRcpts)
 	if code != exitUsage || !strings.Contains(errOut, rcpts+":2: ") {
 		t.Fatalf("bad recipients file: exit %d, stderr %q", code, errOut)
@@ -113,7 +111,7 @@ func TestConfigShowRoundTrip(t *testing.T) {
 	cert := testcert.New(t, "mx.example.org")
 	path := configDir(t, strings.Replace(checkedConfig, "  - address: 127.0.0.1:2525\n",
 		"  - address: 127.0.0.1:2525\n    tls: {cert: "+cert.CertFile+", key: "+cert.KeyFile+"}\n", 1)+
-		"dnsbl:\n  - zone: bl.example.net\n    weight: 5\n", goodRules)
+		"dnsbl:\n  - zone: bl.example.net\n    weight: 5\n", corpusFile(t, "rules/no-spammer.yaml"))
 	orig, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +162,7 @@ func TestConfigShowDefaultsAndErrors(t *testing.T) {
 			t.Fatalf("config show --defaults: exit %d, no line %q:\n%s", code, line, out)
 		}
 	}
-	bad := configDir(t, strings.Replace(checkedConfig, "10MiB", "lots", 1), goodRules)
+	bad := configDir(t, strings.Replace(checkedConfig, "10MiB", "lots", 1), corpusFile(t, "rules/no-spammer.yaml"))
 	code, out, errOut := runBinary(t, "config", "show", "--config", bad)
 	if code != exitUsage || out != "" || errOut != bad+":8:22: limits.max_message_bytes: expected a size like 1048576, 512KiB, 1MiB or 25MB, got \"lots\"\n" {
 		t.Fatalf("config show of a bad file: exit %d, stdout %q, stderr %q", code, out, errOut)

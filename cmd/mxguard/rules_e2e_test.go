@@ -343,7 +343,7 @@ func TestReloadKeepsOldRulesOnError(t *testing.T) {
 	dir := t.TempDir()
 	rulesPath := filepath.Join(dir, "rules.yaml")
 	write := func(s string) { os.WriteFile(rulesPath, []byte(s), 0o600) }
-	write("rules:\n  - name: no-spammer\n    stage: mail\n    when: mail_from.domain == \"spammer.test\"\n    action: reject\n")
+	write(corpusFile(t, "rules/no-spammer.yaml"))
 	d, listen := startMxguard(t, `
 hostname: mx.example.org
 listen:
@@ -368,10 +368,10 @@ rules: [`+rulesPath+`]
 	old.say("", "220 ")
 	old.say("EHLO client.test", "250 ")
 
-	write("rules:\n  - name: broken\n    stage: mail\n    when: mail_from.domian == \"x\"\n    action: reject\n")
+	write(corpusFile(t, "rules/misspelt-fact.yaml"))
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitLog(t, d, "reload failed, keeping the running configuration")
-	if !strings.Contains(d.out.String(), rulesPath+":4:21: rules[0].when: unknown fact mail_from.domian") {
+	if !strings.Contains(d.out.String(), rulesPath+":6:21: rules[0].when: unknown fact mail_from.domian") {
 		t.Fatalf("reload error lacks file:line:col:\n%s", d.out.String())
 	}
 	try("spammer.test", "550 ")
@@ -402,7 +402,7 @@ func waitLog(t *testing.T, d *daemon, s string) {
 func TestReplayAndRotation(t *testing.T) {
 	dir := t.TempDir()
 	rulesPath := filepath.Join(dir, "rules.yaml")
-	base := "rules:\n  - name: no-spammer\n    stage: mail\n    when: mail_from.domain == \"spammer.test\"\n    action: reject\n" +
+	base := corpusFile(t, "rules/no-spammer.yaml") +
 		"  - name: big\n    when: size > 400\n    action: reject\n"
 	os.WriteFile(rulesPath, []byte(base), 0o600)
 	vlog := filepath.Join(dir, "verdicts.jsonl")
