@@ -12,12 +12,6 @@ import (
 	"github.com/miekg/dns"
 )
 
-const zoneServeTestZone = `$ORIGIN test.
-$TTL 300
-@           IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300
-sender.test. IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
-`
-
 // startZoneServe runs zone-serve with args in a goroutine and returns the
 // address it reports, a function that stops it and returns its exit code,
 // and its standard error.
@@ -62,7 +56,7 @@ func writeZone(t *testing.T, text string) string {
 }
 
 func TestZoneServe(t *testing.T) {
-	zone := writeZone(t, zoneServeTestZone)
+	zone := corpusPath("zones/e2e.zone")
 	for _, tc := range []struct {
 		name, listen string
 	}{
@@ -96,7 +90,7 @@ func TestZoneServe(t *testing.T) {
 }
 
 func TestZoneServeRefuses(t *testing.T) {
-	good := writeZone(t, zoneServeTestZone)
+	good := corpusPath("zones/e2e.zone")
 	bad := writeZone(t, "sender.test. IN A not-an-address\n")
 	for _, tc := range []struct {
 		name string
