@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # mxguard under many connections, with the default rules and every check on
 # (as path (c) of bench/run.sh), in front of Postfix's smtp-sink, its DNS
-# answered by "mxguard zone-serve" from testdata/zones/bench.zone. Three tests, each
-# against a fresh mxguard so that its peak RSS is the test's own:
+# answered by "mxguard zone-serve" from testdata/zones/bench.zone. Three
+# tests, each against a fresh mxguard so that its peak RSS is the test's own:
 #
 #   1. IDLE sessions idle after EHLO: mxguard's RSS (target <= 300 MB).
 #   2. TRICKLE clients trickling a DATA body one byte a second, while one

@@ -55,8 +55,8 @@ smtp-sink -u nobody 127.0.0.1:$sink_port 256 &
 sink_pid=$!
 pids+=($sink_pid)
 
-# The DNS of path (c): testdata/zones/bench.zone on a loopback port of its choosing,
-# announced on the first line of its output.
+# The DNS of path (c): testdata/zones/bench.zone on a loopback port of its
+# choosing, announced on the first line of its output.
 start_zone
 
 mkdir -p "$work/spool-b" "$work/spool-c"
