@@ -99,10 +99,10 @@ limits:
 			c.say("", want)
 		})
 	}
-	body("bare LF", "From: alice@sender.test\r\n\r\nline\nline\r\n", "554 5.6.0 message refused: bare LF or CR")
-	body("bare CR", "From: alice@sender.test\r\n\r\nline\rline\r\n", "554 5.6.0 message refused: bare LF or CR")
-	body("NUL", "From: alice@sender.test\r\n\r\nnul\x00byte\r\n", "554 5.6.0 message refused: NUL byte")
-	body("text line over 1000", "From: alice@sender.test\r\n\r\n"+strings.Repeat("x", 1200)+"\r\n", "554 5.6.0 message refused: a line is longer than 1000 octets")
+	body("bare LF", corpusFile(t, "messages/bare-lf.eml"), "554 5.6.0 message refused: bare LF or CR")
+	body("bare CR", corpusFile(t, "messages/bare-cr.eml"), "554 5.6.0 message refused: bare LF or CR")
+	body("NUL", corpusFile(t, "messages/nul-byte.eml"), "554 5.6.0 message refused: NUL byte")
+	body("text line over 1000", corpusFile(t, "messages/long-line.eml"), "554 5.6.0 message refused: a line is longer than 1000 octets")
 
 	t.Run("pregreet", func(t *testing.T) {
 		c := dialConv(t, "", listen)
@@ -165,11 +165,11 @@ limits:
 
 func TestHeaderChecks(t *testing.T) {
 	h := startAuth(t)
-	h.send(t, "alice@sender.test", "From: alice@sender.test\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nSubject: a\r\nSubject: b\r\n\r\nx\r\n",
+	h.send(t, "alice@sender.test", corpusFile(t, "messages/duplicated-fields.eml"),
 		"550 5.7.1 message refused: duplicated header fields: Subject")
-	h.send(t, "alice@sender.test", "From: \"ceo@example.org\" <alice@sender.test>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <d1@sender.test>\r\nSubject: pay\r\n\r\nx\r\n",
+	h.send(t, "alice@sender.test", corpusFile(t, "messages/display-name-own-domain.eml"),
 		"250 2.0.0 Ok: queued")
-	h.send(t, "alice@sender.test", "From: =?utf-8?q?Example=2Eorg_Support?= <alice@sender.test>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <d2@sender.test>\r\n\r\nx\r\n",
+	h.send(t, "alice@sender.test", corpusFile(t, "messages/display-name-encoded.eml"),
 		"250 2.0.0 Ok: queued")
 	recs := waitVerdicts(t, h.vlog, 3)
 	if r := recs[0]; r.Reason != "duplicate-headers" || strings.Join(r.Facts.Headers.Duplicates, ",") != "Subject" {
