@@ -152,6 +152,16 @@ func TestCheckAgreesWithServe(t *testing.T) {
 			if got, want := summary(checked), summary(served); got != want {
 				t.Errorf("check and serve disagree\n check: %s\n serve: %s", got, want)
 			}
+			// Both judged the same message (its size counted once line
+			// endings are canonical CRLF, as the backend would get it),
+			// from its client, with its envelope.
+			want := envelope(policy.Record{ClientIP: c.Client, HELO: c.Helo, MailFrom: *c.MailFrom, Rcpts: c.Rcpt, Size: served.Size, MessageID: served.MessageID})
+			if got := envelope(served); got != want {
+				t.Errorf("serve recorded %s, want %s", got, want)
+			}
+			if got := envelope(checked); got != want {
+				t.Errorf("check recorded %s, want %s", got, want)
+			}
 			var rules []string
 			for _, m := range served.Rules {
 				rules = append(rules, m.Name)
@@ -166,6 +176,11 @@ func TestCheckAgreesWithServe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// envelope is the client, envelope and message a record was made for.
+func envelope(r policy.Record) string {
+	return fmt.Sprintf("client %s helo %s from <%s> to %v, %d bytes, Message-ID %s", r.ClientIP, r.HELO, r.MailFrom, r.Rcpts, r.Size, r.MessageID)
 }
 
 // summary is what check and serve must agree on: the action, the rules
