@@ -496,9 +496,11 @@ func clientAttrs(tx *policy.Transaction) [][2]string {
 	if c.PTR != "" {
 		name = c.PTR
 	}
-	helo := c.HELO
-	if helo == "" {
-		helo = "[UNAVAILABLE]"
+	helo := "[UNAVAILABLE]"
+	if c.HELO != "" {
+		// Never the client's bytes when they are not a name: the backend
+		// records this as the client's HELO (XCLIENT_README).
+		helo, _ = downstreamHELO(c)
 	}
 	proto := "SMTP"
 	if c.ESMTP {
@@ -540,9 +542,9 @@ func (f *Forwarder) xclient(b *bconn, tx *policy.Transaction) error {
 	b.spent = true
 	// XCLIENT_README: the session restarts, and the EHLO that follows
 	// carries the original client's HELO name, as that client would.
-	helo := tx.Client.HELO
-	if helo == "" {
-		helo = f.opts.Helo
+	helo := f.opts.Helo
+	if tx.Client.HELO != "" {
+		helo, _ = downstreamHELO(tx.Client)
 	}
 	return b.hello(helo)
 }
