@@ -259,8 +259,9 @@ type Limits struct {
 	// a session may make before it is closed with 421.
 	MaxErrors int `yaml:"max_errors"`
 	// MaxJunkCommands (max_junk_commands, default 100, >= 1) is how many
-	// commands that move nothing forward (NOOP, RSET, VRFY, ETRN, HELP) a
-	// session may send before each further one counts as an error.
+	// commands that move nothing forward (NOOP, RSET, VRFY, HELP) a session
+	// may send before each further one counts as an error. ETRN, not
+	// implemented, is an error at once.
 	MaxJunkCommands int `yaml:"max_junk_commands"`
 	// CommandTimeout (command_timeout, default 5m) is the time allowed to
 	// receive one command line (RFC 5321 section 4.5.3.2).

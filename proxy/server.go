@@ -71,9 +71,10 @@ type Options struct {
 	// closed (limits.max_errors).
 	MaxErrors int
 	// MaxJunkCommands is how many commands that move nothing forward
-	// (NOOP, RSET, VRFY, ETRN, HELP) a session may send before each one
-	// counts as an error, so that MaxErrors ends a session that only
-	// keeps itself alive (limits.max_junk_commands).
+	// (NOOP, RSET, VRFY, HELP) a session may send before each one counts
+	// as an error, so that MaxErrors ends a session that only keeps itself
+	// alive (limits.max_junk_commands). ETRN is not among them: it is not
+	// implemented, so it is an error at once (502 5.5.1).
 	MaxJunkCommands int
 	// Exempt lists the clients the per-client rate limits and
 	// MaxConnectionsPerIP do not apply to.
