@@ -81,4 +81,63 @@ func TestForgedAuthResultsRemovedInEverySpelling(t *testing.T) {
 	if !strings.Contains(msg, "\r\n\r\nAuthentication-Results: mx.example.org; in the body it stays\r\n") {
 		t.Errorf("the body changed:\n%s", msg)
 	}
+	parsedAsOurs(t, fields, len(kept))
+}
+
+// parsedAsOurs reads the delivered Authentication-Results fields as a
+// real RFC 8601 parser (python3-authres) does: the first is ours, with our
+// results only (SPF, DKIM, DMARC); no other field has our authserv-id, in
+// any spelling a reader could take for ours; the kept fields are the
+// others, each with its one result; and no forged result (header.d=f-…)
+// is left anywhere. python3-authres refuses a quoted authserv-id, which
+// RFC 8601 §2.2 allows: such a field is counted with the others, since
+// this reader cannot take it for ours, but ours must parse.
+func parsedAsOurs(t *testing.T, fields []string, kept int) {
+	t.Helper()
+	values := make([]string, len(fields))
+	for i, f := range fields {
+		values[i] = unfoldValue(f)
+	}
+	ids, results, errs := parsePythonEach(t, values)
+	ours := func(id string) bool {
+		return strings.EqualFold(strings.TrimSuffix(strings.TrimSpace(id), "."), "mx.example.org")
+	}
+	others := 0
+	for i, id := range ids {
+		if errs[i] != "" {
+			if i == 0 || !strings.HasPrefix(values[i], `"`) {
+				t.Errorf("python3-authres cannot parse %q: %s", values[i], errs[i])
+			}
+			others++
+			continue
+		}
+		for _, r := range results[i] {
+			if d := r.Props["header.d"]; strings.HasPrefix(d, "f-") || strings.HasPrefix(d, "forged") {
+				t.Errorf("python3-authres reads a forged result %s in %q", r, values[i])
+			}
+		}
+		switch {
+		case i == 0:
+			if !ours(id) {
+				t.Errorf("python3-authres reads the first field's authserv-id as %q, want mx.example.org", id)
+			}
+			var methods []string
+			for _, r := range results[i] {
+				methods = append(methods, r.Method)
+			}
+			if got := strings.Join(methods, ","); got != "spf,dkim,dmarc" {
+				t.Errorf("python3-authres reads our field's methods as %s, want spf,dkim,dmarc:%s", got, formatResults(results[i]))
+			}
+		case ours(id):
+			t.Errorf("python3-authres reads a second field with our authserv-id %q: %q", id, values[i])
+		default:
+			others++
+			if len(results[i]) != 1 || !strings.HasPrefix(results[i][0].Props["header.d"], "k-") {
+				t.Errorf("a kept field of %q reads as%s", id, formatResults(results[i]))
+			}
+		}
+	}
+	if others != kept {
+		t.Errorf("python3-authres reads %d fields of other authserv-ids, want %d", others, kept)
+	}
 }
