@@ -22,6 +22,11 @@ func TestClientAttrs(t *testing.T) {
 			"[[NAME mail.c.test] [ADDR IPV6:2001:db8::7] [PORT 25] [PROTO SMTP] [HELO c.test]]"},
 		{policy.Client{Addr: netip.MustParseAddrPort("[::ffff:192.0.2.8]:26")},
 			"[[NAME [UNAVAILABLE]] [ADDR 192.0.2.8] [PORT 26] [PROTO SMTP] [HELO [UNAVAILABLE]]]"},
+		// A name that is not one is passed on as the address literal.
+		{policy.Client{Addr: netip.MustParseAddrPort("[2001:db8::9]:27"), HELO: "caf\xe9.test"},
+			"[[NAME [UNAVAILABLE]] [ADDR IPV6:2001:db8::9] [PORT 27] [PROTO SMTP] [HELO [IPv6:2001:db8::9]]]"},
+		{policy.Client{Addr: netip.MustParseAddrPort("192.0.2.9:28"), HELO: "[192.0.2.99]"},
+			"[[NAME [UNAVAILABLE]] [ADDR 192.0.2.9] [PORT 28] [PROTO SMTP] [HELO [192.0.2.99]]]"},
 	} {
 		got := fmtAttrs(clientAttrs(&policy.Transaction{Client: c.client}))
 		if got != c.want {
