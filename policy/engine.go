@@ -14,6 +14,7 @@ import (
 	"mxguard/internal/mailaddr"
 	"mxguard/internal/membudget"
 	"mxguard/internal/metrics"
+	"mxguard/internal/smtpreply"
 	"mxguard/rules"
 )
 
@@ -198,16 +199,14 @@ func (s *Session) relayRefusal(tx *Transaction) (Verdict, bool) {
 	case !s.LocalDomain(Domain(tx.Rcpt)):
 		// RFC 5321 §3.6.2 lets a server refuse to relay; 5.7.1 is
 		// "delivery not authorized" (RFC 3463).
-		return Refuse(ActionReject, "relay", 550, [3]int{5, 7, 1},
-			"relay access denied: we do not accept mail for that domain", tx.Session), true
+		return Refuse(ActionReject, "relay", replyRelayDenied, tx.Session), true
 	case senderRouted(tx.Rcpt):
 		// The backend may honour the routing (Postfix rewrites
 		// user%host@ours and host!user@ours for its own domains, and a
 		// quoted "user@host"@ours is the same thing), and it trusts us as
 		// its client: refuse it as Postfix refuses it from untrusted
 		// clients (allow_untrusted_routing = no).
-		return Refuse(ActionReject, "relay", 550, [3]int{5, 7, 1},
-			"relay access denied: sender-specified routing is not allowed", tx.Session), true
+		return Refuse(ActionReject, "relay", replySenderRouted, tx.Session), true
 	}
 	return Verdict{}, false
 }
@@ -327,7 +326,7 @@ func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome, f *Fact
 		for _, err := range out.Errors {
 			s.e.logger.Error("rule evaluation failed", "session", tx.Session, "err", err)
 		}
-		return Refuse(ActionTempfail, "rule-error", 451, [3]int{4, 3, 0}, "temporary local problem, try again later", tx.Session)
+		return Refuse(ActionTempfail, "rule-error", replyRuleError, tx.Session)
 	}
 	if r := out.Decisive; r != nil {
 		switch r.Action {
@@ -339,17 +338,17 @@ func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome, f *Fact
 		case rules.Quarantine:
 			tx.quarantined = r.Name
 		case rules.Reject:
-			rep := rules.Reply{Code: 550, Enhanced: [3]int{5, 7, 1}, Text: "refused by local policy"}
+			rep := replyRuleReject
 			if r.Reply != nil {
 				rep = r.RenderReply(f)
 			}
-			return Refuse(ActionReject, r.Name, rep.Code, rep.Enhanced, rep.Text, tx.Session)
+			return Refuse(ActionReject, r.Name, rep, tx.Session)
 		case rules.Tempfail:
-			rep := rules.Reply{Code: 451, Enhanced: [3]int{4, 7, 1}, Text: "temporarily refused by local policy, try again later"}
+			rep := replyRuleTempfail
 			if r.Reply != nil {
 				rep = r.RenderReply(f)
 			}
-			return Refuse(ActionTempfail, r.Name, rep.Code, rep.Enhanced, rep.Text, tx.Session)
+			return Refuse(ActionTempfail, r.Name, rep, tx.Session)
 		}
 	}
 	if stage != StageData {
@@ -358,8 +357,8 @@ func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome, f *Fact
 	th := s.st.rules.Thresholds
 	switch {
 	case th.Reject > 0 && tx.Score >= th.Reject:
-		return Refuse(ActionReject, "score", 550, [3]int{5, 7, 1},
-			fmt.Sprintf("message refused: score %g reaches the limit of %g", tx.Score, th.Reject), tx.Session)
+		return Refuse(ActionReject, "score", smtpreply.Reply{Code: smtpreply.C550MailboxUnavail, Enhanced: smtpreply.Se5Pol7DeliveryNotAuth1,
+			Text: fmt.Sprintf("message refused: score %g reaches the limit of %g", tx.Score, th.Reject)}, tx.Session)
 	case th.Quarantine > 0 && tx.Score >= th.Quarantine && tx.quarantined == "":
 		tx.quarantined = "score"
 	}

@@ -1,9 +1,10 @@
 package policy
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
+
+	"mxguard/internal/smtpreply"
 )
 
 // Action is what a verdict tells the proxy to do. The zero value is not a
@@ -43,34 +44,13 @@ func (a Action) Refuses() bool {
 	return a != ActionAccept && a != ActionQuarantine && a != ActionTag
 }
 
-// Reply is an SMTP reply: a three-digit code, an RFC 3463 enhanced status
-// code and text. The class of Code and of Enhanced always agree.
-type Reply struct {
-	Code     int
-	Enhanced [3]int
-	Text     string
-}
-
-// String renders the reply's last line as it goes on the wire, without CRLF.
-func (r Reply) String() string {
-	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Text)
-}
-
-// Valid reports whether the code is a reply code and both classes agree
-// (RFC 3463 §2: the class of the enhanced code matches the reply's).
-func (r Reply) Valid() bool {
-	class := r.Code / 100
-	return r.Code >= 200 && r.Code < 600 && r.Code/100 != 3 &&
-		r.Enhanced[0] == class && r.Enhanced[1] >= 0 && r.Enhanced[2] >= 0
-}
-
 // Verdict is the engine's answer at one stage.
 type Verdict struct {
 	Action Action
 	// Reply is what the client is told when Action refuses. For an accept it
-	// is empty, and the proxy answers with its own success reply (or, after
-	// DATA, the backend's).
-	Reply Reply
+	// is the zero Reply, and the proxy answers with its own success reply
+	// (or, after DATA, the backend's).
+	Reply smtpreply.Reply
 	// Reason is a short machine-friendly cause for logs ("relay", "bare-lf").
 	Reason string
 }
@@ -78,30 +58,44 @@ type Verdict struct {
 // Accept is the verdict that lets the transaction go on.
 var Accept = Verdict{Action: ActionAccept}
 
+// The replies of the refusals the engine makes itself, and of the rules
+// that refuse without a reply of their own.
+var (
+	replyRelayDenied = smtpreply.Reply{Code: smtpreply.C550MailboxUnavail, Enhanced: smtpreply.Se5Pol7DeliveryNotAuth1,
+		Text: "relay access denied: we do not accept mail for that domain"}
+	replySenderRouted = smtpreply.Reply{Code: smtpreply.C550MailboxUnavail, Enhanced: smtpreply.Se5Pol7DeliveryNotAuth1,
+		Text: "relay access denied: sender-specified routing is not allowed"}
+	replyRuleError = smtpreply.Reply{Code: smtpreply.C451LocalErr, Enhanced: smtpreply.Se4Sys3Other0,
+		Text: "temporary local problem, try again later"}
+	replyRuleReject = smtpreply.Reply{Code: smtpreply.C550MailboxUnavail, Enhanced: smtpreply.Se5Pol7DeliveryNotAuth1,
+		Text: "refused by local policy"}
+	replyRuleTempfail = smtpreply.Reply{Code: smtpreply.C451LocalErr, Enhanced: smtpreply.Se4Pol7DeliveryNotAuth1,
+		Text: "temporarily refused by local policy, try again later"}
+)
+
 // Refuse builds a verdict for a refusing action with the reply the client
 // gets. It is the one place that turns an action into a reply, so that the
 // code class always follows the action: reject is 5xx, everything else that
-// refuses (tempfail, and the invalid zero action) is 4xx.
-func Refuse(action Action, reason string, code int, enhanced [3]int, text, session string) Verdict {
+// refuses (tempfail, and the invalid zero action) is 4xx, and the enhanced
+// code takes that class (RFC 3463 §2). The text is trimmed (a rule's
+// placeholders may leave spaces at its ends) and gets the session id.
+func Refuse(action Action, reason string, r smtpreply.Reply, session string) Verdict {
 	class := 4
 	if action == ActionReject {
 		class = 5
 	} else if action != ActionTempfail {
 		action = ActionTempfail
 	}
-	if code/100 != class {
-		code = class*100 + 51
+	if r.Code/100 != class {
+		r.Code = smtpreply.C451LocalErr
 		if class == 5 {
-			code = 550
+			r.Code = smtpreply.C550MailboxUnavail
 		}
 	}
-	enhanced[0] = class
+	r.Enhanced[0] = class
 	if session != "" {
-		text = strings.TrimSpace(text) + " (session " + session + ")"
+		r.Text = strings.TrimSpace(r.Text)
+		r = r.WithSession(session)
 	}
-	return Verdict{
-		Action: action,
-		Reason: reason,
-		Reply:  Reply{Code: code, Enhanced: enhanced, Text: text},
-	}
+	return Verdict{Action: action, Reason: reason, Reply: r}
 }

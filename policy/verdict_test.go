@@ -3,7 +3,10 @@ package policy
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"mxguard/internal/smtpreply"
 )
 
 // Every refusal reply agrees with itself: reject is 5xx, everything else
@@ -23,7 +26,7 @@ func TestRefuseClassesAgree(t *testing.T) {
 		// The zero action never accepts: it becomes a tempfail.
 		{ActionInvalid, 250, [3]int{2, 0, 0}, 451, ActionTempfail},
 	} {
-		v := Refuse(c.action, "test", c.code, c.enh, "text", "S1")
+		v := Refuse(c.action, "test", smtpreply.Reply{Code: c.code, Enhanced: c.enh, Text: "text"}, "S1")
 		if v.Action != c.want || v.Reply.Code != c.wantCode || !v.Reply.Valid() || !v.Action.Refuses() {
 			t.Errorf("Refuse(%v, %d, %v) = %+v; want action %v, code %d, valid reply", c.action, c.code, c.enh, v, c.want, c.wantCode)
 		}
@@ -71,5 +74,20 @@ func TestEngineRelayAndProtocol(t *testing.T) {
 	lt := &Transaction{Session: "S", Protocol: Protocol{LongLine: true}}
 	if v := e.NewSession().Decide(context.Background(), StageData, lt); v.Reason != "long-line" || v.Reply.Code != 554 {
 		t.Errorf("a line over 1000 octets: %+v, want the long-line rule's 554", v)
+	}
+}
+
+// TestRuleReplyFitsOneLine: a rule's reply text, which the rules file may
+// make as long as it likes, still gives the client a reply line within
+// the 512 octets RFC 5321 §4.5.3.1.5 allows, session id whole at its end.
+func TestRuleReplyFitsOneLine(t *testing.T) {
+	long := strings.Repeat("refused, ", 60) + "end"
+	set := mustRules(t, "rules:\n  - name: long\n    stage: mail\n    when: \"true\"\n    action: reject\n    reply: \"550 5.7.1 "+long+"\"\n")
+	e := NewEngine(Options{Domains: []string{"example.org"}, Rules: set})
+	tx := testTx()
+	v := e.NewSession().Decide(context.Background(), StageMail, tx)
+	line := v.Reply.String() + "\r\n"
+	if v.Reason != "long" || len(line) > 512 || !strings.HasPrefix(line, "550 5.7.1 refused, ") || !strings.HasSuffix(line, " (session S1)\r\n") {
+		t.Errorf("%s: %d octets: %q", v.Reason, len(line), line)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mxguard/internal/smtpreply"
 )
 
 // The backend client is mxguard's own rather than go-smtp's: every
@@ -61,12 +63,12 @@ func ioErr(op string, err error) error {
 }
 
 // cmd sends one command line and reads its reply.
-func (b *bconn) cmd(timeout time.Duration, format string, args ...any) (backendReply, error) {
+func (b *bconn) cmd(timeout time.Duration, format string, args ...any) (smtpreply.Reply, error) {
 	if err := b.send(format, args...); err != nil {
-		return backendReply{}, err
+		return smtpreply.Reply{}, err
 	}
 	if err := b.w.Flush(); err != nil {
-		return backendReply{}, ioErr("write", err)
+		return smtpreply.Reply{}, ioErr("write", err)
 	}
 	return b.read(timeout)
 }
@@ -82,7 +84,7 @@ func (b *bconn) send(format string, args ...any) error {
 
 // read reads one (possibly multi-line) reply. Continuation lines are kept
 // only for EHLO, whose lines are the extension list.
-func (b *bconn) read(timeout time.Duration) (backendReply, error) {
+func (b *bconn) read(timeout time.Duration) (smtpreply.Reply, error) {
 	rep, _, err := b.readLines(timeout)
 	return rep, err
 }
@@ -93,8 +95,8 @@ func (b *bconn) read(timeout time.Duration) (backendReply, error) {
 // 354 that check is also the last chance to see a backend that answers
 // the end of data before it was sent: nothing reads while the content
 // goes out.
-func (b *bconn) exchange(cmds []string, pipelining bool) ([]backendReply, error) {
-	replies := make([]backendReply, 0, len(cmds))
+func (b *bconn) exchange(cmds []string, pipelining bool) ([]smtpreply.Reply, error) {
+	replies := make([]smtpreply.Reply, 0, len(cmds))
 	for i, c := range cmds {
 		if err := b.send("%s", c); err != nil {
 			return nil, err

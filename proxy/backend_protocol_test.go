@@ -8,8 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"mxguard/internal/smtpreply"
 	"mxguard/internal/testcert"
-	"mxguard/policy"
 )
 
 // Contract 1 against a backend that breaks the protocol: a reply that does
@@ -310,9 +310,8 @@ func TestBackendLongRefusalCapped(t *testing.T) {
 // A quote cut to fit 512 octets is cut between characters, and keeps the
 // session id whole.
 func TestWithSessionCutsAtCharacter(t *testing.T) {
-	for _, enh := range [][3]int{{5, 7, 1}, {4, 999, 999}} {
-		text := withSession(enh, strings.Repeat("é", 300), "SESSION")
-		line := policy.Reply{Code: 451, Enhanced: enh, Text: text}.String() + "\r\n"
+	for _, enh := range []smtpreply.Enhanced{{5, 7, 1}, {4, 999, 999}} {
+		line := smtpreply.Reply{Code: 451, Enhanced: enh, Text: strings.Repeat("é", 300)}.WithSession("SESSION").String() + "\r\n"
 		if len(line) > 512 || len(line) < 510 || !utf8.ValidString(line) || !strings.HasSuffix(line, "é (session SESSION)\r\n") {
 			t.Errorf("%v: %d octets, valid UTF-8 %v: %q", enh, len(line), utf8.ValidString(line), line)
 		}

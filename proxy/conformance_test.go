@@ -110,7 +110,7 @@ func (s *syncBuf) String() string {
 // gets the session id once.
 func TestFixedRepliesKeepTheirClass(t *testing.T) {
 	for _, f := range fixedReplies {
-		r := f.For("S1")
+		r := f.WithSession("S1")
 		if r.Code/100 != r.Enhanced[0] || r.Code < 400 {
 			t.Errorf("%s: code and enhanced code disagree", r)
 		}

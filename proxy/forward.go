@@ -16,6 +16,7 @@ import (
 
 	"mxguard/internal/confval"
 	"mxguard/internal/metrics"
+	"mxguard/internal/smtpreply"
 	"mxguard/policy"
 )
 
@@ -201,7 +202,7 @@ func (f *Forwarder) deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 			var err error
 			if b, err = f.dial(ctx); err != nil {
 				log.Warn("backend unavailable", "err", err)
-				return Delivery{Reply: tempReply(tx, [3]int{4, 4, 1}, "backend unavailable, try again later"), Backend: err.Error()}, "unavailable"
+				return Delivery{Reply: replyBackendUnavailable.WithSession(tx.Session), Backend: err.Error()}, "unavailable"
 			}
 		}
 		rep, committed, err := f.transact(b, reused, tx, msg)
@@ -224,7 +225,7 @@ func (f *Forwarder) deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 				continue
 			}
 			log.Warn("backend delivery failed", "err", err)
-			return Delivery{Reply: tempReply(tx, [3]int{4, 4, 2}, "backend connection failed, try again later"), Backend: err.Error()}, "connection"
+			return Delivery{Reply: replyBackendFailed.WithSession(tx.Session), Backend: err.Error()}, "connection"
 		}
 		if b.spent {
 			// After XCLIENT the backend treats this connection as the
@@ -285,10 +286,6 @@ type deliveryError struct {
 
 func (e deliveryError) Error() string { return e.err.Error() }
 
-func tempReply(tx *policy.Transaction, enh [3]int, text string) policy.Reply {
-	return policy.Reply{Code: 451, Enhanced: enh, Text: sessionText(text, tx.Session)}
-}
-
 // transact runs one transaction on b. committed reports whether any of the
 // message content may have reached the backend; before that, a failure of a
 // kept connection can be retried on a fresh one.
@@ -324,7 +321,7 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 			// RFC 5321 §4.3.2: after DATA, 554 says "transaction failed";
 			// 553 is not a reply to DATA. Later transactions are refused
 			// at MAIL (RefusesSMTPUTF8).
-			r := replyNoUTF8AfterData.For(tx.Session)
+			r := replyNoUTF8AfterData.WithSession(tx.Session)
 			return Delivery{}, false, deliveryError{Delivery: Delivery{Reply: r}, err: errors.New("backend: no SMTPUTF8")}
 		}
 		mail += " SMTPUTF8"
@@ -359,7 +356,7 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 	// pipelined and the backend answered 354 although a recipient failed,
 	// closing before the final dot makes it discard the transaction
 	// (RFC 5321 §4.1.1.4), so nothing is delivered to the recipients it took.
-	var dataReply *backendReply
+	var dataReply *smtpreply.Reply
 	if pipelining {
 		dataReply = &replies[len(replies)-1]
 		replies = replies[:len(replies)-1]
@@ -373,12 +370,12 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 			// the others would leave the client unable to tell who got
 			// it. Nothing is delivered; the client retries them all.
 			enh := r.Enhanced
-			if enh[0] == 0 {
-				enh = [3]int{4, 0, 0}
+			if enh.IsZero() {
+				enh = smtpreply.Se4Other00
 			}
 			enh[0] = 4
-			quoted := fmt.Sprintf("backend refused recipient <%s>: %s", tx.Rcpts[i], r)
-			rep := policy.Reply{Code: 451, Enhanced: enh, Text: withSession(enh, quoted, tx.Session)}
+			rep := smtpreply.Reply{Code: smtpreply.C451LocalErr, Enhanced: enh,
+				Text: fmt.Sprintf("backend refused recipient <%s>: %s", tx.Rcpts[i], r)}.WithSession(tx.Session)
 			return Delivery{}, false, deliveryError{Delivery: Delivery{Reply: rep, Backend: r.String()}, err: fmt.Errorf("backend: RCPT <%s>: %s", tx.Rcpts[i], r)}
 		}
 	}
@@ -417,7 +414,7 @@ func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (Delivery, erro
 	if f.opts.LMTP {
 		n = len(tx.Rcpts)
 	}
-	var first, bad *backendReply
+	var first, bad *smtpreply.Reply
 	ok := 0
 	for i := 0; i < n; i++ {
 		r, err := b.read(f.opts.DataTimeout)
@@ -452,8 +449,7 @@ func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (Delivery, erro
 	}
 	// Some recipients have it, some do not. A retry duplicates it for the
 	// first ones; a 250 would lose it for the others. Duplicates win.
-	rep := policy.Reply{Code: 451, Enhanced: [3]int{4, 3, 0},
-		Text: sessionText(fmt.Sprintf("backend took the message for %d of %d recipients, try again later", ok, n), tx.Session)}
+	rep := replyPartial(ok, n, tx.Session)
 	f.opts.Logger.Warn("LMTP partial delivery, asking the client to retry", "session", tx.Session, "tx", tx.ID, "accepted", ok, "recipients", n, "refusal", bad.String())
 	return Delivery{Reply: rep, Backend: bad.String()}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"mxguard/internal/smtpreply"
 	"mxguard/policy"
 )
 
@@ -42,7 +43,7 @@ func (c *checkingDeliverer) Deliver(_ context.Context, tx *policy.Transaction, m
 			c.t.Fatalf("relayed to %q", rc)
 		}
 	}
-	return Delivery{Reply: policy.Reply{Code: 250, Enhanced: [3]int{2, 0, 0}, Text: "Ok"}}
+	return Delivery{Reply: smtpreply.Reply{Code: 250, Enhanced: smtpreply.Enhanced{2, 0, 0}, Text: "Ok"}}
 }
 
 // FuzzSession feeds arbitrary client bytes to a session. It must never

@@ -5,11 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"mxguard/internal/smtpreply"
 	"mxguard/policy"
 )
 
@@ -19,24 +18,10 @@ import (
 // closed and the client gets 451, never a relayed reply that might be a
 // 250 for a message the backend did not store (contract 1).
 
-// backendReply is one SMTP reply from the backend.
-type backendReply struct {
-	Code     int
-	Enhanced [3]int // zero when the backend sent none
-	Text     string // the last line's text, enhanced code removed
-}
-
-func (r backendReply) String() string {
-	if r.Enhanced[0] != 0 {
-		return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Text)
-	}
-	return fmt.Sprintf("%d %s", r.Code, r.Text)
-}
-
 // maxReplyLine is the longest reply line RFC 5321 §4.5.3.1.5 allows,
 // CRLF included; maxReplyLines bounds the lines of one reply.
 const (
-	maxReplyLine  = 512
+	maxReplyLine  = smtpreply.MaxLine
 	maxReplyLines = 100
 )
 
@@ -54,7 +39,7 @@ var errOutOfStep = errors.New("reply out of step")
 // in the text. A bare CR is refused rather than cleaned up: whoever reads
 // the relayed text could take it for a line break, and a reply that is
 // malformed may not be the answer to our command at all.
-func (b *bconn) readLines(timeout time.Duration) (backendReply, []string, error) {
+func (b *bconn) readLines(timeout time.Duration) (smtpreply.Reply, []string, error) {
 	if now := time.Now(); b.rd.renew(now, timeout) {
 		_ = b.c.SetReadDeadline(now.Add(timeout))
 	}
@@ -63,10 +48,10 @@ func (b *bconn) readLines(timeout time.Duration) (backendReply, []string, error)
 	for n := 0; ; n++ {
 		line, err := b.r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return backendReply{}, nil, ioErr("read", fmt.Errorf("%w: reply line longer than %d octets", errOutOfStep, maxReplyLine))
+			return smtpreply.Reply{}, nil, ioErr("read", fmt.Errorf("%w: reply line longer than %d octets", errOutOfStep, maxReplyLine))
 		}
 		if err != nil {
-			return backendReply{}, nil, ioErr("read", err)
+			return smtpreply.Reply{}, nil, ioErr("read", err)
 		}
 		c, text, last, why := parseReplyLine(line)
 		switch {
@@ -76,13 +61,13 @@ func (b *bconn) readLines(timeout time.Duration) (backendReply, []string, error)
 			why = fmt.Sprintf("more than %d lines", maxReplyLines)
 		}
 		if why != "" {
-			return backendReply{}, nil, ioErr("read", fmt.Errorf("%w: malformed reply line %q: %s", errOutOfStep, line, why))
+			return smtpreply.Reply{}, nil, ioErr("read", fmt.Errorf("%w: malformed reply line %q: %s", errOutOfStep, line, why))
 		}
 		code = c
 		lines = append(lines, text)
 		if last {
-			rep := backendReply{Code: code}
-			rep.Enhanced, rep.Text = splitEnhanced(code, text)
+			rep := smtpreply.Reply{Code: code}
+			rep.Enhanced, rep.Text = smtpreply.SplitEnhanced(code, text)
 			return rep, lines, nil
 		}
 	}
@@ -161,7 +146,7 @@ func (b *bconn) quiet(op string) error {
 // the success codes ok, or a refusal (4xx, 5xx). Any other code answers
 // some other command, such as a 250 read where DATA's 354 belongs: the
 // connection is out of step.
-func answers(op string, r backendReply, ok ...int) error {
+func answers(op string, r smtpreply.Reply, ok ...int) error {
 	if r.Code >= 400 {
 		return nil
 	}
@@ -173,69 +158,20 @@ func answers(op string, r backendReply, ok ...int) error {
 	return ioErr(op, fmt.Errorf("%w: backend answers %s", errOutOfStep, r))
 }
 
-// splitEnhanced takes an RFC 3463 enhanced status code off the front of a
-// reply's text when its class matches the reply code.
-func splitEnhanced(code int, text string) ([3]int, string) {
-	head, rest, _ := strings.Cut(text, " ")
-	parts := strings.Split(head, ".")
-	if len(parts) != 3 {
-		return [3]int{}, text
-	}
-	var e [3]int
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 999 {
-			return [3]int{}, text
-		}
-		e[i] = n
-	}
-	if e[0] != code/100 {
-		return [3]int{}, text
-	}
-	return e, rest
-}
-
 // relay turns a backend reply into ours: same code, the backend's enhanced
 // code when it gave one in the right class, and its text with our session.
-func relay(tx *policy.Transaction, r backendReply) Delivery {
-	enh := r.Enhanced
-	if enh[0] != r.Code/100 {
-		enh = [3]int{r.Code / 100, 0, 0}
+func relay(tx *policy.Transaction, r smtpreply.Reply) Delivery {
+	rep := smtpreply.Reply{Code: r.Code, Enhanced: r.Enhanced, Text: r.Text}
+	if rep.Enhanced.Class() != r.Code/100 {
+		rep.Enhanced = smtpreply.Other(r.Code / 100)
 	}
-	return Delivery{Reply: policy.Reply{Code: r.Code, Enhanced: enh, Text: withSession(enh, r.Text, tx.Session)}, Backend: r.String()}
-}
-
-// withSession appends our session id to text that quotes the backend,
-// cutting the quote (at a UTF-8 boundary) so that the reply line stays
-// within the 512 octets RFC 5321 §4.5.3.1.5 allows: the backend may use
-// them all, and the session id is what the operator searches for.
-func withSession(enh [3]int, quoted, session string) string {
-	// The line is "451 4.4.2 <quoted> (session ID)\r\n".
-	room := maxReplyLine - len("451 ") - (digits(enh[0]) + digits(enh[1]) + digits(enh[2]) + len("..")) - len(" ") -
-		len(" (session ") - len(session) - len(")\r\n")
-	if len(quoted) > room {
-		room = max(room, 0)
-		for room > 0 && !utf8.RuneStart(quoted[room]) {
-			room--
-		}
-		quoted = quoted[:room]
-	}
-	return sessionText(quoted, session)
-}
-
-// digits is the number of decimal digits of n >= 0.
-func digits(n int) int {
-	d := 1
-	for ; n >= 10; n /= 10 {
-		d++
-	}
-	return d
+	return Delivery{Reply: rep.WithSession(tx.Session), Backend: r.String()}
 }
 
 // checkGroup checks the replies to MAIL, each RCPT and, when pipelined,
 // DATA (RFC 5321 §4.3.2: MAIL 250; RCPT 250 or 251; DATA 354; each may be
 // refused with 4xx or 5xx).
-func checkGroup(replies []backendReply, withData bool) error {
+func checkGroup(replies []smtpreply.Reply, withData bool) error {
 	rcpts := replies[1:]
 	if withData {
 		rcpts = rcpts[:len(rcpts)-1]

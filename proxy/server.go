@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"mxguard/internal/metrics"
+	"mxguard/internal/smtpreply"
 	"mxguard/policy"
 )
 
@@ -41,7 +42,7 @@ type Deliverer interface {
 type Delivery struct {
 	// Reply is what the client must get. A 2xx means the backend holds the
 	// message.
-	Reply policy.Reply
+	Reply smtpreply.Reply
 	// Backend is the backend's own last reply, for the verdict log ("" when
 	// it never answered).
 	Backend string
@@ -314,7 +315,8 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 		// 421 closes the session (RFC 5321 §3.8); 4.7.0 says the refusal is
 		// policy, so the sender retries later.
 		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "421 4.7.0 %s %s, try again later\r\n", set.opts.Hostname, reason)
+		_, _ = c.Write(smtpreply.Reply{Code: smtpreply.C421ServiceUnavail, Enhanced: smtpreply.Se4Pol7Other0,
+			Text: set.opts.Hostname + " " + reason + ", try again later"}.Append(nil))
 		set.opts.Logger.Info("connection refused", "client", ip, "reason", reason)
 		set.opts.Metrics.ConnRefused(metricReason(reason))
 		return

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"encoding/base32"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"mxguard/internal/mailaddr"
+	"mxguard/internal/smtpreply"
 	"mxguard/policy"
 )
 
@@ -45,6 +45,7 @@ type session struct {
 	conn net.Conn
 	r    *bufio.Reader
 	w    *bufio.Writer
+	out  []byte // a reply being written
 	id   string
 	log  *slog.Logger
 
@@ -79,7 +80,7 @@ type session struct {
 type bdatState struct {
 	msg    *Message
 	scan   *dataScanner
-	failed *policy.Reply // set once a chunk was refused: the rest are discarded
+	failed *smtpreply.Reply // set once a chunk was refused: the rest are discarded
 	// until is when DataTimeout, counted from the first chunk, runs out:
 	// it bounds the whole message, chunks and the commands between them,
 	// so that a client cannot keep a message open by sending it slowly in
@@ -128,7 +129,7 @@ func (s *session) serve() {
 		s.log.Info("connection refused", "reason", v.Reason)
 		return
 	}
-	s.reply(220, [3]int{}, s.opts.Hostname+" ESMTP ready")
+	s.reply(smtpreply.C220ServiceReady, smtpreply.Enhanced{}, s.opts.Hostname+" ESMTP ready")
 	for !s.quit {
 		line, err := s.readCommand()
 		if err != nil {
@@ -140,7 +141,7 @@ func (s *session) serve() {
 		}
 		s.dispatch(line)
 		if s.errors > s.opts.MaxErrors {
-			s.reply(421, [3]int{4, 7, 0}, "too many errors, closing connection")
+			s.reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Pol7Other0, "too many errors, closing connection")
 			s.log.Info("too many errors", "errors", s.errors)
 			break
 		}
@@ -201,9 +202,9 @@ func (s *session) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case draining && errors.As(err, &ne) && ne.Timeout():
-		s.reply(421, [3]int{4, 3, 2}, s.opts.Hostname+" service shutting down, try again later")
+		s.reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Sys3NotAccepting2, s.opts.Hostname+" service shutting down, try again later")
 	case errors.As(err, &ne) && ne.Timeout():
-		s.reply(421, [3]int{4, 4, 2}, s.opts.Hostname+" timeout, closing connection")
+		s.reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Net4BadConn2, s.opts.Hostname+" timeout, closing connection")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		s.log.Debug("client disconnected")
 		return
@@ -217,16 +218,13 @@ func (s *session) readFailed(err error) {
 // reply queues one reply line. Replies are flushed when the client has no
 // more pipelined commands waiting (RFC 2920 §3.2), so a pipelining client
 // gets one packet per group.
-func (s *session) reply(code int, enh [3]int, text string) {
-	if enh[0] == 0 || code < 200 || code >= 300 && code < 400 {
-		fmt.Fprintf(s.w, "%d %s\r\n", code, text)
-		return
-	}
-	fmt.Fprintf(s.w, "%d %d.%d.%d %s\r\n", code, enh[0], enh[1], enh[2], text)
+func (s *session) reply(code int, enh smtpreply.Enhanced, text string) {
+	s.replyWith(smtpreply.Reply{Code: code, Enhanced: enh, Text: text})
 }
 
-func (s *session) replyWith(r policy.Reply) {
-	s.reply(r.Code, r.Enhanced, r.Text)
+func (s *session) replyWith(r smtpreply.Reply) {
+	s.out = r.Append(s.out[:0])
+	_, _ = s.w.Write(s.out)
 }
 
 func (s *session) flush() {
@@ -240,7 +238,7 @@ func (s *session) flush() {
 }
 
 // fail answers a client error and counts it towards MaxErrors.
-func (s *session) fail(code int, enh [3]int, text string) {
+func (s *session) fail(code int, enh smtpreply.Enhanced, text string) {
 	s.errors++
 	s.client.SMTP.Errors = s.errors
 	s.reply(code, enh, text)
@@ -316,7 +314,7 @@ func (s *session) readCommand() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		s.fail(500, [3]int{5, 5, 2}, "line too long")
+		s.fail(smtpreply.C500BadSyntax, smtpreply.Se5Proto5SyntaxErr2, "line too long")
 		return "", nil
 	}
 	if err != nil {
@@ -373,9 +371,9 @@ func (s *session) dispatch(line string) {
 	}
 	if nonSMTP[verb] {
 		// Not a mail client: answer once and close, like postscreen.
-		s.replyWith(replyNotSMTP.For(s.id))
+		s.replyWith(replyNotSMTP.WithSession(s.id))
 		s.pol.Finish(s.newTx(), policy.Outcome{Stage: policy.StageConnect, Action: "reject", Reason: "non-smtp",
-			Reply: policy.Reply(replyNotSMTP).String()})
+			Reply: replyNotSMTP.String()})
 		s.log.Info("non-SMTP client", "verb", verb)
 		s.quit = true
 		return
@@ -383,7 +381,7 @@ func (s *session) dispatch(line string) {
 	if hasControl(line) {
 		// A CR, NUL or other control octet inside a command would end up in
 		// our Received header or in the backend's parser.
-		s.fail(500, [3]int{5, 5, 2}, "control character in command")
+		s.fail(smtpreply.C500BadSyntax, smtpreply.Se5Proto5SyntaxErr2, "control character in command")
 		return
 	}
 	switch verb {
@@ -399,22 +397,22 @@ func (s *session) dispatch(line string) {
 		s.cmdBdat(arg)
 	case "RSET":
 		s.resetTx()
-		s.reply(250, [3]int{2, 0, 0}, "Ok")
+		s.reply(smtpreply.C250Completed, smtpreply.Se2Other00, "Ok")
 	case "NOOP":
-		s.reply(250, [3]int{2, 0, 0}, "Ok")
+		s.reply(smtpreply.C250Completed, smtpreply.Se2Other00, "Ok")
 	case "QUIT":
-		s.reply(221, [3]int{2, 0, 0}, s.opts.Hostname+" closing connection")
+		s.reply(smtpreply.C221Closing, smtpreply.Se2Other00, s.opts.Hostname+" closing connection")
 		s.quit = true
 	case "VRFY":
-		s.reply(252, [3]int{2, 5, 0}, "cannot VRFY user, but will take a message for it")
+		s.reply(smtpreply.C252WithoutVrfy, smtpreply.Se2Proto5Other0, "cannot VRFY user, but will take a message for it")
 	case "HELP":
-		s.reply(214, [3]int{2, 0, 0}, "see RFC 5321")
+		s.reply(smtpreply.C214Help, smtpreply.Se2Other00, "see RFC 5321")
 	case "STARTTLS":
 		s.cmdStartTLS(arg)
 	case "EXPN", "AUTH", "TURN", "ETRN", "SEND", "SOML", "SAML":
-		s.fail(502, [3]int{5, 5, 1}, verb+" not implemented")
+		s.fail(smtpreply.C502CmdNotImpl, smtpreply.Se5Proto5InvalidCmd1, verb+" not implemented")
 	default:
-		s.fail(500, [3]int{5, 5, 2}, "command not recognized")
+		s.fail(smtpreply.C500BadSyntax, smtpreply.Se5Proto5SyntaxErr2, "command not recognized")
 	}
 }
 
@@ -451,7 +449,7 @@ func (s *session) resetTx() {
 
 func (s *session) cmdHello(ehlo bool, arg string) {
 	if arg == "" || strings.ContainsAny(arg, " \t") {
-		s.fail(501, [3]int{5, 5, 4}, "syntax: EHLO hostname")
+		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: EHLO hostname")
 		return
 	}
 	// RFC 5321 §4.1.4: EHLO resets the transaction state.
@@ -468,7 +466,7 @@ func (s *session) cmdHello(ehlo bool, arg string) {
 		return
 	}
 	if !ehlo {
-		s.reply(250, [3]int{}, s.opts.Hostname)
+		s.reply(smtpreply.C250Completed, smtpreply.Enhanced{}, s.opts.Hostname)
 		return
 	}
 	ext := []string{
@@ -483,45 +481,39 @@ func (s *session) cmdHello(ehlo bool, arg string) {
 	if s.tls != nil && s.client.TLS == nil {
 		ext = append(ext, "STARTTLS")
 	}
-	for i, e := range ext {
-		sep := "-"
-		if i == len(ext)-1 {
-			sep = " "
-		}
-		fmt.Fprintf(s.w, "250%s%s\r\n", sep, e)
-	}
+	s.replyWith(smtpreply.Multiline(smtpreply.C250Completed, ext...))
 }
 
 func (s *session) cmdMail(arg string) {
 	switch {
 	case s.client.HELO == "":
-		s.fail(503, [3]int{5, 5, 1}, "send EHLO first")
+		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "send EHLO first")
 		return
 	case s.tx != nil:
-		s.fail(503, [3]int{5, 5, 1}, "nested MAIL command")
+		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "nested MAIL command")
 		return
 	}
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()
 	if draining {
-		s.reply(421, [3]int{4, 3, 2}, s.opts.Hostname+" service shutting down, try again later")
+		s.reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Sys3NotAccepting2, s.opts.Hostname+" service shutting down, try again later")
 		s.quit = true
 		return
 	}
 	rest, ok := cutPrefixFold(arg, "FROM:")
 	if !ok {
-		s.fail(501, [3]int{5, 5, 4}, "syntax: MAIL FROM:<address>")
+		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: MAIL FROM:<address>")
 		return
 	}
 	if ok, key := s.rate.allow(rateMsg, s.client.Addr.Addr()); !ok {
 		// RFC 5321 §4.2.5: 451 asks the sender to come back later.
-		s.reply(451, [3]int{4, 7, 1}, sessionText("too many messages per minute from "+key+", try again later", s.id))
+		s.replyWith(replyRateMessages(key, s.id))
 		return
 	}
 	addr, params, err := parsePath(rest)
 	if err != nil {
-		s.fail(501, [3]int{5, 1, 7}, "bad sender address syntax")
+		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Addr1BadSenderSyntax7, "bad sender address syntax")
 		return
 	}
 	s.txSeq++
@@ -530,7 +522,7 @@ func (s *session) cmdMail(arg string) {
 	tx.MailFrom = addr
 	kv, err := parseParams(params)
 	if err != nil {
-		s.fail(501, [3]int{5, 5, 4}, "bad MAIL parameters")
+		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "bad MAIL parameters")
 		return
 	}
 	for k, v := range kv {
@@ -538,12 +530,12 @@ func (s *session) cmdMail(arg string) {
 		case "SIZE":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 {
-				s.fail(501, [3]int{5, 5, 4}, "bad SIZE parameter")
+				s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "bad SIZE parameter")
 				return
 			}
 			if n > s.opts.MaxMessageBytes {
 				// RFC 1870 §6.1
-				s.replyWith(replyTooBig.For(s.id))
+				s.replyWith(replyTooBig.WithSession(s.id))
 				return
 			}
 		case "BODY":
@@ -552,30 +544,30 @@ func (s *session) cmdMail(arg string) {
 			case "8BITMIME":
 				tx.Body8Bit = true
 			default:
-				s.fail(501, [3]int{5, 5, 4}, "unsupported BODY type")
+				s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "unsupported BODY type")
 				return
 			}
 		case "SMTPUTF8":
 			if v != "" {
 				// RFC 6531 §3.4: the parameter takes no value.
-				s.fail(501, [3]int{5, 5, 4}, "SMTPUTF8 takes no value")
+				s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "SMTPUTF8 takes no value")
 				return
 			}
 			tx.SMTPUTF8 = true
 		default:
 			// RFC 5321 §4.1.1.11: parameters of extensions we did not
 			// advertise are refused with 555.
-			s.fail(555, [3]int{5, 5, 4}, "unsupported MAIL parameter "+k)
+			s.fail(smtpreply.C555UnrecognizedAddrParam, smtpreply.Se5Proto5InvalidArgs4, "unsupported MAIL parameter "+k)
 			return
 		}
 	}
 	if !tx.SMTPUTF8 && !isASCII(addr) {
-		s.fail(553, [3]int{5, 6, 7}, "non-ASCII address needs SMTPUTF8")
+		s.fail(smtpreply.C553BadMailbox, smtpreply.Se5Media6NonASCIIAddr7, "non-ASCII address needs SMTPUTF8")
 		return
 	}
 	if b, ok := s.opts.Backend.(interface{ RefusesSMTPUTF8() bool }); ok && tx.SMTPUTF8 && b.RefusesSMTPUTF8() {
 		// RFC 6531 §3.5: refuse before the message is sent, not after.
-		s.replyWith(replyNoUTF8Backend.For(s.id))
+		s.replyWith(replyNoUTF8Backend.WithSession(s.id))
 		return
 	}
 	if v := s.pol.Decide(s.beginTx(), policy.StageMail, tx); v.Action.Refuses() {
@@ -585,21 +577,21 @@ func (s *session) cmdMail(arg string) {
 		return
 	}
 	s.tx = tx
-	s.reply(250, [3]int{2, 1, 0}, "Ok")
+	s.reply(smtpreply.C250Completed, smtpreply.Se2Addr1Other0, "Ok")
 }
 
 func (s *session) cmdRcpt(arg string) {
 	if s.tx == nil {
-		s.fail(503, [3]int{5, 5, 1}, "send MAIL first")
+		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "send MAIL first")
 		return
 	}
 	if s.bdat != nil {
-		s.fail(503, [3]int{5, 5, 1}, "RCPT not allowed during BDAT transfer")
+		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "RCPT not allowed during BDAT transfer")
 		return
 	}
 	rest, ok := cutPrefixFold(arg, "TO:")
 	if !ok {
-		s.fail(501, [3]int{5, 5, 4}, "syntax: RCPT TO:<address>")
+		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: RCPT TO:<address>")
 		return
 	}
 	addr, params, err := parsePath(rest)
@@ -612,21 +604,21 @@ func (s *session) cmdRcpt(arg string) {
 		}
 	}
 	if err != nil || addr == "" {
-		s.fail(501, [3]int{5, 1, 3}, "bad recipient address syntax")
+		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Addr1BadDestSyntax3, "bad recipient address syntax")
 		return
 	}
 	if params != "" {
-		s.fail(555, [3]int{5, 5, 4}, "unsupported RCPT parameter")
+		s.fail(smtpreply.C555UnrecognizedAddrParam, smtpreply.Se5Proto5InvalidArgs4, "unsupported RCPT parameter")
 		return
 	}
 	if !s.tx.SMTPUTF8 && !isASCII(addr) {
-		s.fail(553, [3]int{5, 6, 7}, "non-ASCII address needs SMTPUTF8")
+		s.fail(smtpreply.C553BadMailbox, smtpreply.Se5Media6NonASCIIAddr7, "non-ASCII address needs SMTPUTF8")
 		return
 	}
 	if len(s.tx.Rcpts) >= s.opts.MaxRecipients {
 		// RFC 5321 §4.5.3.1.10: 452 tells the client to send the rest in
 		// another transaction.
-		s.reply(452, [3]int{4, 5, 3}, "too many recipients")
+		s.reply(smtpreply.C452StorageFull, smtpreply.Se4Proto5TooManyRcpts3, "too many recipients")
 		return
 	}
 	s.tx.Rcpt = addr
@@ -638,13 +630,13 @@ func (s *session) cmdRcpt(arg string) {
 		return
 	}
 	if ok, key := s.rate.allow(rateRcpt, s.client.Addr.Addr()); !ok {
-		rep := policy.Reply{Code: 451, Enhanced: [3]int{4, 7, 1}, Text: sessionText("too many recipients per minute from "+key+", try again later", s.id)}
+		rep := replyRateRecipients(key, s.id)
 		s.replyWith(rep)
 		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: rep.String(), Rule: "rate"})
 		return
 	}
 	s.tx.Rcpts = append(s.tx.Rcpts, addr)
-	s.reply(250, [3]int{2, 1, 5}, "Ok")
+	s.reply(smtpreply.C250Completed, smtpreply.Se2Addr1DestValid5, "Ok")
 }
 
 // validHELO accepts a domain name or an address literal (RFC 5321 §4.1.3).
@@ -702,13 +694,13 @@ func isASCII(s string) bool {
 func (s *session) cmdStartTLS(arg string) {
 	switch {
 	case s.tls == nil:
-		s.fail(502, [3]int{5, 5, 1}, "STARTTLS not available")
+		s.fail(smtpreply.C502CmdNotImpl, smtpreply.Se5Proto5InvalidCmd1, "STARTTLS not available")
 		return
 	case s.client.TLS != nil:
-		s.fail(503, [3]int{5, 5, 1}, "TLS already active")
+		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "TLS already active")
 		return
 	case arg != "":
-		s.fail(501, [3]int{5, 5, 4}, "syntax: STARTTLS")
+		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: STARTTLS")
 		return
 	}
 	// Anything the client pipelined after STARTTLS arrived in clear text and
@@ -717,7 +709,7 @@ func (s *session) cmdStartTLS(arg string) {
 		_, _ = s.r.Discard(n)
 		s.log.Info("discarded plaintext pipelined after STARTTLS", "bytes", n)
 	}
-	s.reply(220, [3]int{2, 0, 0}, "ready to start TLS")
+	s.reply(smtpreply.C220ServiceReady, smtpreply.Se2Other00, "ready to start TLS")
 	s.flush()
 	tc := tls.Server(s.conn, s.tls)
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CommandTimeout)

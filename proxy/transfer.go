@@ -8,26 +8,27 @@ import (
 	"strings"
 	"time"
 
+	"mxguard/internal/smtpreply"
 	"mxguard/policy"
 )
 
 func (s *session) cmdData(arg string) {
 	switch {
 	case arg != "":
-		s.fail(501, [3]int{5, 5, 4}, "syntax: DATA")
+		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: DATA")
 		return
 	case s.bdat != nil:
-		s.fail(503, [3]int{5, 5, 1}, "DATA not allowed during BDAT transfer")
+		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "DATA not allowed during BDAT transfer")
 		return
 	case s.tx == nil:
-		s.fail(503, [3]int{5, 5, 1}, "send MAIL first")
+		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "send MAIL first")
 		return
 	case len(s.tx.Rcpts) == 0:
 		// RFC 2920 §3.1: DATA after every RCPT failed gets 554.
-		s.fail(554, [3]int{5, 5, 1}, "no valid recipients")
+		s.fail(smtpreply.C554TransactionFailed, smtpreply.Se5Proto5InvalidCmd1, "no valid recipients")
 		return
 	}
-	s.reply(354, [3]int{}, "end data with <CR><LF>.<CR><LF>")
+	s.reply(smtpreply.C354Continue, smtpreply.Enhanced{}, "end data with <CR><LF>.<CR><LF>")
 	s.flush()
 	if !s.setReadDeadline(s.opts.DataTimeout, false) {
 		s.readFailed(os.ErrDeadlineExceeded)
@@ -68,7 +69,7 @@ func (s *session) cmdBdat(arg string) {
 	if len(f) == 0 || len(f) > 2 || len(f) == 2 && !last || err != nil || size < 0 {
 		// Without a size we cannot know where the chunk ends: the session
 		// is out of step and must end (RFC 3030 §3).
-		s.reply(501, [3]int{5, 5, 4}, "syntax: BDAT size [LAST], closing connection")
+		s.reply(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: BDAT size [LAST], closing connection")
 		s.quit = true
 		return
 	}
@@ -91,7 +92,7 @@ func (s *session) cmdBdat(arg string) {
 			s.quit = true
 			return
 		}
-		s.fail(503, [3]int{5, 5, 1}, "send MAIL and RCPT first")
+		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "send MAIL and RCPT first")
 		return
 	}
 	if s.bdat == nil {
@@ -108,14 +109,14 @@ func (s *session) cmdBdat(arg string) {
 	if b.scan.tooBig() {
 		// Content is counted and checked like DATA (RFC 3030 §2): refuse as
 		// soon as the limit is passed, and discard the rest of the message.
-		r := replyTooBig.For(s.id)
+		r := replyTooBig.WithSession(s.id)
 		b.failed = &r
 	}
 	if !last {
 		if b.failed != nil {
 			s.replyWith(*b.failed)
 		} else {
-			s.reply(250, [3]int{2, 0, 0}, strconv.FormatInt(size, 10)+" octets received")
+			s.reply(smtpreply.C250Completed, smtpreply.Se2Other00, strconv.FormatInt(size, 10)+" octets received")
 		}
 		return
 	}
@@ -149,7 +150,7 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 	tx.Size = scan.size
 	tx.Protocol = scan.facts
 	log := txLogger{s.log, []any{"tx", tx.ID, "from", tx.MailFrom, "rcpts", tx.Rcpts, "size", tx.Size}}
-	finish := func(v policy.Verdict, r policy.Reply, backend string) {
+	finish := func(v policy.Verdict, r smtpreply.Reply, backend string) {
 		s.replyWith(r)
 		// The client has waited for this reply since its final dot; it goes
 		// out before the verdict line is written, unless pipelined commands
@@ -165,11 +166,11 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 	}
 	switch {
 	case scan.tooBig():
-		finish(policy.Verdict{Action: policy.ActionReject, Reason: "size"}, replyTooBig.For(s.id), "")
+		finish(policy.Verdict{Action: policy.ActionReject, Reason: "size"}, replyTooBig.WithSession(s.id), "")
 		log.Info("message refused", "reason", "size")
 		return
 	case scan.werr != nil:
-		finish(policy.Verdict{Action: policy.ActionTempfail, Reason: "spool"}, replySpoolFailed.For(s.id), "")
+		finish(policy.Verdict{Action: policy.ActionTempfail, Reason: "spool"}, replySpoolFailed.WithSession(s.id), "")
 		log.Error("spool failed", "err", scan.werr)
 		return
 	}
@@ -177,11 +178,12 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) {
 	if _, err := tx.HeaderSplit(); errors.Is(err, policy.ErrHeaderTooBig) {
 		// Every reader takes the whole header section at once; one that
 		// does not end within the limit is refused, never checked in part.
-		finish(policy.Verdict{Action: policy.ActionReject, Reason: "size"}, replyHeaderTooBig.For(s.id), "")
+		v := HeaderTooBig(s.id)
+		finish(v, v.Reply, "")
 		log.Info("message refused", "reason", "size", "detail", "header section")
 		return
 	} else if err != nil {
-		finish(policy.Verdict{Action: policy.ActionTempfail, Reason: "spool"}, replySpoolFailed.For(s.id), "")
+		finish(policy.Verdict{Action: policy.ActionTempfail, Reason: "spool"}, replySpoolFailed.WithSession(s.id), "")
 		log.Error("spool failed", "err", err)
 		return
 	}

@@ -18,6 +18,7 @@ import (
 
 	"mxguard/internal/boundedfile"
 	"mxguard/internal/mailaddr"
+	"mxguard/internal/smtpreply"
 	"mxguard/internal/yamlpos"
 )
 
@@ -221,7 +222,7 @@ func validateAction(d *yamlpos.Decoder, at func(string) *yaml.Node, path string,
 	if rs.Reply != "" {
 		switch rs.Action {
 		case Reject, Tempfail:
-			rep, err := ParseReply(rs.Reply)
+			rep, err := smtpreply.Parse(rs.Reply)
 			switch {
 			case err != nil:
 				d.Errorf(at("reply"), "%s.reply: %v", path, err)

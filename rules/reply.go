@@ -9,6 +9,8 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
+
+	"mxguard/internal/smtpreply"
 )
 
 // replyPart is a piece of a reply text: literal text, or a ${expression}
@@ -61,7 +63,7 @@ func (r *Rule) compileReply(o Options) error {
 // RenderReply returns the rule's reply with its placeholders filled in from
 // env. Values are made safe for an SMTP reply line: control characters go,
 // and the text is bounded.
-func (r *Rule) RenderReply(env any) Reply {
+func (r *Rule) RenderReply(env any) smtpreply.Reply {
 	rep := *r.Reply
 	if len(r.replyParts) == 0 {
 		return rep

@@ -8,11 +8,9 @@
 package rules
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
-
 	"github.com/expr-lang/expr/vm"
+
+	"mxguard/internal/smtpreply"
 )
 
 // Stages, in the order an SMTP transaction reaches them.
@@ -40,60 +38,13 @@ func Decisive(action string) bool {
 	return action == Accept || action == Reject || action == Tempfail || action == Quarantine
 }
 
-// Reply is an SMTP reply a rule gives when it refuses.
-type Reply struct {
-	Code     int
-	Enhanced [3]int
-	Text     string
-}
-
-// String renders the reply as it is written in a rules file.
-func (r Reply) String() string {
-	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Text)
-}
-
-// ParseReply parses "550 5.7.1 text": a reply code, an RFC 3463 enhanced
-// status code of the same class, and text.
-func ParseReply(s string) (Reply, error) {
-	f := strings.SplitN(strings.TrimSpace(s), " ", 3)
-	if len(f) < 3 || strings.TrimSpace(f[2]) == "" {
-		return Reply{}, fmt.Errorf("expected a reply like \"550 5.7.1 text\", got %q", s)
-	}
-	code, err := strconv.Atoi(f[0])
-	if err != nil || len(f[0]) != 3 || code < 200 || code > 599 {
-		return Reply{}, fmt.Errorf("expected a three-digit reply code, got %q", f[0])
-	}
-	var r Reply
-	r.Code, r.Text = code, strings.TrimSpace(f[2])
-	parts := strings.Split(f[1], ".")
-	if len(parts) != 3 {
-		return Reply{}, fmt.Errorf("expected an enhanced status code like 5.7.1, got %q", f[1])
-	}
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 999 {
-			return Reply{}, fmt.Errorf("expected an enhanced status code like 5.7.1, got %q", f[1])
-		}
-		r.Enhanced[i] = n
-	}
-	if r.Enhanced[0] != code/100 {
-		// RFC 3463 §2: the class of the enhanced code is the class of the
-		// reply; a 550 4.x.x confuses every client that reads both.
-		return Reply{}, fmt.Errorf("enhanced code %s does not match reply code %d: its first digit must be %d", f[1], code, code/100)
-	}
-	if strings.ContainsAny(r.Text, "\r\n") {
-		return Reply{}, fmt.Errorf("reply text must be one line")
-	}
-	return r, nil
-}
-
 // Rule is one compiled rule.
 type Rule struct {
 	Name    string
 	Stage   string
 	When    string
 	Action  string
-	Reply   *Reply
+	Reply   *smtpreply.Reply // the reply as written, when the rule gives one
 	Score   float64
 	Headers []Header
 	Mode    string

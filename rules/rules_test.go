@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"mxguard/internal/smtpreply"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected-error files of testdata/badrules")
@@ -177,9 +179,9 @@ func TestParseReplyClasses(t *testing.T) {
 		{"550 5.7.1", false},
 		{"650 6.0.0 nope", false},
 	} {
-		_, err := ParseReply(c.in)
+		_, err := smtpreply.Parse(c.in)
 		if (err == nil) != c.ok {
-			t.Errorf("ParseReply(%q) err=%v, want ok=%v", c.in, err, c.ok)
+			t.Errorf("smtpreply.Parse(%q) err=%v, want ok=%v", c.in, err, c.ok)
 		}
 	}
 }

@@ -153,7 +153,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			tx.Size, tx.Protocol, tx.Content = msg.Size(), facts, msg
 			if _, err := tx.HeaderSplit(); err != nil {
 				// serve refuses it before any rule: so does check.
-				return policy.Refuse(policy.ActionReject, "size", 552, [3]int{5, 3, 4}, "message header section exceeds fixed limit", tx.Session), true
+				return proxy.HeaderTooBig(tx.Session), true
 			}
 			tx.MessageID = proxy.MessageID(tx.Header())
 			return policy.Verdict{}, false
