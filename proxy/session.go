@@ -12,12 +12,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"mxguard/internal/mailaddr"
 	"mxguard/internal/smtpreply"
 	"mxguard/policy"
 )
@@ -64,6 +62,8 @@ type session struct {
 	errors int
 	junk   int // commands that moved nothing forward (see MaxJunkCommands)
 	quit   bool
+	// verdict waits for the reply that tells the client (see send).
+	verdict *pendingVerdict
 
 	// mu guards the drain state against Server.Shutdown, which pokes the
 	// connection's read deadline to wake a session blocked on a read.
@@ -119,29 +119,35 @@ func (s *session) serve() {
 		// refusal is 421, which closes the session.
 		rep := v.Reply
 		if rep.Code/100 == 4 {
-			rep.Code = 421
+			rep.Code = smtpreply.C421ServiceUnavail
 		} else {
-			rep.Code = 554
+			rep.Code = smtpreply.C554TransactionFailed
 		}
-		s.replyWith(rep)
+		s.logVerdict(tx, policy.Outcome{Stage: policy.StageConnect, Action: v.Action.String(), Reason: v.Reason}, nil)
+		s.send(rep)
 		s.flush()
-		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageConnect, Action: v.Action.String(), Reason: v.Reason, Reply: rep.String()})
 		s.log.Info("connection refused", "reason", v.Reason)
 		return
 	}
-	s.reply(smtpreply.C220ServiceReady, smtpreply.Enhanced{}, s.opts.Hostname+" ESMTP ready")
+	s.send(reply(smtpreply.C220ServiceReady, smtpreply.Enhanced{}, s.opts.Hostname+" ESMTP ready"))
 	for !s.quit {
 		line, err := s.readCommand()
-		if err != nil {
-			s.readFailed(err)
+		switch {
+		case errors.Is(err, errLineTooLong):
+			s.send(s.fail(smtpreply.C500BadSyntax, smtpreply.Se5Proto5SyntaxErr2, "line too long"))
+			continue
+		case err != nil:
+			if r := s.readFailed(err); !r.IsZero() {
+				s.send(r)
+				s.flush()
+			}
 			return
-		}
-		if line == "" {
+		case line == "":
 			continue
 		}
-		s.dispatch(line)
+		s.send(s.command(line))
 		if s.errors > s.opts.MaxErrors {
-			s.reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Pol7Other0, "too many errors, closing connection")
+			s.send(reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Pol7Other0, "too many errors, closing connection"))
 			s.log.Info("too many errors", "errors", s.errors)
 			break
 		}
@@ -193,8 +199,10 @@ func (s *session) greetPause() bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// readFailed answers a read that ended the session.
-func (s *session) readFailed(err error) {
+// readFailed ends the transaction after a read that ended the session,
+// and returns what the client is told: 421 when it was too slow or the
+// server is draining, nothing when it has gone.
+func (s *session) readFailed(err error) smtpreply.Reply {
 	defer s.resetTx()
 	s.mu.Lock()
 	draining := s.draining
@@ -202,29 +210,75 @@ func (s *session) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case draining && errors.As(err, &ne) && ne.Timeout():
-		s.reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Sys3NotAccepting2, s.opts.Hostname+" service shutting down, try again later")
+		return s.replyShuttingDown()
 	case errors.As(err, &ne) && ne.Timeout():
-		s.reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Net4BadConn2, s.opts.Hostname+" timeout, closing connection")
+		return reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Net4BadConn2, s.opts.Hostname+" timeout, closing connection")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		s.log.Debug("client disconnected")
-		return
 	default:
 		s.log.Debug("read failed", "err", err)
+	}
+	return smtpreply.Reply{}
+}
+
+// replyShuttingDown tells a client that the server is draining; the
+// session ends after it (RFC 5321 §3.8).
+func (s *session) replyShuttingDown() smtpreply.Reply {
+	return reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Sys3NotAccepting2, s.opts.Hostname+" service shutting down, try again later")
+}
+
+// send queues r for the client; the zero Reply sends nothing (the client
+// has gone, or the command was answered already). It is the one place a
+// reply is written: the command handlers return theirs to the serve loop,
+// which sends it. Only the replies after which the client sends something
+// other than a command are sent from their handler before it goes on:
+// DATA's 354 and STARTTLS's 220.
+//
+// Replies are flushed when the client has no more pipelined commands
+// waiting (RFC 2920 §3.2), so a pipelining client gets one packet per
+// group. A verdict waiting for r (logVerdict) is written after it, quoting
+// it: the client, who may have waited since its final dot, gets its reply
+// before the verdict line is written, unless pipelined commands wait
+// behind it and their replies can share the packet.
+func (s *session) send(r smtpreply.Reply) {
+	if !r.IsZero() {
+		s.out = r.Append(s.out[:0])
+		_, _ = s.w.Write(s.out)
+	}
+	p := s.verdict
+	if p == nil {
 		return
 	}
-	s.flush()
+	s.verdict = nil
+	if s.r.Buffered() == 0 {
+		s.flush()
+	}
+	p.o.Reply = r.String()
+	s.pol.Finish(p.tx, p.o)
+	if p.then != nil {
+		p.then()
+	}
 }
 
-// reply queues one reply line. Replies are flushed when the client has no
-// more pipelined commands waiting (RFC 2920 §3.2), so a pipelining client
-// gets one packet per group.
-func (s *session) reply(code int, enh smtpreply.Enhanced, text string) {
-	s.replyWith(smtpreply.Reply{Code: code, Enhanced: enh, Text: text})
+// pendingVerdict is a verdict line that waits for the reply that tells the
+// client.
+type pendingVerdict struct {
+	tx   *policy.Transaction
+	o    policy.Outcome
+	then func()
 }
 
-func (s *session) replyWith(r smtpreply.Reply) {
-	s.out = r.Append(s.out[:0])
-	_, _ = s.w.Write(s.out)
+// logVerdict has tx's verdict line written once the next reply is sent,
+// with that reply in it, so that the line says what the client was told;
+// then, if not nil, runs after it (the log line of a message).
+func (s *session) logVerdict(tx *policy.Transaction, o policy.Outcome, then func()) {
+	s.verdict = &pendingVerdict{tx: tx, o: o, then: then}
+}
+
+// reply is a reply mxguard gives without the session id: the answer to a
+// command that went through, or an error the client can see for itself.
+func reply(code int, enh smtpreply.Enhanced, text string) smtpreply.Reply {
+	return smtpreply.Reply{Code: code, Enhanced: enh, Text: text}
 }
 
 func (s *session) flush() {
@@ -237,11 +291,11 @@ func (s *session) flush() {
 	_ = s.w.Flush()
 }
 
-// fail answers a client error and counts it towards MaxErrors.
-func (s *session) fail(code int, enh smtpreply.Enhanced, text string) {
+// fail counts a client error towards MaxErrors and returns its reply.
+func (s *session) fail(code int, enh smtpreply.Enhanced, text string) smtpreply.Reply {
 	s.errors++
 	s.client.SMTP.Errors = s.errors
-	s.reply(code, enh, text)
+	return reply(code, enh, text)
 }
 
 // setReadDeadline sets the deadline under the drain lock, so that a drain
@@ -291,6 +345,9 @@ func (s *session) drain(force bool) {
 	}
 }
 
+// errLineTooLong is a command line over maxCommandLine, which was skipped.
+var errLineTooLong = errors.New("command line too long")
+
 // readCommand reads one command line and returns it without its CRLF.
 func (s *session) readCommand() (string, error) {
 	if s.r.Buffered() == 0 {
@@ -314,8 +371,7 @@ func (s *session) readCommand() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		s.fail(smtpreply.C500BadSyntax, smtpreply.Se5Proto5SyntaxErr2, "line too long")
-		return "", nil
+		return "", errLineTooLong
 	}
 	if err != nil {
 		return "", err
@@ -331,89 +387,6 @@ func (s *session) readCommand() (string, error) {
 		return string(line[:len(line)-1]), nil
 	}
 	return string(line[:len(line)-2]), nil
-}
-
-// groupEnders are the commands after which a client must wait for our
-// reply (RFC 2920 §3.1, RFC 3207 §4 for STARTTLS).
-var groupEnders = map[string]bool{"EHLO": true, "HELO": true, "DATA": true, "VRFY": true, "EXPN": true,
-	"TURN": true, "NOOP": true, "STARTTLS": true, "AUTH": true}
-
-// junkCommands move a session nothing forward: a client may send them to
-// stay connected without ever sending mail. ETRN is one too, but it is not
-// implemented here, so it is an error anyway.
-var junkCommands = map[string]bool{"NOOP": true, "RSET": true, "VRFY": true, "HELP": true}
-
-// junkCommand counts a command that moves nothing forward; past
-// MaxJunkCommands each counts as an error, as with Postfix's
-// smtpd_junk_command_limit, so MaxErrors ends the session.
-func (s *session) junkCommand() {
-	s.junk++
-	if s.junk > s.opts.MaxJunkCommands {
-		s.errors++
-		s.client.SMTP.Errors = s.errors
-	}
-}
-
-// nonSMTP are the first words of other protocols sent to port 25 by
-// scanners and proxies: HTTP, and POP3 logins.
-var nonSMTP = map[string]bool{"GET": true, "POST": true, "HEAD": true, "PUT": true, "OPTIONS": true,
-	"CONNECT": true, "USER": true, "PASS": true}
-
-func (s *session) dispatch(line string) {
-	verb, arg, _ := strings.Cut(line, " ")
-	verb = strings.ToUpper(verb)
-	arg = strings.TrimSpace(arg)
-	if s.r.Buffered() > 0 && (groupEnders[verb] || !s.client.ESMTP) && verb != "QUIT" && verb != "BDAT" {
-		s.client.SMTP.UnauthPipelining = true
-	}
-	if junkCommands[verb] {
-		s.junkCommand()
-	}
-	if nonSMTP[verb] {
-		// Not a mail client: answer once and close, like postscreen.
-		s.replyWith(replyNotSMTP.WithSession(s.id))
-		s.pol.Finish(s.newTx(), policy.Outcome{Stage: policy.StageConnect, Action: "reject", Reason: "non-smtp",
-			Reply: replyNotSMTP.String()})
-		s.log.Info("non-SMTP client", "verb", verb)
-		s.quit = true
-		return
-	}
-	if hasControl(line) {
-		// A CR, NUL or other control octet inside a command would end up in
-		// our Received header or in the backend's parser.
-		s.fail(smtpreply.C500BadSyntax, smtpreply.Se5Proto5SyntaxErr2, "control character in command")
-		return
-	}
-	switch verb {
-	case "EHLO", "HELO":
-		s.cmdHello(verb == "EHLO", arg)
-	case "MAIL":
-		s.cmdMail(arg)
-	case "RCPT":
-		s.cmdRcpt(arg)
-	case "DATA":
-		s.cmdData(arg)
-	case "BDAT":
-		s.cmdBdat(arg)
-	case "RSET":
-		s.resetTx()
-		s.reply(smtpreply.C250Completed, smtpreply.Se2Other00, "Ok")
-	case "NOOP":
-		s.reply(smtpreply.C250Completed, smtpreply.Se2Other00, "Ok")
-	case "QUIT":
-		s.reply(smtpreply.C221Closing, smtpreply.Se2Other00, s.opts.Hostname+" closing connection")
-		s.quit = true
-	case "VRFY":
-		s.reply(smtpreply.C252WithoutVrfy, smtpreply.Se2Proto5Other0, "cannot VRFY user, but will take a message for it")
-	case "HELP":
-		s.reply(smtpreply.C214Help, smtpreply.Se2Other00, "see RFC 5321")
-	case "STARTTLS":
-		s.cmdStartTLS(arg)
-	case "EXPN", "AUTH", "TURN", "ETRN", "SEND", "SOML", "SAML":
-		s.fail(smtpreply.C502CmdNotImpl, smtpreply.Se5Proto5InvalidCmd1, verb+" not implemented")
-	default:
-		s.fail(smtpreply.C500BadSyntax, smtpreply.Se5Proto5SyntaxErr2, "command not recognized")
-	}
 }
 
 // newTx returns a transaction with the session's facts. Only MAIL starts a
@@ -444,296 +417,5 @@ func (s *session) resetTx() {
 	if s.bdat != nil {
 		_ = s.bdat.msg.Close()
 		s.bdat = nil
-	}
-}
-
-func (s *session) cmdHello(ehlo bool, arg string) {
-	if arg == "" || strings.ContainsAny(arg, " \t") {
-		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: EHLO hostname")
-		return
-	}
-	// RFC 5321 §4.1.4: EHLO resets the transaction state.
-	s.resetTx()
-	s.client.HELO, s.client.ESMTP = arg, ehlo
-	s.client.SMTP.BadHELO = !validHELO(arg)
-	s.client.SMTP.HELONotFQDN = !s.client.SMTP.BadHELO && !strings.HasPrefix(arg, "[") && !strings.Contains(strings.TrimSuffix(arg, "."), ".")
-	s.client.SMTP.HELOIsUs = s.heloIsUs(arg)
-	tx := s.newTx()
-	if v := s.pol.Decide(s.ctx, policy.StageHelo, tx); v.Action.Refuses() {
-		s.client.HELO = ""
-		s.replyWith(v.Reply)
-		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageHelo, Action: v.Action.String(), Reason: v.Reason, Reply: v.Reply.String()})
-		return
-	}
-	if !ehlo {
-		s.reply(smtpreply.C250Completed, smtpreply.Enhanced{}, s.opts.Hostname)
-		return
-	}
-	ext := []string{
-		s.opts.Hostname,
-		"PIPELINING",
-		"SIZE " + strconv.FormatInt(s.opts.MaxMessageBytes, 10),
-		"8BITMIME",
-		"SMTPUTF8",
-		"ENHANCEDSTATUSCODES",
-		"CHUNKING",
-	}
-	if s.tls != nil && s.client.TLS == nil {
-		ext = append(ext, "STARTTLS")
-	}
-	s.replyWith(smtpreply.Multiline(smtpreply.C250Completed, ext...))
-}
-
-func (s *session) cmdMail(arg string) {
-	switch {
-	case s.client.HELO == "":
-		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "send EHLO first")
-		return
-	case s.tx != nil:
-		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "nested MAIL command")
-		return
-	}
-	s.mu.Lock()
-	draining := s.draining
-	s.mu.Unlock()
-	if draining {
-		s.reply(smtpreply.C421ServiceUnavail, smtpreply.Se4Sys3NotAccepting2, s.opts.Hostname+" service shutting down, try again later")
-		s.quit = true
-		return
-	}
-	rest, ok := cutPrefixFold(arg, "FROM:")
-	if !ok {
-		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: MAIL FROM:<address>")
-		return
-	}
-	if ok, key := s.rate.allow(rateMsg, s.client.Addr.Addr()); !ok {
-		// RFC 5321 §4.2.5: 451 asks the sender to come back later.
-		s.replyWith(replyRateMessages(key, s.id))
-		return
-	}
-	addr, params, err := parsePath(rest)
-	if err != nil {
-		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Addr1BadSenderSyntax7, "bad sender address syntax")
-		return
-	}
-	s.txSeq++
-	tx := s.newTx()
-	tx.ID = s.id + "." + strconv.Itoa(s.txSeq)
-	tx.MailFrom = addr
-	kv, err := parseParams(params)
-	if err != nil {
-		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "bad MAIL parameters")
-		return
-	}
-	for k, v := range kv {
-		switch k {
-		case "SIZE":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "bad SIZE parameter")
-				return
-			}
-			if n > s.opts.MaxMessageBytes {
-				// RFC 1870 §6.1
-				s.replyWith(replyTooBig.WithSession(s.id))
-				return
-			}
-		case "BODY":
-			switch strings.ToUpper(v) {
-			case "7BIT":
-			case "8BITMIME":
-				tx.Body8Bit = true
-			default:
-				s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "unsupported BODY type")
-				return
-			}
-		case "SMTPUTF8":
-			if v != "" {
-				// RFC 6531 §3.4: the parameter takes no value.
-				s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "SMTPUTF8 takes no value")
-				return
-			}
-			tx.SMTPUTF8 = true
-		default:
-			// RFC 5321 §4.1.1.11: parameters of extensions we did not
-			// advertise are refused with 555.
-			s.fail(smtpreply.C555UnrecognizedAddrParam, smtpreply.Se5Proto5InvalidArgs4, "unsupported MAIL parameter "+k)
-			return
-		}
-	}
-	if !tx.SMTPUTF8 && !isASCII(addr) {
-		s.fail(smtpreply.C553BadMailbox, smtpreply.Se5Media6NonASCIIAddr7, "non-ASCII address needs SMTPUTF8")
-		return
-	}
-	if b, ok := s.opts.Backend.(interface{ RefusesSMTPUTF8() bool }); ok && tx.SMTPUTF8 && b.RefusesSMTPUTF8() {
-		// RFC 6531 §3.5: refuse before the message is sent, not after.
-		s.replyWith(replyNoUTF8Backend.WithSession(s.id))
-		return
-	}
-	if v := s.pol.Decide(s.beginTx(), policy.StageMail, tx); v.Action.Refuses() {
-		s.endTx()
-		s.replyWith(v.Reply)
-		s.pol.Finish(tx, policy.Outcome{Stage: policy.StageMail, Action: v.Action.String(), Reason: v.Reason, Reply: v.Reply.String()})
-		return
-	}
-	s.tx = tx
-	s.reply(smtpreply.C250Completed, smtpreply.Se2Addr1Other0, "Ok")
-}
-
-func (s *session) cmdRcpt(arg string) {
-	if s.tx == nil {
-		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "send MAIL first")
-		return
-	}
-	if s.bdat != nil {
-		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "RCPT not allowed during BDAT transfer")
-		return
-	}
-	rest, ok := cutPrefixFold(arg, "TO:")
-	if !ok {
-		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: RCPT TO:<address>")
-		return
-	}
-	addr, params, err := parsePath(rest)
-	if p, ok := postmasterPath(rest); ok {
-		// RFC 5321 §4.1.1.3 and §4.5.1: <Postmaster> without a domain is
-		// always accepted; the backend gets an address it knows.
-		addr, params, err = "postmaster", p, nil
-		if s.opts.Postmaster != "" {
-			addr = s.opts.Postmaster
-		}
-	}
-	if err != nil || addr == "" {
-		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Addr1BadDestSyntax3, "bad recipient address syntax")
-		return
-	}
-	if params != "" {
-		s.fail(smtpreply.C555UnrecognizedAddrParam, smtpreply.Se5Proto5InvalidArgs4, "unsupported RCPT parameter")
-		return
-	}
-	if !s.tx.SMTPUTF8 && !isASCII(addr) {
-		s.fail(smtpreply.C553BadMailbox, smtpreply.Se5Media6NonASCIIAddr7, "non-ASCII address needs SMTPUTF8")
-		return
-	}
-	if len(s.tx.Rcpts) >= s.opts.MaxRecipients {
-		// RFC 5321 §4.5.3.1.10: 452 tells the client to send the rest in
-		// another transaction.
-		s.reply(smtpreply.C452StorageFull, smtpreply.Se4Proto5TooManyRcpts3, "too many recipients")
-		return
-	}
-	s.tx.Rcpt = addr
-	v := s.pol.Decide(s.txCtx, policy.StageRcpt, s.tx)
-	s.tx.Rcpt = ""
-	if v.Action.Refuses() {
-		s.replyWith(v.Reply)
-		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: v.Reply.String(), Rule: v.Reason})
-		return
-	}
-	if ok, key := s.rate.allow(rateRcpt, s.client.Addr.Addr()); !ok {
-		rep := replyRateRecipients(key, s.id)
-		s.replyWith(rep)
-		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: rep.String(), Rule: "rate"})
-		return
-	}
-	s.tx.Rcpts = append(s.tx.Rcpts, addr)
-	s.reply(smtpreply.C250Completed, smtpreply.Se2Addr1DestValid5, "Ok")
-}
-
-// validHELO accepts a domain name or an address literal (RFC 5321 §4.1.3).
-// The name is ASCII: RFC 6531 §3.7.1 does not extend EHLO, and the name is
-// copied into our Received header.
-func validHELO(h string) bool {
-	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
-		lit := strings.TrimPrefix(h[1:len(h)-1], "IPv6:")
-		_, err := netip.ParseAddr(lit)
-		return err == nil
-	}
-	return isASCII(h) && validDomain(h)
-}
-
-// heloIsUs reports a client greeting us with our own name, one of our
-// domains, or the address it connected to: a forger's shortcut.
-func (s *session) heloIsUs(h string) bool {
-	h = mailaddr.NormalizeDomain(h)
-	if mailaddr.ParseDomain(h).Equal(mailaddr.ParseDomain(s.opts.Hostname)) || s.pol.LocalDomain(h) {
-		return true
-	}
-	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
-		lit, err := netip.ParseAddr(strings.TrimPrefix(strings.TrimPrefix(h[1:len(h)-1], "ipv6:"), "IPv6:"))
-		local := addrPort(s.conn.LocalAddr())
-		return err == nil && local.IsValid() && lit.Unmap() == local.Addr().Unmap()
-	}
-	return false
-}
-
-func cutPrefixFold(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
-		return "", false
-	}
-	return s[len(prefix):], true
-}
-
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *session) cmdStartTLS(arg string) {
-	switch {
-	case s.tls == nil:
-		s.fail(smtpreply.C502CmdNotImpl, smtpreply.Se5Proto5InvalidCmd1, "STARTTLS not available")
-		return
-	case s.client.TLS != nil:
-		s.fail(smtpreply.C503BadCmdSeq, smtpreply.Se5Proto5InvalidCmd1, "TLS already active")
-		return
-	case arg != "":
-		s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: STARTTLS")
-		return
-	}
-	// Anything the client pipelined after STARTTLS arrived in clear text and
-	// must not be taken as if it came over TLS (CVE-2011-0411).
-	if n := s.r.Buffered(); n > 0 {
-		_, _ = s.r.Discard(n)
-		s.log.Info("discarded plaintext pipelined after STARTTLS", "bytes", n)
-	}
-	s.reply(smtpreply.C220ServiceReady, smtpreply.Se2Other00, "ready to start TLS")
-	s.flush()
-	tc := tls.Server(s.conn, s.tls)
-	ctx, cancel := context.WithTimeout(s.ctx, s.opts.CommandTimeout)
-	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
-		s.log.Info("TLS handshake failed", "err", err)
-		s.quit = true
-		_ = s.conn.Close()
-		return
-	}
-	s.mu.Lock()
-	s.conn = tc
-	s.rd.forget()
-	s.wd.forget()
-	s.mu.Unlock()
-	s.r.Reset(tc)
-	s.w.Reset(tc)
-	st := tc.ConnectionState()
-	// RFC 3207 §4.2: the client must greet again; forget what it said.
-	s.resetTx()
-	s.client.HELO = ""
-	s.client.TLS = &policy.TLSInfo{
-		Version:     tls.VersionName(st.Version),
-		CipherSuite: tls.CipherSuiteName(st.CipherSuite),
-		ServerName:  st.ServerName,
 	}
 }
