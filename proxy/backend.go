@@ -143,7 +143,7 @@ func (f *Forwarder) dial(ctx context.Context) (*bconn, error) {
 		}
 	}
 	rep, err := b.read(o.CommandTimeout)
-	if err == nil && rep.Code != 220 {
+	if err == nil && rep.Code != smtpreply.C220ServiceReady {
 		err = ioErr("greeting", fmt.Errorf("backend greets with %s", rep))
 	}
 	if err == nil {
@@ -184,7 +184,7 @@ func (b *bconn) hello(name string) error {
 	if err != nil {
 		return err
 	}
-	if rep.Code != 250 {
+	if rep.Code != smtpreply.C250Completed {
 		return ioErr("hello", fmt.Errorf("backend answers %s with %s", verb, rep))
 	}
 	if err := b.inStep(verb); err != nil {
@@ -209,7 +209,7 @@ func (b *bconn) startTLS() error {
 	if err != nil {
 		return err
 	}
-	if rep.Code != 220 {
+	if rep.Code != smtpreply.C220ServiceReady {
 		return ioErr("starttls", fmt.Errorf("backend answers STARTTLS with %s", rep))
 	}
 	// Octets after the 220 came before TLS: the handshake would drop

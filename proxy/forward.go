@@ -339,7 +339,7 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 		return Delivery{}, false, err
 	}
 	for i, r := range replies[:len(prefix)] {
-		if r.Code != 250 {
+		if r.Code != smtpreply.C250Completed {
 			// A refused RSET or XFORWARD means the connection or the
 			// backend's configuration is wrong, not the message.
 			return Delivery{}, false, ioErr(verb(cmds[i]), fmt.Errorf("backend answers %s", r))
@@ -361,7 +361,7 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 		dataReply = &replies[len(replies)-1]
 		replies = replies[:len(replies)-1]
 	}
-	if r := replies[0]; r.Code != 250 {
+	if r := replies[0]; r.Code != smtpreply.C250Completed {
 		return Delivery{}, false, deliveryError{Delivery: relay(tx, r), err: fmt.Errorf("backend: MAIL: %s", r)}
 	}
 	for i, r := range replies[1:] {
@@ -384,12 +384,12 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 		if err != nil {
 			return Delivery{}, false, err
 		}
-		if err := answers("DATA", r[0], 354); err != nil {
+		if err := answers("DATA", r[0], smtpreply.C354Continue); err != nil {
 			return Delivery{}, false, err
 		}
 		dataReply = &r[0]
 	}
-	if r := *dataReply; r.Code != 354 {
+	if r := *dataReply; r.Code != smtpreply.C354Continue {
 		return Delivery{}, false, deliveryError{Delivery: relay(tx, r), err: fmt.Errorf("backend: DATA: %s", r)}
 	}
 	if err := f.writeMessage(b, tx, msg); err != nil {
@@ -422,7 +422,7 @@ func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (Delivery, erro
 			// RFC 5321 §4.3.2: 250, or a refusal. A 354 or a 221 here
 			// answers another command, and a 2xx that is not 250 is no
 			// promise that the message is stored.
-			err = answers("end of data", r, 250)
+			err = answers("end of data", r, smtpreply.C250Completed)
 		}
 		if err != nil {
 			return Delivery{}, err
@@ -430,7 +430,7 @@ func (f *Forwarder) finalReply(b *bconn, tx *policy.Transaction) (Delivery, erro
 		if first == nil {
 			first = &r
 		}
-		if r.Code == 250 {
+		if r.Code == smtpreply.C250Completed {
 			ok++
 		} else if bad == nil {
 			bad = &r
@@ -529,7 +529,7 @@ func (f *Forwarder) xclient(b *bconn, tx *policy.Transaction) error {
 	}
 	// Postfix greets again with 220; some implementations answer 250.
 	// Either way the session restarts and needs EHLO.
-	if r.Code != 220 && r.Code != 250 {
+	if r.Code != smtpreply.C220ServiceReady && r.Code != smtpreply.C250Completed {
 		return ioErr("xclient", fmt.Errorf("backend answers XCLIENT with %s (check smtpd_authorized_xclient_hosts)", r))
 	}
 	if err := b.inStep("XCLIENT"); err != nil {

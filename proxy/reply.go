@@ -175,15 +175,15 @@ func checkGroup(replies []smtpreply.Reply, withData bool) error {
 	rcpts := replies[1:]
 	if withData {
 		rcpts = rcpts[:len(rcpts)-1]
-		if err := answers("DATA", replies[len(replies)-1], 354); err != nil {
+		if err := answers("DATA", replies[len(replies)-1], smtpreply.C354Continue); err != nil {
 			return err
 		}
 	}
-	if err := answers("MAIL", replies[0], 250); err != nil {
+	if err := answers("MAIL", replies[0], smtpreply.C250Completed); err != nil {
 		return err
 	}
 	for _, r := range rcpts {
-		if err := answers("RCPT", r, 250, 251); err != nil {
+		if err := answers("RCPT", r, smtpreply.C250Completed, smtpreply.C251UserNotLocalWillFwd); err != nil {
 			return err
 		}
 	}
