@@ -259,8 +259,9 @@ func (s *session) cmdRcpt(arg string) smtpreply.Reply {
 }
 
 // validHELO accepts a domain name or an address literal (RFC 5321 §4.1.3).
-// The name is ASCII: RFC 6531 §3.7.1 does not extend EHLO, and the name is
-// copied into our Received header.
+// The name is ASCII: RFC 6531 §3.7.1 does not extend EHLO. Only a valid
+// name is passed downstream (Received, XCLIENT, XFORWARD); an invalid one
+// the rules let through is replaced there by the client's address literal.
 func validHELO(h string) bool {
 	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		lit := strings.TrimPrefix(h[1:len(h)-1], "IPv6:")

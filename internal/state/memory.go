@@ -1,0 +1,266 @@
+package state
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Memory is a store in this process's memory: bounded (the least recently
+// used entries go first when it is full) and with expiry. It is the
+// embedded store's working copy, and a store of its own for tests and
+// for a fleet's instance while Redis is away.
+type Memory struct {
+	now func() time.Time
+
+	mu     sync.Mutex
+	closed bool
+	cache  *lru.Cache[string, *entry]
+	// dirty are the keys changed since the last Dirty call, for a store
+	// that persists the working copy.
+	dirty map[string]struct{}
+}
+
+// entry is one value: a number (a TAT as nanoseconds since the epoch, a
+// count, a Unix time in nanoseconds) or bytes, and when it expires.
+type entry struct {
+	n       int64
+	b       []byte
+	expires time.Time // zero: never
+}
+
+// MemoryOptions configure a Memory.
+type MemoryOptions struct {
+	// MaxEntries bounds the entries kept [100000].
+	MaxEntries int
+	// Now is the clock [time.Now]; tests move it.
+	Now func() time.Time
+}
+
+// DefaultMaxEntries is the bound of a store's entries when none is given.
+const DefaultMaxEntries = 100000
+
+// NewMemory returns an empty Memory.
+func NewMemory(o MemoryOptions) *Memory {
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	m := &Memory{now: o.Now, dirty: map[string]struct{}{}}
+	m.cache, _ = lru.New[string, *entry](o.MaxEntries) // size > 0
+	return m
+}
+
+// get returns the live entry for key. Called with m.mu held.
+func (m *Memory) get(key string, now time.Time) (*entry, bool) {
+	e, ok := m.cache.Get(key)
+	if !ok {
+		return nil, false
+	}
+	if !e.expires.IsZero() && !now.Before(e.expires) {
+		m.cache.Remove(key)
+		return nil, false
+	}
+	return e, true
+}
+
+// set stores e under key. Called with m.mu held.
+func (m *Memory) set(key string, e *entry) {
+	m.cache.Add(key, e)
+	m.dirty[key] = struct{}{}
+}
+
+// offset is a time as the buckets keep it: nanoseconds since the Unix
+// epoch, so that TATs mean the same after a restart and on every instance
+// (a stepped wall clock shifts them; the limits are a minute wide).
+func offset(t time.Time) time.Duration { return time.Duration(t.UnixNano()) }
+
+// Allow implements Store.
+func (m *Memory) Allow(_ context.Context, chain []Limit) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	now := m.now()
+	at := offset(now)
+	tats := make([]time.Duration, len(chain))
+	for i, l := range chain {
+		if e, ok := m.get(l.Key, now); ok {
+			tats[i] = time.Duration(e.n)
+		}
+		if !l.Conforms(tats[i], at) {
+			first := chain[0]
+			t := first.Refuse(tats[0], at)
+			m.set(first.Key, &entry{n: int64(t), expires: now.Add(first.Expiry(t, at))})
+			return i, nil
+		}
+	}
+	for i, l := range chain {
+		t := l.Admit(tats[i], at)
+		m.set(l.Key, &entry{n: int64(t), expires: now.Add(l.Expiry(t, at))})
+	}
+	return -1, nil
+}
+
+// Count implements Store.
+func (m *Memory) Count(_ context.Context, key string, n int64, window time.Duration) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	now := m.now()
+	e, ok := m.get(key, now)
+	if !ok {
+		if n == 0 {
+			return 0, nil
+		}
+		e = &entry{expires: now.Add(window)}
+	}
+	if n != 0 {
+		e.n += n
+		m.set(key, e)
+	}
+	return e.n, nil
+}
+
+// Greylist implements Store.
+func (m *Memory) Greylist(_ context.Context, t Triplet) (Grey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return Grey{}, ErrClosed
+	}
+	now := m.now()
+	_, passed := m.get(t.NetworkKey(), now)
+	e, seen := m.get(t.Key(), now)
+	var first time.Time
+	if seen {
+		first = time.Unix(0, e.n)
+	}
+	return Decide(t, passed, seen, first, now), nil
+}
+
+// RecordGreylist implements Store.
+func (m *Memory) RecordGreylist(_ context.Context, t Triplet, g Grey) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	now := m.now()
+	switch g.State {
+	case GreyNew:
+		// Another instance (or session) may have seen it meanwhile: the
+		// first attempt stands.
+		if _, seen := m.get(t.Key(), now); !seen {
+			m.set(t.Key(), &entry{n: now.UnixNano(), expires: now.Add(t.Delay + t.RetryWindow)})
+		}
+	case GreyPassed:
+		m.set(t.NetworkKey(), &entry{n: now.UnixNano(), expires: now.Add(t.PassLifetime)})
+		m.cache.Remove(t.Key())
+		m.dirty[t.Key()] = struct{}{}
+	}
+	return nil
+}
+
+// Get implements Store.
+func (m *Memory) Get(_ context.Context, key string) ([]byte, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, false, ErrClosed
+	}
+	e, ok := m.get(key, m.now())
+	if !ok {
+		return nil, false, nil
+	}
+	return e.b, true, nil
+}
+
+// Put implements Store.
+func (m *Memory) Put(_ context.Context, key string, value []byte, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.set(key, &entry{b: append([]byte(nil), value...), expires: m.now().Add(ttl)})
+	return nil
+}
+
+// Entries implements Store.
+func (m *Memory) Entries(_ context.Context, prefix string, fn func(Entry) bool) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	now := m.now()
+	var out []Entry
+	for _, k := range m.cache.Keys() {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		e, ok := m.cache.Peek(k)
+		if !ok || !e.expires.IsZero() && !now.Before(e.expires) {
+			continue
+		}
+		out = append(out, Entry{Key: k, Value: describe(k, e), TTL: ttl(e, now)})
+	}
+	m.mu.Unlock()
+	for _, e := range out {
+		if !fn(e) {
+			break
+		}
+	}
+	return nil
+}
+
+func ttl(e *entry, now time.Time) time.Duration {
+	if e.expires.IsZero() {
+		return 0
+	}
+	return e.expires.Sub(now)
+}
+
+// describe renders an entry's value for people, by the kind its key names.
+func describe(key string, e *entry) string {
+	switch {
+	case e.b != nil:
+		return string(e.b)
+	case strings.HasPrefix(key, "grey:"):
+		return "since " + time.Unix(0, e.n).UTC().Format(time.RFC3339)
+	case strings.HasPrefix(key, "rate:"):
+		return "tat " + time.Unix(0, e.n).UTC().Format(time.RFC3339Nano)
+	}
+	return strconv.FormatInt(e.n, 10)
+}
+
+// Delete implements Store.
+func (m *Memory) Delete(_ context.Context, key string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false, ErrClosed
+	}
+	_, ok := m.get(key, m.now())
+	m.cache.Remove(key)
+	m.dirty[key] = struct{}{}
+	return ok, nil
+}
+
+// Close implements Store.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}
