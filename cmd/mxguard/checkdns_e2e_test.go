@@ -15,8 +15,8 @@ import (
 // standard error, and its Authentication-Results header carries the
 // config's hostname as authserv-id, never an empty one.
 func TestCheckNamesConfiguredResolver(t *testing.T) {
-	dns := dnstest.StartFiles(t, "testdata/zones/e2e.zone")
-	second := dnstest.StartFiles(t, "testdata/zones/e2e.zone")
+	dns := dnstest.StartFiles(t, corpusPath("zones/e2e.zone"))
+	second := dnstest.StartFiles(t, corpusPath("zones/e2e.zone"))
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "mxguard.yaml")
 	if err := os.WriteFile(cfg, []byte(`hostname: mx.example.org
