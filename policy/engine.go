@@ -15,6 +15,7 @@ import (
 	"mxguard/internal/membudget"
 	"mxguard/internal/metrics"
 	"mxguard/internal/smtpreply"
+	store "mxguard/internal/state"
 	"mxguard/rules"
 )
 
@@ -51,6 +52,9 @@ type Options struct {
 	// while it arrives (the proxy's spool shares it): the DKIM prefetcher
 	// reserves the header section it reads ahead from it. Nil is no budget.
 	Memory *membudget.Budget
+	// State is the store of what outlives a transaction, shared by a
+	// fleet's instances when it is Redis; nil keeps none.
+	State store.Store
 }
 
 // state is what a reload replaces as a whole. A session keeps the state it
@@ -122,7 +126,7 @@ func NewEngine(opts Options) *Engine {
 		resolver: opts.Resolver, recipients: opts.Recipients, metrics: opts.Metrics, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil,
 		memory: opts.Memory}
 	for _, r := range registry {
-		e.register(r.name, r.Define(check.Env{Resolver: opts.Resolver, Memory: opts.Memory, Section: opts.Sections[r.name]}))
+		e.register(r.name, r.Define(check.Env{Resolver: opts.Resolver, Memory: opts.Memory, State: opts.State, Section: opts.Sections[r.name]}))
 	}
 	e.Reload(opts.Domains, opts.Rules)
 	return e

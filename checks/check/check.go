@@ -27,6 +27,7 @@ import (
 	"mxguard/checks/resolver"
 	"mxguard/internal/mailhdr"
 	"mxguard/internal/membudget"
+	"mxguard/internal/state"
 )
 
 // Stage is the point of an SMTP transaction at which a decision is taken.
@@ -131,6 +132,10 @@ type Env struct {
 	// Memory is the process-wide budget for what grows with a message
 	// while it arrives; nil is none.
 	Memory *membudget.Budget
+	// State is the store of what outlives a transaction (the greylist,
+	// counters); nil when the engine has none (check and replay read it
+	// or not at all, and never write it: see Def.Record).
+	State state.Store
 	// Section is the check's own config section, as the config loader
 	// decoded it (nil when the file has none): each check asserts its
 	// own type.
