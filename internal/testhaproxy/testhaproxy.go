@@ -38,8 +38,7 @@ var _ TB = (testing.TB)(nil)
 // Options configure the balancer.
 type Options struct {
 	// Backends are the servers' addresses (127.0.0.1:PORT), balanced
-	// round robin: consecutive connections go to consecutive servers (one
-	// thread, so that the order is the configuration's).
+	// round robin.
 	Backends []string
 	// ProxyV2 sends the PROXY protocol v2 header to the servers
 	// (send-proxy-v2).
@@ -67,7 +66,7 @@ func Start(t TB, o Options) *Proxy {
 	addr := l.Addr().String()
 	l.Close()
 	var b strings.Builder
-	fmt.Fprintf(&b, "global\n  maxconn 4096\n  nbthread 1\n\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 5m\n  timeout server 5m\n\n")
+	fmt.Fprintf(&b, "global\n  maxconn 4096\n\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 5m\n  timeout server 5m\n\n")
 	fmt.Fprintf(&b, "frontend smtp\n  bind %s\n  default_backend mx\n\nbackend mx\n  balance roundrobin\n", addr)
 	for i, s := range o.Backends {
 		fmt.Fprintf(&b, "  server mx%d %s", i, s)
