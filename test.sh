@@ -32,6 +32,10 @@ want 'command -v gnutls-cli' gnutls-bin
 # checks/dkim's TestReferenceVerifiers compares every verdict with.
 want "/usr/bin/python3 -c 'import dkim, nacl'" python3-dkim python3-nacl
 want "perl -MMail::DKIM::Verifier -e1" libmail-dkim-perl
+# redis-server and HAProxy: a fleet of mxguard instances shares its state
+# through Redis behind a balancer that speaks the PROXY protocol.
+want 'test -x /usr/bin/redis-server' redis-server
+want 'test -x /usr/sbin/haproxy' haproxy
 if [ ${#need[@]} -gt 0 ]; then
 	$sudo apt-get update
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
@@ -39,6 +43,12 @@ fi
 # The tests start their own Postfix instances, in temporary folders; the
 # one the package starts must not run.
 $sudo postfix stop >/dev/null 2>&1 || true
+# So do the tests' Redis and HAProxy: stop the system ones the packages
+# start (with or without systemd).
+for daemon in redis-server haproxy; do
+	$sudo service "$daemon" stop >/dev/null 2>&1 || true
+	$sudo pkill -x "$daemon" >/dev/null 2>&1 || true
+done
 
 go version
 
