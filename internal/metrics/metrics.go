@@ -23,6 +23,7 @@ type Metrics struct {
 	ruleMatches  *prometheus.CounterVec
 	backendTime  prometheus.Histogram
 	backendErrs  *prometheus.CounterVec
+	state        *stateMetrics
 }
 
 // New makes and registers the collectors.
@@ -49,6 +50,7 @@ func New() *Metrics {
 	}
 	r.MustRegister(m.connsOpen, m.connsRefused, m.transactions, m.checkResults, m.checkLatency, m.ruleMatches, m.backendTime, m.backendErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.state = newStateMetrics(r)
 	return m
 }
 

@@ -20,8 +20,9 @@ type Memory struct {
 	mu     sync.Mutex
 	closed bool
 	cache  *lru.Cache[string, *entry]
-	// dirty are the keys changed since the last Dirty call, for a store
-	// that persists the working copy.
+	// dirty are the keys changed (set, removed or evicted) since the last
+	// takeDirty, for a store that persists the working copy; nil when
+	// none does, so that a Memory alone keeps no such set.
 	dirty map[string]struct{}
 }
 
@@ -52,9 +53,58 @@ func NewMemory(o MemoryOptions) *Memory {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	m := &Memory{now: o.Now, dirty: map[string]struct{}{}}
+	m := &Memory{now: o.Now}
 	m.cache, _ = lru.New[string, *entry](o.MaxEntries) // size > 0
 	return m
+}
+
+// newTrackedMemory is NewMemory for a store that persists the working
+// copy: every key set, removed, expired or evicted is remembered until
+// takeDirty, so that the file follows (an evicted key leaves the file
+// too, which keeps the file as bounded as the memory).
+func newTrackedMemory(o MemoryOptions) *Memory {
+	m := NewMemory(o)
+	m.dirty = map[string]struct{}{}
+	// The callback runs inside the cache's calls, which run with m.mu
+	// held.
+	m.cache, _ = lru.NewWithEvict(o.MaxEntries, func(k string, _ *entry) { m.dirty[k] = struct{}{} })
+	return m
+}
+
+// record is one dirty key as takeDirty hands it over: its entry, or nil
+// when the key is gone.
+type record struct {
+	key string
+	e   *entry
+}
+
+// takeDirty returns the dirty keys with a copy of their live entries and
+// forgets them.
+func (m *Memory) takeDirty() []record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]record, 0, len(m.dirty))
+	for k := range m.dirty {
+		r := record{key: k}
+		if e, ok := m.cache.Peek(k); ok {
+			c := *e
+			r.e = &c
+		}
+		out = append(out, r)
+	}
+	clear(m.dirty)
+	return out
+}
+
+// load puts an entry read back from a file into the working copy,
+// without making it dirty.
+func (m *Memory) load(key string, e *entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cache.Add(key, e)
+	// An entry evicted while loading (a file written with a larger
+	// bound) stays dirty, so that it leaves the file.
+	delete(m.dirty, key)
 }
 
 // get returns the live entry for key. Called with m.mu held.
@@ -73,7 +123,15 @@ func (m *Memory) get(key string, now time.Time) (*entry, bool) {
 // set stores e under key. Called with m.mu held.
 func (m *Memory) set(key string, e *entry) {
 	m.cache.Add(key, e)
-	m.dirty[key] = struct{}{}
+	m.markDirty(key)
+}
+
+// markDirty remembers that key changed, for a store that persists.
+// Called with m.mu held.
+func (m *Memory) markDirty(key string) {
+	if m.dirty != nil {
+		m.dirty[key] = struct{}{}
+	}
 }
 
 // offset is a time as the buckets keep it: nanoseconds since the Unix
@@ -166,7 +224,7 @@ func (m *Memory) RecordGreylist(_ context.Context, t Triplet, g Grey) error {
 	case GreyPassed:
 		m.set(t.NetworkKey(), &entry{n: now.UnixNano(), expires: now.Add(t.PassLifetime)})
 		m.cache.Remove(t.Key())
-		m.dirty[t.Key()] = struct{}{}
+		m.markDirty(t.Key())
 	}
 	return nil
 }
@@ -192,7 +250,8 @@ func (m *Memory) Put(_ context.Context, key string, value []byte, ttl time.Durat
 	if m.closed {
 		return ErrClosed
 	}
-	m.set(key, &entry{b: append([]byte(nil), value...), expires: m.now().Add(ttl)})
+	// Never nil, even when empty: a nil b marks a number.
+	m.set(key, &entry{b: append([]byte{}, value...), expires: m.now().Add(ttl)})
 	return nil
 }
 
@@ -253,7 +312,7 @@ func (m *Memory) Delete(_ context.Context, key string) (bool, error) {
 	}
 	_, ok := m.get(key, m.now())
 	m.cache.Remove(key)
-	m.dirty[key] = struct{}{}
+	m.markDirty(key)
 	return ok, nil
 }
 
