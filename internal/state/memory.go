@@ -63,6 +63,9 @@ func NewMemory(o MemoryOptions) *Memory {
 // takeDirty, so that the file follows (an evicted key leaves the file
 // too, which keeps the file as bounded as the memory).
 func newTrackedMemory(o MemoryOptions) *Memory {
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
 	m := NewMemory(o)
 	m.dirty = map[string]struct{}{}
 	// The callback runs inside the cache's calls, which run with m.mu

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,6 +44,12 @@ type RedisOptions struct {
 	Timeout time.Duration
 }
 
+var quietRedis sync.Once
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
 // DefaultRedisPrefix is the keys' prefix when none is given.
 const DefaultRedisPrefix = "mxguard:"
 
@@ -55,6 +62,9 @@ func NewRedis(o RedisOptions) *Redis {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultRedisTimeout
 	}
+	// The client's own log would print a line per failed dial; the
+	// fallback logs an outage once.
+	quietRedis.Do(func() { redis.SetLogger(quietLogger{}) })
 	c := redis.NewClient(&redis.Options{
 		Addr:                  o.Address,
 		Password:              o.Password,
@@ -65,11 +75,13 @@ func NewRedis(o RedisOptions) *Redis {
 		ContextTimeoutEnabled: true,
 		// One retry, for a pooled connection that Redis closed (a restart);
 		// more would multiply the wait on a Redis that is down.
-		MaxRetries:      1,
-		MinRetryBackoff: time.Millisecond,
-		MaxRetryBackoff: 10 * time.Millisecond,
-		DisableIdentity: true,
-		Protocol:        2,
+		MaxRetries:         1,
+		DialerRetries:      1,
+		DialerRetryTimeout: 10 * time.Millisecond,
+		MinRetryBackoff:    time.Millisecond,
+		MaxRetryBackoff:    10 * time.Millisecond,
+		DisableIdentity:    true,
+		Protocol:           2,
 	})
 	return &Redis{client: c, prefix: o.Prefix}
 }
