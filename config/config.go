@@ -93,6 +93,10 @@ type Config struct {
 	// them.
 	Rules []string `yaml:"rules" expect:"a list of rules file paths"`
 
+	// State (state) is where state that outlives a transaction is kept;
+	// its keys are in State.
+	State State `yaml:"state"`
+
 	// AuthenticationResults adds an Authentication-Results header (RFC
 	// 8601) with the SPF, DKIM and DMARC results to every accepted message,
 	// so those checks run on every message whatever the rules need.
@@ -354,6 +358,7 @@ func Default() *Config {
 			CheckTimeout:        Dur(check.DefaultTimeout),
 		},
 		DrainTimeout:          Dur(30 * time.Second),
+		State:                 defaultState(),
 		AuthenticationResults: true,
 		Log: Log{
 			Format: FormatText,

@@ -36,6 +36,7 @@ func normalize(c *Config, dir string) {
 		c.Domains[i] = strings.ToLower(dom)
 	}
 	c.Headers.Normalize()
+	normalizeState(&c.State)
 	for i, srv := range c.DNS.Servers {
 		if a, err := netip.ParseAddr(srv); err == nil && a.Zone() == "" {
 			c.DNS.Servers[i] = netip.AddrPortFrom(a, 53).String()

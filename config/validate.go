@@ -31,6 +31,7 @@ func validate(d *yamlpos.Decoder, c *Config) {
 	validatePostmaster(d, c)
 	validateDNS(d, &c.DNS)
 	validateRules(d, c)
+	validateState(d, &c.State)
 	if n := d.Node("spool.dir"); n != nil {
 		if fi, err := os.Stat(c.Spool.Dir); err != nil {
 			d.Errorf(n, "spool.dir: expected an existing directory, got %q (%v)", c.Spool.Dir, unwrapPath(err))
