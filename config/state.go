@@ -16,7 +16,7 @@ import (
 // (rate limits' buckets, the greylist, the recipient cache): the embedded
 // store in Dir, or Redis, shared by every instance of a fleet.
 type State struct {
-	// Dir (dir, default /var/lib/mxguard) holds the embedded store's file
+	// Dir (dir, default $STATE_DIRECTORY, else /var/lib/mxguard) holds the embedded store's file
 	// (state.db) and the admin's control socket (control.sock). serve
 	// creates it when missing.
 	Dir string `yaml:"dir" expect:"a directory path"`
@@ -68,15 +68,25 @@ const (
 	maxPasswordBytes    = 4096
 )
 
+// defaultStateDir is state.dir's default: the directory systemd made for
+// the service (StateDirectory= sets $STATE_DIRECTORY, a colon-separated
+// list whose first is the service's), else DefaultStateDir.
+func defaultStateDir() string {
+	if d, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); d != "" {
+		return d
+	}
+	return DefaultStateDir
+}
+
 func defaultState() State {
-	return State{Dir: DefaultStateDir, MaxEntries: 100000}
+	return State{Dir: defaultStateDir(), MaxEntries: 100000}
 }
 
 // normalizeState fills in the Redis defaults that apply once the section
 // is there.
 func normalizeState(s *State) {
 	if s.Dir == "" {
-		s.Dir = DefaultStateDir
+		s.Dir = defaultStateDir()
 	}
 	r := s.Redis
 	if r == nil {

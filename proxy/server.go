@@ -24,6 +24,7 @@ import (
 
 	"mxguard/internal/metrics"
 	"mxguard/internal/smtpreply"
+	"mxguard/internal/state"
 	"mxguard/policy"
 )
 
@@ -106,6 +107,10 @@ type Options struct {
 	Backend Deliverer
 	// Logger gets the proxy's log lines; nil is slog.Default().
 	Logger *slog.Logger
+	// State is the store of what outlives a session (the rate limits'
+	// buckets), shared by a fleet's instances with Redis; nil keeps it in
+	// this process only.
+	State state.Store
 }
 
 // complete checks that every limit is set, and points Logger at

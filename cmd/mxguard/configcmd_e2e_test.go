@@ -20,6 +20,7 @@ func runBinary(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+t.TempDir())
 	err := cmd.Run()
 	var ee *exec.ExitError
 	switch {

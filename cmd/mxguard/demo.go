@@ -37,6 +37,8 @@ dns:
 spool:
   dir: {{.Spool}}
 verdict_log: {{.Verdicts}}
+state:
+  dir: {{.State}}
 limits:
   max_message_bytes: 10MiB
 log:
@@ -48,7 +50,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:2525", "loopback `address` to listen on")
-	dir := fs.String("dir", "mxguard-demo", "`folder` for the built-in backend's messages and the spool")
+	dir := fs.String("dir", "mxguard-demo", "`folder` for the built-in backend's messages, the spool and the state store")
 	once := fs.Bool("once", false, "exit after the demonstration instead of serving on")
 	verbose := fs.Bool("v", false, "log at debug level")
 	fs.Usage = func() {
@@ -80,7 +82,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	defer zone.Close()
 	var text bytes.Buffer
-	_ = demoConfig.Execute(&text, map[string]string{"DNS": zone.Addr(), "Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": string(level)})
+	_ = demoConfig.Execute(&text, map[string]string{"DNS": zone.Addr(), "Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": string(level), "State": filepath.Join(*dir, "state")})
 	cfg, err := config.Parse("demo.yaml", text.Bytes())
 	if err != nil {
 		fmt.Fprintln(stderr, err)

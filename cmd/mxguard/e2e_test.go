@@ -64,6 +64,10 @@ func startDaemon(t testing.TB, name string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{cmd: exec.Command(name, args...), out: &syncBuffer{}}
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	// Each mxguard keeps its state store in a folder of its own (the
+	// default state.dir, as systemd's StateDirectory= sets it), unless
+	// its config says otherwise.
+	d.cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+t.TempDir())
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

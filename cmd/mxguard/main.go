@@ -11,6 +11,7 @@
 //	mxguard rules lint|facts|replay|default
 //	mxguard check ... MESSAGE.eml  explain a verdict
 //	mxguard verdicts FILE...       search and summarise verdict logs
+//	mxguard state list|show|delete list, show and delete greylist entries and rate-limit buckets
 //	mxguard version
 package main
 
@@ -37,6 +38,7 @@ commands:
   rules     lint rules files, list the facts, replay a verdict log with new rules
   check     explain what mxguard would do with a stored message
   verdicts  search and summarise verdict logs
+  state     list, show and delete greylist entries and rate-limit buckets
   zone-serve  serve DNS zone files on loopback (for demos, benchmarks, tests)
   version   print the version
 
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "verdicts":
 		return cmdVerdicts(args[1:], stdout, stderr)
+	case "state":
+		return cmdState(args[1:], stdout, stderr)
 	case "zone-serve":
 		return cmdZoneServe(args[1:], stdout, stderr)
 	case "version", "--version":

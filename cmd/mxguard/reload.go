@@ -110,7 +110,8 @@ type pendingChange struct {
 // restartKeys lists the settings of next that a running mxguard cannot
 // apply, compared with boot, the configuration it started with: the
 // listening sockets (address, PROXY protocol, how many), the metrics
-// endpoint, the log format and the memory budget (one for the process).
+// endpoint, the log format, the memory budget (one for the process) and
+// the state store.
 func restartKeys(boot, next *config.Config) []pendingChange {
 	var out []pendingChange
 	add := func(key string, running, configured any) {
@@ -135,5 +136,22 @@ func restartKeys(boot, next *config.Config) []pendingChange {
 	add("metrics.pprof", boot.Metrics.Pprof, next.Metrics.Pprof)
 	add("log.format", boot.Log.Format, next.Log.Format)
 	add("spool.memory_budget", boot.Spool.MemoryBudget, next.Spool.MemoryBudget)
+	// The store is opened once: its file's lock, Redis's connections.
+	add("state.dir", boot.State.Dir, next.State.Dir)
+	add("state.max_entries", boot.State.MaxEntries, next.State.MaxEntries)
+	add("state.redis", redisDesc(boot.State.Redis), redisDesc(next.State.Redis))
 	return out
+}
+
+// redisDesc is state.redis for comparing and logging: its settings, the
+// password file by name.
+func redisDesc(r *config.StateRedis) string {
+	if r == nil {
+		return "none"
+	}
+	d := fmt.Sprintf("address=%s password_file=%s key_prefix=%q timeout=%s", r.Address, r.PasswordFile, r.KeyPrefix, r.Timeout)
+	if r.TLS != nil {
+		d += fmt.Sprintf(" tls.ca=%s tls.server_name=%s", r.TLS.CA, r.TLS.ServerName)
+	}
+	return d
 }

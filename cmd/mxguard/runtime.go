@@ -185,7 +185,8 @@ func (in *instance) build(cfg *config.Config, prev *runtime) (_ *runtime, err er
 	}
 	rt.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: c.rules, Log: rt.vlog, Logger: in.log,
 		Resolver: rt.res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, Sections: checkSections(cfg),
-		Recipients: rt.rcpts, Metrics: in.metrics, Memory: in.mem, CheckTimeout: cfg.Limits.CheckTimeout.Duration})
+		Recipients: rt.rcpts, Metrics: in.metrics, Memory: in.mem, CheckTimeout: cfg.Limits.CheckTimeout.Duration,
+		State: in.store})
 	rt.opts = proxy.Options{
 		Metrics:             in.metrics,
 		Hostname:            cfg.Hostname,
@@ -211,6 +212,7 @@ func (in *instance) build(cfg *config.Config, prev *runtime) (_ *runtime, err er
 		Policy:  rt.eng,
 		Backend: rt.fwd,
 		Logger:  in.log,
+		State:   in.store,
 	}
 	return rt, nil
 }

@@ -22,6 +22,7 @@ import (
 	"mxguard/config"
 	"mxguard/internal/membudget"
 	"mxguard/internal/metrics"
+	"mxguard/internal/state"
 	"mxguard/policy"
 	"mxguard/proxy"
 )
@@ -57,6 +58,11 @@ type instance struct {
 	dnsBase resolver.Stats
 	errc    chan error
 	wg      sync.WaitGroup
+	// store is the state store, opened once at start (state.* needs a
+	// restart) and closed after the sessions drained; ctl serves the
+	// admin's requests for the embedded store.
+	store state.Store
+	ctl   *http.Server
 }
 
 // socket is what a reload can change on a listening socket: the STARTTLS
@@ -94,6 +100,15 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 			in.closeAll()
 		}
 	}()
+	var emb *state.Embedded
+	if in.store, emb, err = openStore(cfg, in.log, in.metrics); err != nil {
+		return nil, err
+	}
+	if emb != nil {
+		if in.ctl, err = serveControl(cfg.State.Dir, in.store, in.log); err != nil {
+			return nil, err
+		}
+	}
 	rt, err := in.build(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -176,6 +191,16 @@ func (in *instance) closeAll() {
 	for _, l := range in.vlogs {
 		_ = l.Close()
 	}
+	if in.ctl != nil {
+		_ = in.ctl.Close()
+	}
+	if in.store != nil {
+		// Last: the sessions have drained, so what they recorded is in
+		// the store, and the embedded store writes it out now.
+		if err := in.store.Close(); err != nil {
+			in.log.Error("state: closing the store", "err", err)
+		}
+	}
 }
 
 // Exit codes, documented in the README: 0 after a clean shutdown, 1 when
@@ -245,6 +270,11 @@ func serve(cfg *config.Config, path string, logw io.Writer) int {
 	in, err := start(cfg, logw)
 	if err != nil {
 		newLogger(logw, cfg.Log.Format, cfg.Log.SlogLevel()).Error("cannot start", "err", err)
+		var se *stateDirError
+		if errors.As(err, &se) {
+			// The state directory is the configuration's to fix.
+			return exitUsage
+		}
 		return exitFailed
 	}
 	in.log.Info("mxguard started", "version", version, "hostname", cfg.Hostname, "domains", cfg.Domains)
