@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"mxguard/config"
 )
@@ -43,6 +44,11 @@ func TestRestartKeys(t *testing.T) {
 		}, "[{metrics.address  127.0.0.1:9325} {metrics.pprof false true} {log.format text json}]"},
 		{"memory budget", func(c *config.Config) { c.Spool.MemoryBudget = 64 * config.MiB },
 			"[{spool.memory_budget 256MiB 64MiB}]"},
+		{"state store", func(c *config.Config) {
+			c.State.Dir, c.State.MaxEntries = "/srv/mxguard", 10
+			c.State.Redis = &config.StateRedis{Address: "127.0.0.1:6379", KeyPrefix: "a:", Timeout: config.Dur(time.Second)}
+		}, "[{state.dir " + config.Default().State.Dir + " /srv/mxguard} {state.max_entries 100000 10} " +
+			"{state.redis none address=127.0.0.1:6379 password_file= key_prefix=\"a:\" timeout=1s}]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			next := base()
