@@ -3,8 +3,11 @@ package state
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // benchStores opens each kind of store for a benchmark (Redis on
@@ -22,8 +25,24 @@ func benchStores(b *testing.B, fn func(b *testing.B, s Store)) {
 	b.Run("redis", func(b *testing.B) {
 		s := NewRedis(RedisOptions{Address: redisAddr, Prefix: "bench:" + b.Name() + ":"})
 		defer s.Close()
+		rt := &roundTrips{}
+		s.client.AddHook(rt)
 		fn(b, s)
+		b.ReportMetric(float64(rt.n.Load())/float64(b.N), "roundtrips/op")
 	})
+}
+
+// roundTrips counts what a client sends to Redis: each command, and each
+// pipeline, is one round trip (a NOSCRIPT retry with EVAL would be a
+// second).
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { r.n.Add(1); return next(ctx, cmd) }
+}
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { r.n.Add(1); return next(ctx, cmds) }
 }
 
 // BenchmarkAllow charges a two-bucket chain (an address and its network),

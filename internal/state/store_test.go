@@ -323,3 +323,41 @@ func TestRedisPrefixes(t *testing.T) {
 		t.Fatal("B deleted A's key")
 	}
 }
+
+// TestRedisOneRoundTrip: every operation is one round trip to Redis once
+// its script is loaded; after SCRIPT FLUSH (a restarted Redis) the script
+// is sent again with EVAL, and the answer is the same.
+func TestRedisOneRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := NewRedis(RedisOptions{Address: redisAddr, Prefix: "test:" + t.Name() + ":"})
+	defer s.Close()
+	rt := &roundTrips{}
+	s.client.AddHook(rt)
+	tr := Triplet{Network: "192.0.2.0/24", Sender: "a@s.test", Rcpt: "u@example.org", Delay: time.Minute, RetryWindow: time.Hour, PassLifetime: time.Hour}
+	ops := map[string]func() error{
+		"allow": func() error {
+			_, err := s.Allow(ctx, []Limit{minuteLimit("rate:a", 100), minuteLimit("rate:n", 400)})
+			return err
+		},
+		"count":    func() error { _, err := s.Count(ctx, "c:x", 1, time.Minute); return err },
+		"greylist": func() error { _, err := s.Greylist(ctx, tr); return err },
+		"record":   func() error { return s.RecordGreylist(ctx, tr, Grey{State: GreyNew}) },
+		"get":      func() error { _, _, err := s.Get(ctx, "k"); return err },
+		"put":      func() error { return s.Put(ctx, "k", []byte("v"), time.Minute) },
+		"delete":   func() error { _, err := s.Delete(ctx, "k"); return err },
+	}
+	if err := s.client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for name, op := range ops {
+		for _, want := range []int64{-1, 1, 1} { // the first may load the script
+			before := rt.n.Load()
+			if err := op(); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if n := rt.n.Load() - before; want > 0 && n != want {
+				t.Fatalf("%s: %d round trips, want %d", name, n, want)
+			}
+		}
+	}
+}
