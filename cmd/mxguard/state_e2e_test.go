@@ -49,8 +49,9 @@ func TestStateCommandThroughServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	seedState(t, stateDir)
+	metricsAddr := freePort(t)
 	cfg := "hostname: mx.example.org\nlisten:\n  - address: LISTEN\nbackend:\n  address: builtin:" + t.TempDir() +
-		"\ndomains: [example.org]\nstate:\n  dir: " + stateDir + "\n"
+		"\ndomains: [example.org]\nstate:\n  dir: " + stateDir + "\nmetrics:\n  address: " + metricsAddr + "\n"
 	d, _ := startMxguard(t, cfg)
 	cfgPath := d.cmd.Args[len(d.cmd.Args)-1]
 
@@ -93,6 +94,10 @@ func TestStateCommandThroughServer(t *testing.T) {
 	}
 	if code, _, _ = runBinary(t, "state", "delete", "--config", cfgPath, "rate:c:192.0.2.70"); code != 1 {
 		t.Fatalf("deleting twice: exit %d, want 1", code)
+	}
+	// The five deletions went through the store's metrics.
+	if _, body := get(t, "http://"+metricsAddr+"/metrics"); !strings.Contains(body, `mxguard_state_operation_seconds_count{op="delete",store="embedded"} 5`) {
+		t.Errorf("/metrics lacks the store's deletions:\n%s", body)
 	}
 	d.stop()
 	// No server now: the command opens the file, which serve wrote at

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -185,16 +184,6 @@ func (s *Embedded) Close() error {
 		s.closeErr = errors.Join(s.Flush(), s.db.Close())
 	})
 	return s.closeErr
-}
-
-// Ping reports whether the store is open.
-func (s *Embedded) Ping(context.Context) error {
-	s.Memory.mu.Lock()
-	defer s.Memory.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	return nil
 }
 
 // The file's value: 8 bytes of expiry (Unix nanoseconds, 0 for none), one
