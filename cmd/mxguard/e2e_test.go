@@ -378,6 +378,10 @@ func TestDemoOnce(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("demo stored %d messages, want 1", len(files))
 	}
+	// The demo keeps its state store under --dir, not in /var/lib.
+	if _, err := os.Stat(filepath.Join(dir, "state", "state.db")); err != nil {
+		t.Errorf("demo's state store: %v", err)
+	}
 	data, _ := os.ReadFile(files[0])
 	if !bytes.Contains(data, []byte("Authentication-Results: mx.example.org;\r\n\tspf=pass smtp.mailfrom=alice@sender.test;\r\n\tdkim=none;\r\n\tdmarc=pass header.from=sender.test")) {
 		t.Errorf("stored message lacks the Authentication-Results header:\n%s", data)

@@ -150,3 +150,24 @@ func TestEmbeddedLocked(t *testing.T) {
 		t.Fatalf("second open: %v, want ErrLocked", err)
 	}
 }
+
+// TestEmbeddedBackgroundFlush: a change reaches the file by itself, within
+// the flush interval, without Flush or Close.
+func TestEmbeddedBackgroundFlush(t *testing.T) {
+	s, err := OpenEmbedded(t.TempDir(), EmbeddedOptions{FlushInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_ = s.Put(context.Background(), "k", []byte("v"), time.Hour)
+	inFile := func() (found bool) {
+		_ = s.db.View(func(tx *bolt.Tx) error { found = tx.Bucket(bucketName).Get([]byte("k")) != nil; return nil })
+		return found
+	}
+	// Waiting for it, not timing it.
+	for deadline := time.Now().Add(10 * time.Second); !inFile(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the change never reached the file")
+		}
+	}
+}

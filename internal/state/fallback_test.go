@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -118,4 +119,42 @@ func portOf(addr string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// TestFallbackSlowRedis: a Redis that stops answering (SIGSTOP: the
+// connection stays open, replies never come) costs one timeout, then the
+// local store answers; once it answers again, it is used again.
+func TestFallbackSlowRedis(t *testing.T) {
+	srv, err := startRedis(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	c := newClock()
+	obs := &countingObserver{}
+	f := NewFallback(Instrument(NewRedis(RedisOptions{Address: srv.addr, Timeout: 200 * time.Millisecond}), "redis", obs),
+		NewMemory(MemoryOptions{}), FallbackOptions{Observer: obs, Logger: slog.New(slog.DiscardHandler), Now: c.now})
+	defer f.Close()
+	ctx := context.Background()
+	if err := f.Put(ctx, "k", []byte("shared"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, ok, err := f.Get(ctx, "k"); err != nil || ok {
+			t.Fatalf("get from a stopped redis: ok %v, %v; want memory's answer (absent)", ok, err)
+		}
+	}
+	if obs.episodes != 1 || obs.errors["redis/get"] != 1 {
+		t.Fatalf("episodes %d, redis errors %v", obs.episodes, obs.errors)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	c.add(DefaultRetryInterval + time.Second)
+	if b, ok, err := f.Get(ctx, "k"); err != nil || !ok || string(b) != "shared" {
+		t.Fatalf("get with redis answering again: %q %v %v", b, ok, err)
+	}
 }
