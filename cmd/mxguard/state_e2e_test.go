@@ -4,12 +4,16 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"mxguard/checks/resolver/dnstest"
 	"mxguard/internal/state"
+	"mxguard/internal/testredis"
 )
 
 // seedState writes entries into the embedded store in dir, as a server
@@ -153,5 +157,48 @@ func TestServeStateDirProblems(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
 		t.Fatalf("check touched state.dir: %v", err)
+	}
+}
+
+// TestStateCommandRedis: with state.redis, serve starts on a Redis that
+// wants a password (from password_file), and "mxguard state" talks to
+// Redis itself, under the key prefix, while serve runs.
+func TestStateCommandRedis(t *testing.T) {
+	srv := testredis.Start(t)
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer c.Close()
+	if err := c.ConfigSet(ctx, "requirepass", "s3cret").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c = redis.NewClient(&redis.Options{Addr: srv.Addr, Password: "s3cret"})
+	defer c.Close()
+	c.Set(ctx, "site-a:grey:t:192.0.2.0/24|a@sender.test|u@example.org", "1790000000000000", time.Hour)
+	c.Set(ctx, "site-a:rate:c:192.0.2.7", "1790000000000000", time.Hour)
+	c.Set(ctx, "site-b:rate:c:192.0.2.7", "1790000000000000", time.Hour)
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "redis.pass")
+	os.WriteFile(pass, []byte("s3cret\n"), 0o600)
+	cfg := "hostname: mx.example.org\nlisten:\n  - address: LISTEN\nbackend:\n  address: builtin:" + t.TempDir() +
+		"\ndomains: [example.org]\nstate:\n  redis:\n    address: " + srv.Addr + "\n    password_file: " + pass + "\n    key_prefix: \"site-a:\"\n"
+	d, _ := startMxguard(t, cfg)
+	cfgPath := d.cmd.Args[len(d.cmd.Args)-1]
+	code, out, errb := runBinary(t, "state", "list", "--config", cfgPath, "--client", "192.0.2.7")
+	if code != 0 || !regexp.MustCompile("^grey:t:192.0.2.0/24\\|a@sender.test\\|u@example.org\tsince 2026-09-21T14:13:20Z\tttl (59m5\\ds|1h0m0s)\n"+
+		"rate:c:192.0.2.7\ttat 2026-09-21T14:13:20Z\tttl (59m5\\ds|1h0m0s)\n$").MatchString(out) {
+		t.Fatalf("list: exit %d\n%q\n%s", code, out, errb)
+	}
+	if code, out, _ = runBinary(t, "state", "delete", "--config", cfgPath, "rate:c:192.0.2.7"); code != 0 {
+		t.Fatalf("delete: exit %d\n%s", code, out)
+	}
+	if n := c.Exists(ctx, "site-a:rate:c:192.0.2.7", "site-b:rate:c:192.0.2.7").Val(); n != 1 {
+		t.Fatalf("%d of the two prefixes' buckets left, want site-b's", n)
+	}
+	if strings.Contains(d.out.String(), "does not answer") {
+		t.Errorf("serve could not reach Redis with the password:\n%s", d.out.String())
+	}
+	os.WriteFile(pass, []byte("wrong\n"), 0o600)
+	if code, _, errb = runBinary(t, "state", "list", "--config", cfgPath); code != 1 || !strings.Contains(errb, "WRONGPASS") {
+		t.Fatalf("a wrong password: exit %d, %s", code, errb)
 	}
 }
