@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mxguard/internal/state"
 )
 
 const simpleMsg = "From: a@sender.test\r\nTo: user@example.org\r\nSubject: hi\r\n\r\nhello\r\n.leading dot\r\n"
@@ -258,22 +260,27 @@ func TestCommandLineEndings(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
-	be := startBackend(t, nil)
-	px := startProxy(t, be.addr, func(o *Options, _ *BackendOptions) {
-		o.Rate = withRate(RateLimits{ConnectionsPerMinute: 3, MessagesPerMinute: 2, RecipientsPerMinute: 3})
+	forKinds(t, func(t *testing.T, kind string) {
+		be := startBackend(t, nil)
+		px := startProxy(t, be.addr, func(o *Options, _ *BackendOptions) {
+			o.Rate = withRate(RateLimits{ConnectionsPerMinute: 3, MessagesPerMinute: 2, RecipientsPerMinute: 3})
+			if kind == "store" {
+				o.State = state.NewMemory(state.MemoryOptions{})
+			}
+		})
+		d := hello(t, px.addr)
+		d.expect("MAIL FROM:<a@sender.test>", "250 ")
+		d.expect("RCPT TO:<a@example.org>", "250 ")
+		d.expect("RCPT TO:<b@example.org>", "250 ")
+		d.expect("RCPT TO:<c@example.org>", "250 ")
+		d.expect("RCPT TO:<d@example.org>", "451 4.7.1 too many recipients per minute from 127.0.0.1")
+		d.expect("RSET", "250 ")
+		d.expect("MAIL FROM:<a@sender.test>", "250 ")
+		d.expect("RSET", "250 ")
+		d.expect("MAIL FROM:<a@sender.test>", "451 4.7.1 too many messages per minute from 127.0.0.1")
+		hello(t, px.addr)
+		hello(t, px.addr)
+		over := dial(t, px.addr)
+		over.expect("", "421 4.7.0 mx.example.org too many connections per minute from 127.0.0.1")
 	})
-	d := hello(t, px.addr)
-	d.expect("MAIL FROM:<a@sender.test>", "250 ")
-	d.expect("RCPT TO:<a@example.org>", "250 ")
-	d.expect("RCPT TO:<b@example.org>", "250 ")
-	d.expect("RCPT TO:<c@example.org>", "250 ")
-	d.expect("RCPT TO:<d@example.org>", "451 4.7.1 too many recipients per minute from 127.0.0.1")
-	d.expect("RSET", "250 ")
-	d.expect("MAIL FROM:<a@sender.test>", "250 ")
-	d.expect("RSET", "250 ")
-	d.expect("MAIL FROM:<a@sender.test>", "451 4.7.1 too many messages per minute from 127.0.0.1")
-	hello(t, px.addr)
-	hello(t, px.addr)
-	over := dial(t, px.addr)
-	over.expect("", "421 4.7.0 mx.example.org too many connections per minute from 127.0.0.1")
 }

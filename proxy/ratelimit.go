@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"context"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"mxguard/internal/state"
 )
 
 // RateLimits configures the per-client limits; a zero field disables that limit.
@@ -89,6 +93,9 @@ func (g gcra) refuse(tat *time.Duration, now time.Duration) {
 // theoretical arrival time of each kind, as an offset from rateLimiter.epoch.
 type rateState struct {
 	tat [numRateKinds]time.Duration
+	// keys are the store's keys of this address or network, by kind,
+	// made on first use (with a store only).
+	keys [numRateKinds]string
 }
 
 // rateLimiter enforces RateLimits. Its state is a fixed-size LRU cache so
@@ -114,6 +121,12 @@ type rateLimiter struct {
 	// BenchmarkRateAllow), far below the cost of an SMTP command.
 	mu    sync.Mutex
 	cache *lru.Cache[netip.Prefix, *rateState]
+
+	// store, when set, holds the limits' buckets for every instance of a
+	// fleet, and the cache above is its front (see ask).
+	store  state.Store
+	health *storeHealth
+	log    *slog.Logger
 }
 
 // newRateLimiter returns a limiter for l reading the time from now
@@ -181,11 +194,6 @@ func (r *rateLimiter) state(key netip.Prefix) *rateState {
 	return s
 }
 
-// allow counts one event of kind for ip and reports whether it is within
-// the limits; when not, which key hit the limit ("203.0.113.7" or
-// "203.0.113.0/24") for logs. A refused event counts against the client's
-// address (see gcra.refuse) but not against its network, so that one
-// hammering host's refused retries do not use up its neighbours' share.
 // exempted reports whether ip is exempt from the per-client limits.
 func (r *rateLimiter) exempted(ip netip.Addr) bool {
 	ip = ip.Unmap()
@@ -197,7 +205,17 @@ func (r *rateLimiter) exempted(ip netip.Addr) bool {
 	return false
 }
 
-func (r *rateLimiter) allow(kind rateKind, ip netip.Addr) (ok bool, key string) {
+// allow counts one event of kind for ip and reports whether it is within
+// the limits; when not, which key hit the limit ("203.0.113.7" or
+// "203.0.113.0/24") for logs. A refused event counts against the client's
+// address (see gcra.refuse) but not against its network, so that one
+// hammering host's refused retries do not use up its neighbours' share.
+//
+// With a store, the in-process state is the front of the store's: an
+// event it already refuses is refused without asking the store, and every
+// other event is decided by the store, whose answer the front then records
+// (see rateLimiter.ask). ctx bounds the wait for the store.
+func (r *rateLimiter) allow(ctx context.Context, kind rateKind, ip netip.Addr) (ok bool, key string) {
 	if kind < 0 || kind >= numRateKinds || r.addr[kind].interval == 0 || r.exempted(ip) {
 		return true, ""
 	}
@@ -221,9 +239,15 @@ func (r *rateLimiter) allow(kind rateKind, ip netip.Addr) (ok bool, key string) 
 			r.mu.Unlock()
 			return false, rateKeyString(nk, false)
 		}
-		r.net[kind].admit(n, now)
+		if r.store == nil {
+			r.net[kind].admit(n, now)
+		}
 	}
-	r.addr[kind].admit(a, now)
+	if r.store == nil {
+		r.addr[kind].admit(a, now)
+		r.mu.Unlock()
+		return true, ""
+	}
 	r.mu.Unlock()
-	return true, ""
+	return r.ask(ctx, kind, ak, nk, checkNet)
 }

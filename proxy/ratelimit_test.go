@@ -1,12 +1,16 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"mxguard/internal/state"
 )
 
 // fakeClock is a clock the tests move by hand; it is safe for concurrent
@@ -22,6 +26,28 @@ func (c *fakeClock) add(d time.Duration) { c.ns.Add(int64(d)) }
 func newTestLimiter(l RateLimits) (*rateLimiter, *fakeClock) {
 	c := new(fakeClock)
 	return newRateLimiter(withRate(l), nil, c.now), c
+}
+
+// limiterKinds are the two places limits are kept: this process, and a
+// state store (with this process's cache as its front). Every test of the
+// limits' arithmetic runs against both, and both must answer alike.
+var limiterKinds = []string{"in-process", "store"}
+
+// newKindLimiter is newTestLimiter keeping its buckets as kind says; the
+// store shares the limiter's clock.
+func newKindLimiter(kind string, l RateLimits) (*rateLimiter, *fakeClock) {
+	r, c := newTestLimiter(l)
+	if kind == "store" {
+		r.useStore(state.NewMemory(state.MemoryOptions{Now: c.now}), new(storeHealth), slog.New(slog.DiscardHandler))
+	}
+	return r, c
+}
+
+// forKinds runs f as a subtest for each of limiterKinds.
+func forKinds(t *testing.T, f func(t *testing.T, kind string)) {
+	for _, k := range limiterKinds {
+		t.Run(k, func(t *testing.T) { f(t, k) })
+	}
 }
 
 // rateAddr parses an address for the tests; "" is the invalid address.
@@ -235,45 +261,54 @@ func TestRateLimiter(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, clock := newTestLimiter(tt.limits)
-			for i, s := range tt.steps {
-				clock.set(s.at)
-				ip := rateAddr(t, s.ip)
-				allowed := 0
-				for range s.n {
-					ok, key := r.allow(s.kind, ip)
-					switch {
-					case ok && key != "":
-						t.Fatalf("step %d: allowed with key %q", i, key)
-					case ok:
-						allowed++
-					case key != s.key:
-						t.Fatalf("step %d: refused with key %q, want %q", i, key, s.key)
-					}
-				}
-				if allowed != s.allowed {
-					t.Errorf("step %d (%s at %v): %d of %d allowed, want %d", i, s.ip, s.at, allowed, s.n, s.allowed)
-				}
-			}
+		forKinds(t, func(t *testing.T, kind string) {
+			t.Run(tt.name, func(t *testing.T) {
+				testRateSteps(t, kind, tt.limits, tt.steps)
+			})
 		})
+	}
+}
+
+// testRateSteps runs steps against a new limiter of kind.
+func testRateSteps(t *testing.T, kind string, limits RateLimits, steps []rateStep) {
+	r, clock := newKindLimiter(kind, limits)
+	for i, s := range steps {
+		clock.set(s.at)
+		ip := rateAddr(t, s.ip)
+		allowed := 0
+		for range s.n {
+			ok, key := r.allow(t.Context(), s.kind, ip)
+			switch {
+			case ok && key != "":
+				t.Fatalf("step %d: allowed with key %q", i, key)
+			case ok:
+				allowed++
+			case key != s.key:
+				t.Fatalf("step %d: refused with key %q, want %q", i, key, s.key)
+			}
+		}
+		if allowed != s.allowed {
+			t.Errorf("step %d (%s at %v): %d of %d allowed, want %d", i, s.ip, s.at, allowed, s.n, s.allowed)
+		}
 	}
 }
 
 // TestRateDisabledTracksNothing checks that disabled limits cost no state.
 func TestRateDisabledTracksNothing(t *testing.T) {
-	r, _ := newTestLimiter(RateLimits{NetFactor: 4, MaxTracked: 10})
-	for i := range 100 {
-		ip := netip.AddrFrom4([4]byte{10, 0, byte(i), 1})
-		for k := range numRateKinds {
-			if ok, key := r.allow(k, ip); !ok {
-				t.Fatalf("refused by %q", key)
+	forKinds(t, func(t *testing.T, kind string) {
+		r, _ := newKindLimiter(kind, RateLimits{NetFactor: 4, MaxTracked: 10})
+		for i := range 100 {
+			ip := netip.AddrFrom4([4]byte{10, 0, byte(i), 1})
+			for k := range numRateKinds {
+				if ok, key := r.allow(context.Background(), k, ip); !ok {
+					t.Fatalf("refused by %q", key)
+				}
 			}
 		}
-	}
-	if n := r.cache.Len(); n != 0 {
-		t.Errorf("tracked %d keys with every limit disabled", n)
-	}
+		if n := r.cache.Len(); n != 0 {
+			t.Errorf("tracked %d keys with every limit disabled", n)
+		}
+	})
 }
 
 // TestRateMaxTracked checks that memory is bounded by MaxTracked whatever
@@ -307,19 +342,19 @@ func TestRateMaxTracked(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r, _ := newTestLimiter(tt.limits)
 			for _, a := range tt.addrs {
-				if ok, key := r.allow(rateConn, rateAddr(t, a)); !ok {
+				if ok, key := r.allow(context.Background(), rateConn, rateAddr(t, a)); !ok {
 					t.Fatalf("%s refused by %q", a, key)
 				}
 				if n := r.cache.Len(); n > 2 {
 					t.Fatalf("tracking %d keys, MaxTracked 2", n)
 				}
 			}
-			if ok, key := r.allow(rateConn, rateAddr(t, tt.kept)); ok {
+			if ok, key := r.allow(context.Background(), rateConn, rateAddr(t, tt.kept)); ok {
 				t.Errorf("%s allowed twice: its state was forgotten", tt.kept)
 			} else if key != tt.kept {
 				t.Errorf("%s refused by %q", tt.kept, key)
 			}
-			if ok, key := r.allow(rateConn, rateAddr(t, tt.forgotten)); !ok {
+			if ok, key := r.allow(context.Background(), rateConn, rateAddr(t, tt.forgotten)); !ok {
 				t.Errorf("%s refused by %q: its state was not forgotten", tt.forgotten, key)
 			}
 			if n := r.cache.Len(); n > 2 {
@@ -332,78 +367,84 @@ func TestRateMaxTracked(t *testing.T) {
 // TestRateMaxTrackedChurn throws many distinct IPv6 clients, as an attacker
 // with a /48 could, at a small limiter: its size must not grow.
 func TestRateMaxTrackedChurn(t *testing.T) {
-	const max = 1000
-	r, clock := newTestLimiter(RateLimits{ConnectionsPerMinute: 10, MessagesPerMinute: 10, MaxTracked: max})
-	for i := range 20000 {
-		var b [16]byte
-		b[0], b[1], b[2], b[3] = 0x20, 0x01, 0x0d, 0xb8
-		b[6], b[7], b[15] = byte(i>>8), byte(i), byte(i%7)
-		r.allow(rateKind(i%2), netip.AddrFrom16(b))
-		clock.add(time.Millisecond)
-	}
-	if n := r.cache.Len(); n > max {
-		t.Errorf("tracking %d keys, MaxTracked %d", n, max)
-	}
+	forKinds(t, func(t *testing.T, kind string) {
+		const max = 1000
+		r, clock := newKindLimiter(kind, RateLimits{ConnectionsPerMinute: 10, MessagesPerMinute: 10, MaxTracked: max})
+		for i := range 20000 {
+			var b [16]byte
+			b[0], b[1], b[2], b[3] = 0x20, 0x01, 0x0d, 0xb8
+			b[6], b[7], b[15] = byte(i>>8), byte(i), byte(i%7)
+			r.allow(context.Background(), rateKind(i%2), netip.AddrFrom16(b))
+			clock.add(time.Millisecond)
+		}
+		if n := r.cache.Len(); n > max {
+			t.Errorf("tracking %d keys, MaxTracked %d", n, max)
+		}
+	})
 }
 
 // TestRateConcurrent hammers one limiter from many goroutines (run it with
 // -race). With the clock frozen, each client must get exactly its burst:
 // no lost updates, no overshoot.
 func TestRateConcurrent(t *testing.T) {
-	const (
-		limit      = 100
-		goroutines = 32
-		perG       = 500
-	)
-	clients := []netip.Addr{
-		netip.MustParseAddr("192.0.2.1"),
-		netip.MustParseAddr("198.51.100.1"),
-		netip.MustParseAddr("203.0.113.1"),
-		netip.MustParseAddr("2001:db8::1"),
-	}
-	r, _ := newTestLimiter(RateLimits{ConnectionsPerMinute: limit, MessagesPerMinute: limit})
-	var allowed [2][4]atomic.Int64
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range perG {
-				c, k := (g+i)%len(clients), (g+i)/len(clients)%2
-				if ok, _ := r.allow(rateKind(k), clients[c]); ok {
-					allowed[k][c].Add(1)
+	forKinds(t, func(t *testing.T, kind string) {
+		const (
+			limit      = 100
+			goroutines = 32
+			perG       = 500
+		)
+		clients := []netip.Addr{
+			netip.MustParseAddr("192.0.2.1"),
+			netip.MustParseAddr("198.51.100.1"),
+			netip.MustParseAddr("203.0.113.1"),
+			netip.MustParseAddr("2001:db8::1"),
+		}
+		r, _ := newKindLimiter(kind, RateLimits{ConnectionsPerMinute: limit, MessagesPerMinute: limit})
+		var allowed [2][4]atomic.Int64
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				for i := range perG {
+					c, k := (g+i)%len(clients), (g+i)/len(clients)%2
+					if ok, _ := r.allow(context.Background(), rateKind(k), clients[c]); ok {
+						allowed[k][c].Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for k := range allowed {
+			for c := range allowed[k] {
+				if n := allowed[k][c].Load(); n != limit {
+					t.Errorf("kind %d client %v: %d allowed, want %d", k, clients[c], n, limit)
 				}
 			}
-		})
-	}
-	wg.Wait()
-	for k := range allowed {
-		for c := range allowed[k] {
-			if n := allowed[k][c].Load(); n != limit {
-				t.Errorf("kind %d client %v: %d allowed, want %d", k, clients[c], n, limit)
-			}
 		}
-	}
+	})
 }
 
 // TestRateConcurrentEviction races allow against eviction and a moving
 // clock; it checks only that nothing breaks and the bound holds.
 func TestRateConcurrentEviction(t *testing.T) {
-	r, clock := newTestLimiter(RateLimits{ConnectionsPerMinute: 5, RecipientsPerMinute: 50, MaxTracked: 64})
-	var wg sync.WaitGroup
-	for g := range 16 {
-		wg.Go(func() {
-			for i := range 2000 {
-				ip := netip.AddrFrom4([4]byte{10, byte(g), byte(i % 5), byte(i % 200)})
-				r.allow(rateKind(i%3), ip)
-				if i%100 == 0 {
-					clock.add(time.Second)
+	forKinds(t, func(t *testing.T, kind string) {
+		r, clock := newKindLimiter(kind, RateLimits{ConnectionsPerMinute: 5, RecipientsPerMinute: 50, MaxTracked: 64})
+		var wg sync.WaitGroup
+		for g := range 16 {
+			wg.Go(func() {
+				for i := range 2000 {
+					ip := netip.AddrFrom4([4]byte{10, byte(g), byte(i % 5), byte(i % 200)})
+					r.allow(context.Background(), rateKind(i%3), ip)
+					if i%100 == 0 {
+						clock.add(time.Second)
+					}
 				}
-			}
-		})
-	}
-	wg.Wait()
-	if n := r.cache.Len(); n > 64 {
-		t.Errorf("tracking %d keys, MaxTracked 64", n)
-	}
+			})
+		}
+		wg.Wait()
+		if n := r.cache.Len(); n > 64 {
+			t.Errorf("tracking %d keys, MaxTracked 64", n)
+		}
+	})
 }
 
 // BenchmarkRateAllow measures allow's hot path. The fake clock advances a
@@ -417,7 +458,7 @@ func BenchmarkRateAllow(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			clock.add(time.Second)
-			if ok, _ := r.allow(rateMsg, ip); !ok {
+			if ok, _ := r.allow(context.Background(), rateMsg, ip); !ok {
 				b.Fatal("refused")
 			}
 		}
@@ -428,7 +469,7 @@ func BenchmarkRateAllow(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			clock.add(time.Second)
-			if ok, _ := r.allow(rateMsg, ip); !ok {
+			if ok, _ := r.allow(context.Background(), rateMsg, ip); !ok {
 				b.Fatal("refused")
 			}
 		}
@@ -443,7 +484,7 @@ func BenchmarkRateAllow(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			clock.add(time.Second)
-			r.allow(rateRcpt, ips[i%len(ips)])
+			r.allow(context.Background(), rateRcpt, ips[i%len(ips)])
 			i++
 		}
 	})
@@ -452,7 +493,7 @@ func BenchmarkRateAllow(b *testing.B) {
 		ip := netip.MustParseAddr("203.0.113.7")
 		b.ReportAllocs()
 		for b.Loop() {
-			r.allow(rateMsg, ip) // frozen clock: refused after 100, with a key string
+			r.allow(context.Background(), rateMsg, ip) // frozen clock: refused after 100, with a key string
 		}
 	})
 	b.Run("new-clients", func(b *testing.B) {
@@ -469,7 +510,7 @@ func BenchmarkRateAllow(b *testing.B) {
 			for j := range 8 {
 				a[2+j] = byte(i >> (8 * j))
 			}
-			r.allow(rateConn, netip.AddrFrom16(a))
+			r.allow(context.Background(), rateConn, netip.AddrFrom16(a))
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
@@ -481,7 +522,7 @@ func BenchmarkRateAllow(b *testing.B) {
 			ip := netip.AddrFrom4([4]byte{10, 0, byte(id >> 8), byte(id)})
 			for pb.Next() {
 				clock.add(time.Second)
-				r.allow(rateRcpt, ip)
+				r.allow(context.Background(), rateRcpt, ip)
 			}
 		})
 	})

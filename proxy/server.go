@@ -175,6 +175,9 @@ type settings struct {
 // Server accepts SMTP sessions on any number of listeners.
 type Server struct {
 	cur atomic.Pointer[settings]
+	// rateHealth is the state store's health as the rate limits see it,
+	// kept across reloads so that an episode is logged once.
+	rateHealth storeHealth
 
 	mu       sync.Mutex
 	perIP    map[netip.Addr]int
@@ -193,21 +196,33 @@ func NewServer(opts Options) *Server {
 		perIP:    make(map[netip.Addr]int),
 		sessions: make(map[*session]struct{}),
 	}
-	s.cur.Store(&settings{opts: opts, rate: newRateLimiter(opts.Rate, opts.Exempt, time.Now)})
+	s.cur.Store(&settings{opts: opts, rate: s.newRateLimiter(&opts)})
+	opts.Metrics.RateStoreErrors(s.rateHealth.errors.Load)
 	return s
+}
+
+// newRateLimiter returns the limiter that enforces opts.Rate, in opts.State
+// when there is one.
+func (s *Server) newRateLimiter(opts *Options) *rateLimiter {
+	r := newRateLimiter(opts.Rate, opts.Exempt, time.Now)
+	if opts.State != nil {
+		r.useStore(opts.State, &s.rateHealth, opts.Logger)
+	}
+	return r
 }
 
 // Reconfigure replaces the options, for a reload: sessions that start
 // afterwards get opts, sessions in flight finish with the options they
-// started with. What the rate limits remember is kept when Rate and
-// Exempt are unchanged, so that a reload does not hand every client a
-// fresh burst; changed limits start afresh.
+// started with. What the rate limits remember is kept when Rate, Exempt
+// and State are unchanged, so that a reload does not hand every client a
+// fresh burst; changed limits start afresh in this process (a store keeps
+// its buckets: reloading one instance of a fleet resets nothing).
 func (s *Server) Reconfigure(opts Options) {
 	opts.complete()
 	old := s.cur.Load()
 	rate := old.rate
-	if opts.Rate != old.opts.Rate || !slices.Equal(opts.Exempt, old.opts.Exempt) {
-		rate = newRateLimiter(opts.Rate, opts.Exempt, time.Now)
+	if opts.Rate != old.opts.Rate || !slices.Equal(opts.Exempt, old.opts.Exempt) || opts.State != old.opts.State {
+		rate = s.newRateLimiter(&opts)
 	}
 	s.cur.Store(&settings{opts: opts, rate: rate})
 }
@@ -311,7 +326,8 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 	ip := ap.Addr().Unmap()
 	reason := s.admit(set, ip)
 	if reason == "" {
-		if ok, key := set.rate.allow(rateConn, ip); !ok {
+		// No session yet: the store's own deadline bounds the wait.
+		if ok, key := set.rate.allow(context.Background(), rateConn, ip); !ok {
 			s.release(ip)
 			reason = "too many connections per minute from " + key
 		}
