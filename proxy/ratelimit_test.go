@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -300,7 +299,7 @@ func TestRateDisabledTracksNothing(t *testing.T) {
 		for i := range 100 {
 			ip := netip.AddrFrom4([4]byte{10, 0, byte(i), 1})
 			for k := range numRateKinds {
-				if ok, key := r.allow(context.Background(), k, ip); !ok {
+				if ok, key := r.allow(t.Context(), k, ip); !ok {
 					t.Fatalf("refused by %q", key)
 				}
 			}
@@ -342,19 +341,19 @@ func TestRateMaxTracked(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r, _ := newTestLimiter(tt.limits)
 			for _, a := range tt.addrs {
-				if ok, key := r.allow(context.Background(), rateConn, rateAddr(t, a)); !ok {
+				if ok, key := r.allow(t.Context(), rateConn, rateAddr(t, a)); !ok {
 					t.Fatalf("%s refused by %q", a, key)
 				}
 				if n := r.cache.Len(); n > 2 {
 					t.Fatalf("tracking %d keys, MaxTracked 2", n)
 				}
 			}
-			if ok, key := r.allow(context.Background(), rateConn, rateAddr(t, tt.kept)); ok {
+			if ok, key := r.allow(t.Context(), rateConn, rateAddr(t, tt.kept)); ok {
 				t.Errorf("%s allowed twice: its state was forgotten", tt.kept)
 			} else if key != tt.kept {
 				t.Errorf("%s refused by %q", tt.kept, key)
 			}
-			if ok, key := r.allow(context.Background(), rateConn, rateAddr(t, tt.forgotten)); !ok {
+			if ok, key := r.allow(t.Context(), rateConn, rateAddr(t, tt.forgotten)); !ok {
 				t.Errorf("%s refused by %q: its state was not forgotten", tt.forgotten, key)
 			}
 			if n := r.cache.Len(); n > 2 {
@@ -374,7 +373,7 @@ func TestRateMaxTrackedChurn(t *testing.T) {
 			var b [16]byte
 			b[0], b[1], b[2], b[3] = 0x20, 0x01, 0x0d, 0xb8
 			b[6], b[7], b[15] = byte(i>>8), byte(i), byte(i%7)
-			r.allow(context.Background(), rateKind(i%2), netip.AddrFrom16(b))
+			r.allow(t.Context(), rateKind(i%2), netip.AddrFrom16(b))
 			clock.add(time.Millisecond)
 		}
 		if n := r.cache.Len(); n > max {
@@ -406,7 +405,7 @@ func TestRateConcurrent(t *testing.T) {
 			wg.Go(func() {
 				for i := range perG {
 					c, k := (g+i)%len(clients), (g+i)/len(clients)%2
-					if ok, _ := r.allow(context.Background(), rateKind(k), clients[c]); ok {
+					if ok, _ := r.allow(t.Context(), rateKind(k), clients[c]); ok {
 						allowed[k][c].Add(1)
 					}
 				}
@@ -433,7 +432,7 @@ func TestRateConcurrentEviction(t *testing.T) {
 			wg.Go(func() {
 				for i := range 2000 {
 					ip := netip.AddrFrom4([4]byte{10, byte(g), byte(i % 5), byte(i % 200)})
-					r.allow(context.Background(), rateKind(i%3), ip)
+					r.allow(t.Context(), rateKind(i%3), ip)
 					if i%100 == 0 {
 						clock.add(time.Second)
 					}
@@ -447,35 +446,46 @@ func TestRateConcurrentEviction(t *testing.T) {
 	})
 }
 
-// BenchmarkRateAllow measures allow's hot path. The fake clock advances a
-// second per call against a limit of 100/min, so every event is admitted
-// (the common case) unless the sub-benchmark says otherwise.
+// BenchmarkRateAllow measures allow's hot path, in this process and
+// through a store. The fake clock advances a second per call against a
+// limit of 100/min, so every event is admitted (the common case) unless
+// the sub-benchmark says otherwise.
 func BenchmarkRateAllow(b *testing.B) {
+	for _, kind := range limiterKinds {
+		b.Run(kind, func(b *testing.B) { benchRateAllow(b, kind) })
+	}
+}
+
+// benchRateAllow is BenchmarkRateAllow for a limiter of kind: with a
+// store (an in-memory one, so the figures are the limiter's own cost
+// without a network), every admitted event is one Store.Allow.
+func benchRateAllow(b *testing.B, kind string) {
+	ctx := b.Context()
 	limits := RateLimits{ConnectionsPerMinute: 100, MessagesPerMinute: 100, RecipientsPerMinute: 100}
 	b.Run("existing", func(b *testing.B) {
-		r, clock := newTestLimiter(limits)
+		r, clock := newKindLimiter(kind, limits)
 		ip := netip.MustParseAddr("203.0.113.7")
 		b.ReportAllocs()
 		for b.Loop() {
 			clock.add(time.Second)
-			if ok, _ := r.allow(context.Background(), rateMsg, ip); !ok {
+			if ok, _ := r.allow(ctx, rateMsg, ip); !ok {
 				b.Fatal("refused")
 			}
 		}
 	})
 	b.Run("existing-ipv6", func(b *testing.B) {
-		r, clock := newTestLimiter(limits)
+		r, clock := newKindLimiter(kind, limits)
 		ip := netip.MustParseAddr("2001:db8:1:2::7")
 		b.ReportAllocs()
 		for b.Loop() {
 			clock.add(time.Second)
-			if ok, _ := r.allow(context.Background(), rateMsg, ip); !ok {
+			if ok, _ := r.allow(ctx, rateMsg, ip); !ok {
 				b.Fatal("refused")
 			}
 		}
 	})
 	b.Run("existing-10k-clients", func(b *testing.B) {
-		r, clock := newTestLimiter(limits)
+		r, clock := newKindLimiter(kind, limits)
 		ips := make([]netip.Addr, 10000)
 		for i := range ips {
 			ips[i] = netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
@@ -484,22 +494,22 @@ func BenchmarkRateAllow(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			clock.add(time.Second)
-			r.allow(context.Background(), rateRcpt, ips[i%len(ips)])
+			r.allow(ctx, rateRcpt, ips[i%len(ips)])
 			i++
 		}
 	})
 	b.Run("refused", func(b *testing.B) {
-		r, _ := newTestLimiter(limits)
+		r, _ := newKindLimiter(kind, limits)
 		ip := netip.MustParseAddr("203.0.113.7")
 		b.ReportAllocs()
 		for b.Loop() {
-			r.allow(context.Background(), rateMsg, ip) // frozen clock: refused after 100, with a key string
+			r.allow(ctx, rateMsg, ip) // frozen clock: refused after 100, with a key string
 		}
 	})
 	b.Run("new-clients", func(b *testing.B) {
 		// Each event a new address (in a new /64) at a full cache: the
 		// worst case, two evictions and two insertions.
-		r, clock := newTestLimiter(RateLimits{ConnectionsPerMinute: 100, MaxTracked: 10000})
+		r, clock := newKindLimiter(kind, RateLimits{ConnectionsPerMinute: 100, MaxTracked: 10000})
 		var a [16]byte
 		a[0], a[1] = 0x20, 0x01
 		i := uint64(0)
@@ -510,11 +520,11 @@ func BenchmarkRateAllow(b *testing.B) {
 			for j := range 8 {
 				a[2+j] = byte(i >> (8 * j))
 			}
-			r.allow(context.Background(), rateConn, netip.AddrFrom16(a))
+			r.allow(ctx, rateConn, netip.AddrFrom16(a))
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
-		r, clock := newTestLimiter(limits)
+		r, clock := newKindLimiter(kind, limits)
 		var n atomic.Uint32
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -522,7 +532,7 @@ func BenchmarkRateAllow(b *testing.B) {
 			ip := netip.AddrFrom4([4]byte{10, 0, byte(id >> 8), byte(id)})
 			for pb.Next() {
 				clock.add(time.Second)
-				r.allow(context.Background(), rateRcpt, ip)
+				r.allow(ctx, rateRcpt, ip)
 			}
 		})
 	})
