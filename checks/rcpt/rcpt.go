@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"mxguard/internal/confval"
+	"mxguard/internal/state"
 )
 
 // Status is what a verification found out about a recipient.
@@ -93,6 +94,11 @@ type Options struct {
 	// MaxIdle is the number of probe connections kept open between probes
 	// [2]; negative keeps none.
 	MaxIdle int
+	// Store, when set, shares the backend's answers (under
+	// rcpt:<lower-cased address>, for the same TTLs) with every instance
+	// of a fleet and across a restart; the caches above are its front.
+	// Nil keeps them in this process only.
+	Store state.Store
 }
 
 // Defaults for Options.
@@ -109,9 +115,13 @@ const (
 type Stats struct {
 	Probes    uint64 // probe attempts, a retry and a failed connect included
 	Dials     uint64 // backend connections opened
-	Hits      uint64 // backend answers served from the cache
-	Misses    uint64 // backend lookups not in the cache, coalesced ones included
-	Coalesced uint64 // misses that joined a probe already in flight for the same address
+	Hits      uint64 // backend answers served from this process's cache
+	Misses    uint64 // backend lookups not in this process's cache, coalesced ones included
+	Coalesced uint64 // misses that joined a lookup already in flight for the same address
+	// Shared counts misses answered from Options.Store, StoreErrors the
+	// store's failures (each a lookup probed, or an answer not shared).
+	Shared      uint64
+	StoreErrors uint64
 }
 
 // Verifier verifies recipients. It is safe for concurrent use.
@@ -123,13 +133,17 @@ type Stats struct {
 // directory-harvest attack, which produces unknown answers by the
 // thousand, from evicting the known answers of real recipients, so an
 // attack does not turn into a probe per legitimate message. File answers
-// are not cached: the compiled file is a map lookup already.
+// are not cached: the compiled file is a map lookup already. With a state
+// store (Options.Store) the two LRUs are the front of the store, which a
+// fleet's instances share: a local miss asks the store (one round trip)
+// before the backend, and a probe's answer is written to it.
 type Verifier struct {
 	o    Options
 	file atomic.Pointer[recipientSet] // swapped by Reload
-	pos  *expirable.LRU[string, Result]
-	neg  *expirable.LRU[string, Result]
+	pos  *expirable.LRU[string, cached]
+	neg  *expirable.LRU[string, cached]
 	pool *pool
+	now  func() time.Time // the clock answers expire by; tests move it
 
 	ctx    context.Context // probes run under it; Close cancels it
 	cancel context.CancelFunc
@@ -139,7 +153,15 @@ type Verifier struct {
 	closed   bool
 	probing  sync.WaitGroup
 
-	probes, dials, hits, misses, coalesced atomic.Uint64
+	probes, dials, hits, misses, coalesced, shared, storeErrors atomic.Uint64
+}
+
+// cached is an answer in the caches, with when it expires: an answer taken
+// from the store expires when the probe that made it says, not a TTL after
+// it reached this process.
+type cached struct {
+	res   Result
+	until time.Time
 }
 
 // call is a probe in flight, shared by every caller asking about the same
@@ -159,6 +181,7 @@ func New(o Options) (*Verifier, error) {
 	v := &Verifier{
 		o:        o,
 		inflight: make(map[string]*call),
+		now:      time.Now,
 	}
 	if o.Verify == VerifyFile || o.Verify == VerifyBoth {
 		set, err := loadFile(o.File)
@@ -175,8 +198,8 @@ func New(o Options) (*Verifier, error) {
 		v.pool = &pool{o: &v.o, network: network, address: address}
 		// expirable.NewLRU starts a cleanup goroutine that v2.0.7 cannot
 		// stop; Close purges the entries, but the two goroutines remain.
-		v.pos = expirable.NewLRU[string, Result](o.CacheSize, nil, o.PositiveTTL)
-		v.neg = expirable.NewLRU[string, Result](o.CacheSize, nil, o.NegativeTTL)
+		v.pos = expirable.NewLRU[string, cached](o.CacheSize, nil, o.PositiveTTL)
+		v.neg = expirable.NewLRU[string, cached](o.CacheSize, nil, o.NegativeTTL)
 	}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	return v, nil
@@ -281,14 +304,8 @@ func (v *Verifier) Verify(ctx context.Context, rcpt string) Result {
 	}
 
 	key := strings.ToLower(rcpt)
-	if res, ok := v.pos.Get(key); ok {
+	if res, ok := v.lookup(key); ok {
 		v.hits.Add(1)
-		res.Cached = true
-		return res
-	}
-	if res, ok := v.neg.Get(key); ok {
-		v.hits.Add(1)
-		res.Cached = true
 		return res
 	}
 	v.misses.Add(1)
@@ -316,23 +333,67 @@ func (v *Verifier) Verify(ctx context.Context, rcpt string) Result {
 	}
 }
 
-// run probes the backend for the callers waiting on c and caches the
-// answer. The connection goes back to the pool before the callers are
-// woken, so that a caller's next Verify finds it there rather than dialing;
-// put never waits for the backend.
-func (v *Verifier) run(key, rcpt string, c *call) {
-	res, pc := v.probe(v.ctx, rcpt)
-	if pc != nil {
-		v.pool.put(pc)
+// lookup returns the answer for key in this process's caches.
+func (v *Verifier) lookup(key string) (Result, bool) {
+	now := v.now()
+	for _, lru := range []*expirable.LRU[string, cached]{v.pos, v.neg} {
+		if e, ok := lru.Get(key); ok {
+			if !now.Before(e.until) {
+				lru.Remove(key)
+				continue
+			}
+			e.res.Cached = true
+			return e.res, true
+		}
 	}
+	return Result{}, false
+}
+
+// keep caches res for key until until; a temporary failure is not kept.
+func (v *Verifier) keep(key string, res Result, until time.Time) {
 	switch res.Status {
 	case Known:
-		v.pos.Add(key, res)
+		v.pos.Add(key, cached{res: res, until: until})
 		v.neg.Remove(key)
 	case Unknown:
-		v.neg.Add(key, res)
+		v.neg.Add(key, cached{res: res, until: until})
 		v.pos.Remove(key)
 	}
+}
+
+// ttl is how long res is cached; 0 for an answer that is not.
+func (v *Verifier) ttl(res Result) time.Duration {
+	switch res.Status {
+	case Known:
+		return v.o.PositiveTTL
+	case Unknown:
+		return v.o.NegativeTTL
+	}
+	return 0
+}
+
+// run answers the callers waiting on c: from the store when another
+// instance (or this one before a restart) has the answer, else by probing
+// the backend, and caches the answer. The connection goes back to the pool
+// before the callers are woken, so that a caller's next Verify finds it
+// there rather than dialing; put never waits for the backend. A probe's
+// answer is in the store before the callers are woken, so that once
+// Verify has answered, every instance answers alike: one more round trip,
+// to the store, after one to the backend.
+func (v *Verifier) run(key, rcpt string, c *call) {
+	res, until, ok := v.fetch(key)
+	if !ok {
+		var pc *probeConn
+		res, pc = v.probe(v.ctx, rcpt)
+		if pc != nil {
+			v.pool.put(pc)
+		}
+		until = v.now().Add(v.ttl(res))
+		if v.ttl(res) > 0 {
+			v.share(key, res, until)
+		}
+	}
+	v.keep(key, res, until)
 	v.mu.Lock()
 	delete(v.inflight, key)
 	v.mu.Unlock()
@@ -362,6 +423,9 @@ func (v *Verifier) Stats() Stats {
 		Hits:      v.hits.Load(),
 		Misses:    v.misses.Load(),
 		Coalesced: v.coalesced.Load(),
+
+		Shared:      v.shared.Load(),
+		StoreErrors: v.storeErrors.Load(),
 	}
 }
 
