@@ -10,11 +10,11 @@ import (
 	"mxguard/internal/state"
 )
 
-// rateStoreTimeout bounds one question to the state store. A store on
-// loopback or a LAN answers in well under a millisecond; one that takes
-// longer is failing, and the event is allowed rather than the session
-// kept waiting.
-const rateStoreTimeout = 250 * time.Millisecond
+// rateStoreTimeout bounds one question to the state store, as a backstop:
+// a store has its own, shorter timeout (state.redis.timeout), after which
+// it answers from this instance's memory; past this one the event is
+// allowed rather than the session kept waiting.
+const rateStoreTimeout = time.Second
 
 // rateKindNames name the kinds in the store's keys: "rate:msg:203.0.113.7".
 var rateKindNames = [numRateKinds]string{rateConn: "conn", rateMsg: "msg", rateRcpt: "rcpt"}
@@ -70,7 +70,7 @@ func (r *rateLimiter) storeKey(kind rateKind, p netip.Prefix, isAddr bool) strin
 // alone, as the in-process limiter charges them, so a client hammering
 // one instance is refused there without a round trip per attempt.
 //
-// A store that fails allows the event: mail is never refused because the
+// A store that fails (or outlasts rateStoreTimeout) allows the event: mail is never refused because the
 // state store failed. The front then limits this instance's events alone.
 func (r *rateLimiter) ask(ctx context.Context, kind rateKind, ak, nk netip.Prefix, checkNet bool) (bool, string) {
 	var buf [2]state.Limit

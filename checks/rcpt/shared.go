@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// storeTimeout bounds one question to the state store. A store on
-// loopback or a LAN answers in well under a millisecond; one that takes
-// longer is failing, and the backend is probed rather than the caller kept
-// waiting.
-const storeTimeout = 250 * time.Millisecond
+// storeTimeout bounds one question to the state store, as a backstop: a
+// store has its own, shorter timeout (state.redis.timeout), after which it
+// answers from this instance's memory; past this one the backend is probed
+// (or the answer not shared) rather than the caller kept waiting.
+const storeTimeout = time.Second
 
 // sharedAnswer is an answer as the store keeps it, readable by the admin
 // (mxguard state lists it as it is).
