@@ -81,13 +81,17 @@ func (r *rateLimiter) ask(ctx context.Context, kind rateKind, ak, nk netip.Prefi
 	}
 	r.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, rateStoreTimeout)
-	refused, err := r.store.Allow(ctx, chain)
+	sctx, cancel := context.WithTimeout(ctx, rateStoreTimeout)
+	refused, err := r.store.Allow(sctx, chain)
 	cancel()
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The session ended (a forced drain): not the store's failure.
+		refused = -1
+	case err != nil:
 		r.health.failed(r.log, err)
 		refused = -1
-	} else {
+	default:
 		r.health.answered(r.log)
 	}
 

@@ -227,3 +227,33 @@ func TestRateStoreRemembersWhatTheFrontForgets(t *testing.T) {
 		t.Fatalf("a client the front forgot: allowed %v by %q, want refused by its address", ok, key)
 	}
 }
+
+// ctxStore is a store that answers only when its context ends, as a
+// network store does with a session that a forced drain cancelled.
+type ctxStore struct{ state.Store }
+
+func (ctxStore) Allow(ctx context.Context, _ []state.Limit) (int, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// TestRateStoreSessionEnded: a question cut short because the session
+// ended is allowed and is not the store's failure: nothing is counted or
+// logged.
+func TestRateStoreSessionEnded(t *testing.T) {
+	logs := new(logBuffer)
+	h := new(storeHealth)
+	r, _ := newTestLimiter(RateLimits{MessagesPerMinute: 1})
+	r.useStore(ctxStore{}, h, slog.New(slog.NewTextHandler(logs, nil)))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if ok, key := r.allow(ctx, rateMsg, rateAddr(t, "203.0.113.7")); !ok {
+		t.Fatalf("refused by %q", key)
+	}
+	if n := h.errors.Load(); n != 0 {
+		t.Errorf("%d store errors counted, want 0", n)
+	}
+	if n := logs.count("state store"); n != 0 {
+		t.Errorf("%d log lines about the store, want 0", n)
+	}
+}
