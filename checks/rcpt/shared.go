@@ -36,7 +36,7 @@ func (v *Verifier) fetch(key string) (res Result, until time.Time, ok bool) {
 	b, found, err := v.o.Store.Get(ctx, storeKey(key))
 	cancel()
 	if err != nil {
-		v.storeErrors.Add(1)
+		v.storeFailed()
 		return Result{}, time.Time{}, false
 	}
 	var a sharedAnswer
@@ -64,6 +64,13 @@ func (v *Verifier) share(key string, res Result, until time.Time) {
 	ctx, cancel := context.WithTimeout(v.ctx, storeTimeout)
 	defer cancel()
 	if err := v.o.Store.Put(ctx, storeKey(key), b, ttl); err != nil {
+		v.storeFailed()
+	}
+}
+
+// storeFailed counts a store error, unless Close cut the question short.
+func (v *Verifier) storeFailed() {
+	if v.ctx.Err() == nil {
 		v.storeErrors.Add(1)
 	}
 }
