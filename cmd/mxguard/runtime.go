@@ -159,6 +159,9 @@ func (in *instance) build(cfg *config.Config, prev *runtime) (_ *runtime, err er
 	}
 	reuseRcpts := false
 	rt.rcptOpts = verifierOptions(cfg, network, addr)
+	// Answers are shared through the store: a fleet asks the backend once
+	// per address, and a restart keeps them.
+	rt.rcptOpts.Store = in.store
 	if prev != nil && prev.rcpts != nil && prev.rcptOpts == rt.rcptOpts {
 		rt.rcpts, reuseRcpts = prev.rcpts, true
 	} else if rt.rcptOpts.Verify != rcpt.VerifyNone {
