@@ -31,6 +31,16 @@ func TestDurationUnmarshal(t *testing.T) {
 		{src: "1h30m", want: 90 * time.Minute},
 		{src: "0s", want: 0},
 		{src: `"250ms"`, want: 250 * time.Millisecond},
+		// Days, for the long lifetimes (greylist.pass_lifetime): Go's
+		// own syntax stops at hours.
+		{src: "36d", want: 36 * 24 * time.Hour},
+		{src: "1d12h", want: 36 * time.Hour},
+		{src: "2d30m", want: 48*time.Hour + 30*time.Minute},
+		{src: "d", wantErr: `got "d"`},
+		{src: "1.5d", wantErr: `got "1.5d"`},
+		{src: "-1d", wantErr: `got "-1d"`},
+		{src: "1d-1h", wantErr: `got "1d-1h"`},
+		{src: "99999999d", wantErr: `got "99999999d"`},
 		{src: "30", wantErr: "got 30 (a number needs a unit)"},
 		{src: "-1s", wantErr: `expected a non-negative duration, got "-1s"`},
 		{src: "soon", wantErr: `got "soon"`},
@@ -129,6 +139,18 @@ func TestDurationString(t *testing.T) {
 		}
 		if back, err := time.ParseDuration(got); err != nil || back != d {
 			t.Errorf("%q parses back as %v, %v", got, back, err)
+		}
+	}
+	// Whole days of two or more are written in days, which the loader
+	// reads back.
+	for d, want := range map[time.Duration]string{48 * time.Hour: "2d", 36 * 24 * time.Hour: "36d", 24 * time.Hour: "24h", 49 * time.Hour: "49h"} {
+		got := Dur(d).String()
+		if got != want {
+			t.Errorf("Dur(%v).String() = %q, want %q", d, got, want)
+		}
+		var back Duration
+		if err := back.UnmarshalYAML(scalar(t, got)); err != nil || back.Duration != d {
+			t.Errorf("%q loads back as %v, %v", got, back.Duration, err)
 		}
 	}
 }

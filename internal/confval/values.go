@@ -19,7 +19,8 @@ import (
 )
 
 // Duration is a time.Duration written in YAML the way Go prints durations:
-// "30s", "5m", "1h30m". A bare number is rejected because "30" could mean
+// "30s", "5m", "1h30m", plus a leading count of days ("36d", "1d12h") for
+// the lifetimes that are naturally counted in days. A bare number is rejected because "30" could mean
 // seconds or milliseconds and guessing wrong silently breaks timeouts.
 // Negative durations are rejected: no setting here has a use for them.
 type Duration struct {
@@ -40,7 +41,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 		return fmt.Errorf("expected a duration like 30s, 5m or 1h30m, got %s", yamlpos.Describe(n))
 	}
-	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
+	v, err := parseDuration(strings.TrimSpace(n.Value))
 	if err != nil {
 		return fmt.Errorf("expected a duration like 30s, 5m or 1h30m, got %q", n.Value)
 	}
@@ -51,6 +52,41 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// day is the unit Go's duration syntax lacks.
+const day = 24 * time.Hour
+
+// parseDuration is time.ParseDuration with an optional leading whole
+// number of days: "36d", "1d12h". A day is 24 hours (no calendar: the
+// durations here are lifetimes, not dates).
+func parseDuration(s string) (time.Duration, error) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 || i == len(s) || s[i] != 'd' {
+		return time.ParseDuration(s)
+	}
+	days, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil || days > int64(math.MaxInt64/day) {
+		return 0, fmt.Errorf("confval: duration %q out of range", s)
+	}
+	v := time.Duration(days) * day
+	if rest := s[i+1:]; rest != "" {
+		if rest[0] == '-' || rest[0] == '+' {
+			return 0, fmt.Errorf("confval: duration %q: a sign after the days", s)
+		}
+		r, err := time.ParseDuration(rest)
+		if err != nil {
+			return 0, err
+		}
+		if r > math.MaxInt64-v {
+			return 0, fmt.Errorf("confval: duration %q out of range", s)
+		}
+		v += r
+	}
+	return v, nil
+}
+
 // MarshalYAML implements yaml.Marshaler so a Config can be dumped back to
 // YAML in the form it is read.
 func (d Duration) MarshalYAML() (any, error) {
@@ -58,8 +94,12 @@ func (d Duration) MarshalYAML() (any, error) {
 }
 
 // String is time.Duration's form without the zero units it ends with:
-// "1h" rather than "1h0m0s", "5m" rather than "5m0s".
+// "1h" rather than "1h0m0s", "5m" rather than "5m0s"; whole days from two
+// on in days ("36d" rather than "864h"), which UnmarshalYAML reads back.
 func (d Duration) String() string {
+	if d.Duration >= 2*day && d.Duration%day == 0 {
+		return strconv.FormatInt(int64(d.Duration/day), 10) + "d"
+	}
 	s := d.Duration.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
