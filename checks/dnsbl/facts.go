@@ -15,6 +15,11 @@ type Facts struct {
 	Codes   []string `expr:"codes" json:"codes" doc:"the return codes, as zone=code"`
 	Reasons []string `expr:"reasons" json:"reasons" doc:"the lists' TXT reasons, as zone: text"`
 	Errors  []string `expr:"errors" json:"errors" doc:"lists that failed (a temporary failure or an error code): not listings"`
+	// An allow list's hit is its own fact: a client on a block list and
+	// an allow list would otherwise only show a lower score, and rules
+	// that spare known senders (greylisting) need to say so.
+	Allowed    bool     `expr:"allowed" json:"allowed" doc:"an allow list (a list with a negative weight) lists the client"`
+	AllowLists []string `expr:"allow_lists" json:"allow_lists" doc:"the allow lists that list the client, in config order"`
 }
 
 // Define builds the DNS list check: at connect, for the client's address,
@@ -63,6 +68,10 @@ func (res Result) result() check.Result {
 	f := Facts{Score: res.Score, Errors: res.Errors}
 	for _, l := range res.Listed {
 		f.Listed = append(f.Listed, l.Zone)
+		if l.Weight < 0 {
+			f.Allowed = true
+			f.AllowLists = append(f.AllowLists, l.Zone)
+		}
 		for _, code := range l.Codes {
 			f.Codes = append(f.Codes, l.Zone+"="+code)
 		}
