@@ -55,7 +55,9 @@ func (e *Engine) needed(stage Stage, names map[string]bool) []*checker {
 	var add func(name string)
 	add = func(name string) {
 		c, ok := e.checks[name]
-		if !ok || want[name] || c.Stage > stage {
+		// A per-recipient check has nothing to decide without a
+		// recipient: it runs at rcpt only.
+		if !ok || want[name] || c.Stage > stage || c.PerRcpt && stage != StageRcpt {
 			return
 		}
 		want[name] = true
@@ -92,12 +94,12 @@ func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker
 	for len(pending) > 0 {
 		var ready, wait []*checker
 		for _, c := range pending {
-			if _, done := tx.Checks[c.name]; done {
+			if e.done(tx, c.name) {
 				continue
 			}
 			ok := true
 			for _, d := range c.Deps {
-				if _, done := tx.Checks[d]; !done {
+				if !e.done(tx, d) {
 					ok = false
 				}
 			}
@@ -109,14 +111,16 @@ func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker
 		}
 		if len(ready) == 0 {
 			for _, c := range wait { // a dependency that cannot run
-				tx.Checks[c.name] = CheckRecord{Result: ResultTemperror, Detail: "a check it depends on did not run"}
+				e.keep(tx, c, result{rec: CheckRecord{Result: ResultTemperror, Detail: "a check it depends on did not run"}})
 			}
 			return
 		}
 		results := make([]result, len(ready))
+		views := make([]*view, len(ready))
 		var slow []int
 		for i, c := range ready {
-			if r, ok := e.runQuick(c, tx); ok {
+			views[i] = tx.view(c)
+			if r, ok := e.runQuick(c, views[i], tx.Session); ok {
 				results[i] = r
 			} else {
 				slow = append(slow, i)
@@ -127,7 +131,7 @@ func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker
 		// goroutine.
 		var wg sync.WaitGroup
 		for k, i := range slow {
-			v := tx.view(ready[i])
+			v := views[i]
 			if k == len(slow)-1 {
 				results[i] = e.runOne(ctx, ready[i], v, tx.Session)
 				break
@@ -136,11 +140,41 @@ func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker
 		}
 		wg.Wait()
 		for i, c := range ready {
-			tx.Checks[c.name] = results[i].rec
-			e.store(tx, c, results[i].facts)
+			e.keep(tx, c, results[i])
+			if e.record && c.Record != nil {
+				tx.ran = append(tx.ran, ran{c: c, v: views[i], res: check.Result{Result: results[i].rec.Result, Detail: results[i].rec.Detail, Facts: results[i].facts}})
+			}
 		}
 		pending = wait
 	}
+}
+
+// done reports whether check name has answered for what is being decided:
+// the transaction, or for a per-recipient check the recipient.
+func (e *Engine) done(tx *Transaction, name string) bool {
+	if c, ok := e.checks[name]; ok && c.PerRcpt {
+		_, done := tx.rcptNow[name]
+		return done
+	}
+	_, done := tx.Checks[name]
+	return done
+}
+
+// keep stores a check's result: a transaction's in Checks, a recipient's
+// apart (see Transaction.rcptNow), and its facts in their place.
+func (e *Engine) keep(tx *Transaction, c *checker, r result) {
+	if c.PerRcpt {
+		if tx.rcptNow == nil {
+			tx.rcptNow = map[string]CheckRecord{}
+		}
+		tx.rcptNow[c.name] = r.rec
+		logged := r.rec
+		logged.Facts = r.facts
+		tx.logRcptCheck(c.name, logged)
+	} else {
+		tx.Checks[c.name] = r.rec
+	}
+	e.store(tx, c, r.facts)
 }
 
 // store puts a check's facts in their place in tx.found.
@@ -176,8 +210,8 @@ func (e *Engine) panicked(c *checker, session string, p any) check.Result {
 	return check.Errorf(ResultTemperror, "internal error in check %s", c.name)
 }
 
-// runQuick takes c's quick answer, if it has one for tx.
-func (e *Engine) runQuick(c *checker, tx *Transaction) (r result, ok bool) {
+// runQuick takes c's quick answer, if it has one for the view v.
+func (e *Engine) runQuick(c *checker, v check.View, session string) (r result, ok bool) {
 	if c.Quick == nil {
 		return result{}, false
 	}
@@ -186,10 +220,10 @@ func (e *Engine) runQuick(c *checker, tx *Transaction) (r result, ok bool) {
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
-				res, ok = e.panicked(c, tx.Session, p), true
+				res, ok = e.panicked(c, session, p), true
 			}
 		}()
-		res, ok = c.Quick(tx.view(c))
+		res, ok = c.Quick(v)
 	}()
 	if !ok {
 		return result{}, false

@@ -55,6 +55,11 @@ type Options struct {
 	// State is the store of what outlives a transaction, shared by a
 	// fleet's instances when it is Redis; nil keeps none.
 	State store.Store
+	// Record makes the engine call the checks' Record after each verdict
+	// (a greylist triplet's first attempt). Only serve sets it: check
+	// and replay decide without writing anything that would change a
+	// later decision.
+	Record bool
 }
 
 // state is what a reload replaces as a whole. A session keeps the state it
@@ -85,6 +90,7 @@ type Engine struct {
 	authResults  bool
 	logger       *slog.Logger
 	memory       *membudget.Budget
+	record       bool // Options.Record
 }
 
 // RulesOptions are the facts that rules are compiled against: the Facts
@@ -94,13 +100,19 @@ func RulesOptions() rules.Options {
 		"helo": "helo", "esmtp": "helo", "mail_from": "mail", "rcpts": "rcpt", "rcpt_count": "rcpt",
 		"size": "data", "message_id": "data", "protocol": "data", "from": "data", "smtp": "connect",
 	}
+	// A per-recipient check's facts are those of the recipient being
+	// decided: they exist at rcpt only.
+	only := map[string]string{"rcpt": "rcpt", "rcpt_verify": "rcpt"}
 	for _, r := range registry {
 		since[r.name] = r.Define(check.Env{}).Stage.String()
+		if r.perRcpt {
+			only[r.name] = "rcpt"
+		}
 	}
 	return rules.Options{
 		Env:   &Facts{},
 		Since: since,
-		Only:  map[string]string{"rcpt": "rcpt", "rcpt_verify": "rcpt"},
+		Only:  only,
 	}
 }
 
@@ -124,7 +136,7 @@ func NewEngine(opts Options) *Engine {
 	}
 	e := &Engine{log: opts.Log, checks: map[string]*checker{}, checkTimeout: opts.CheckTimeout, logger: opts.Logger,
 		resolver: opts.Resolver, recipients: opts.Recipients, metrics: opts.Metrics, hostname: opts.Hostname, authResults: opts.AuthResults && opts.Resolver != nil,
-		memory: opts.Memory}
+		memory: opts.Memory, record: opts.Record}
 	for _, r := range registry {
 		e.register(r.name, r.Define(check.Env{Resolver: opts.Resolver, Memory: opts.Memory, State: opts.State, Section: opts.Sections[r.name]}))
 	}
@@ -233,6 +245,8 @@ func senderRouted(addr string) bool {
 func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verdict {
 	s.inherit(tx, stage)
 	if stage == StageRcpt {
+		s.startRcpt(tx)
+		defer clearRcptFacts(tx)
 		if v, refused := s.relayRefusal(tx); refused {
 			return v
 		}
@@ -262,6 +276,7 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 		}
 	}
 	v := s.apply(stage, tx, set.Eval(stage.String(), f, domains), f)
+	s.recordRan(ctx, tx, v)
 	if stage == StageData && !v.Action.Refuses() && s.e.authResults {
 		if h, ok := s.authResultsHeader(tx); ok {
 			tx.Headers = append([]Header{h}, tx.Headers...)

@@ -155,6 +155,15 @@ func (tx *Transaction) factsFor(stage Stage) *Facts {
 			temps = append(temps, k)
 		}
 	}
+	if stage == StageRcpt {
+		// The per-recipient checks' answers about this recipient.
+		for k, v := range tx.rcptNow {
+			f.Checks[k] = CheckFacts{Result: v.Result, Detail: v.Detail}
+			if v.Result == ResultTemperror {
+				temps = append(temps, k)
+			}
+		}
+	}
 	slices.Sort(temps)
 	f.Temperrors = temps
 	return f

@@ -144,8 +144,10 @@ type Transaction struct {
 	found        Found     // the checks' facts, stored by the engine only
 	fromFacts    FromFacts // the From header, read by the engine at data
 	rcptVerify   rcpt.Facts
-	rcptChecks   map[string]CheckRecord // per-recipient verification, for the log
-	replayRcpts  map[string]CheckRecord // logged verification answers, for replay
+	rcptChecks   map[string]CheckRecord // per-recipient answers ("NAME <addr>"), for the log
+	replayRcpts  map[string]CheckRecord // logged per-recipient answers, for replay
+	rcptNow      map[string]CheckRecord // the per-recipient checks' answers about Rcpt
+	ran          []ran                  // checks run for this decision, to record after it
 	localDomains []string               // the session's domains, for the header checks
 	taps         map[string]check.Tap   // the data-stage checks' taps, by check name
 	headerBytes  []byte                 // Header's answer, once read

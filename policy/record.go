@@ -52,6 +52,10 @@ type CheckRecord struct {
 	Result     string  `json:"result"`
 	Detail     string  `json:"detail,omitempty"`
 	DurationMS float64 `json:"duration_ms"`
+	// Facts are a per-recipient check's facts about that recipient
+	// (entries "NAME <addr>"), from which replay decides again; nil for
+	// the others, whose facts are the line's facts.
+	Facts any `json:"facts,omitempty"`
 }
 
 // RuleMatch is one rule that matched, enforced or in monitor mode.

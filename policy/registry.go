@@ -39,6 +39,9 @@ type Found struct {
 type registered struct {
 	name  string
 	field int
+	// perRcpt is the check's Def.PerRcpt, which must not depend on the
+	// configuration.
+	perRcpt bool
 	check.Definer
 }
 
@@ -55,7 +58,7 @@ var registry, registryByName = func() ([]registered, map[string]registered) {
 			// A build defect: the registry is read when the program starts.
 			panic(fmt.Sprintf("policy: Found.%s must be a check.Definer with equal expr and json tags", f.Name))
 		}
-		r := registered{name: name, field: i, Definer: d}
+		r := registered{name: name, field: i, Definer: d, perRcpt: d.Define(check.Env{}).PerRcpt}
 		list = append(list, r)
 		byName[name] = r
 	}
@@ -78,6 +81,7 @@ type view struct {
 	client    netip.Addr
 	helo      string
 	mailFrom  string
+	rcpt      string
 	smtputf8  bool
 	messageID string
 	domains   []string
@@ -95,6 +99,9 @@ type view struct {
 func (tx *Transaction) view(c *checker) *view {
 	v := &view{client: tx.Client.Addr.Addr().Unmap(), helo: tx.Client.HELO, mailFrom: tx.MailFrom,
 		smtputf8: tx.SMTPUTF8, messageID: tx.MessageID, domains: tx.localDomains, content: tx.Content}
+	if c.PerRcpt {
+		v.rcpt = tx.Rcpt
+	}
 	if c.Stage >= StageData {
 		v.header = tx.Header()
 		v.split, v.splitErr = tx.HeaderSplit()
@@ -120,6 +127,7 @@ func (tx *Transaction) view(c *checker) *view {
 func (v *view) Client() netip.Addr                  { return v.client }
 func (v *view) HELO() string                        { return v.helo }
 func (v *view) MailFrom() string                    { return v.mailFrom }
+func (v *view) Rcpt() string                        { return v.rcpt }
 func (v *view) SMTPUTF8() bool                      { return v.smtputf8 }
 func (v *view) MessageID() string                   { return v.messageID }
 func (v *view) LocalDomains() []string              { return v.domains }

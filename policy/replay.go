@@ -75,7 +75,7 @@ func replayTx(rec *Record) *Transaction {
 		Checks:    map[string]CheckRecord{},
 	}
 	for k, v := range rec.Checks {
-		if strings.HasPrefix(k, "rcpt <") {
+		if name, _, ok := strings.Cut(k, " <"); ok && perRcptNames[name] {
 			if tx.replayRcpts == nil {
 				tx.replayRcpts = map[string]CheckRecord{}
 			}

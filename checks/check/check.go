@@ -92,6 +92,9 @@ type View interface {
 	HELO() string
 	// MailFrom is the reverse path without angle brackets ("" for <>).
 	MailFrom() string
+	// Rcpt is the recipient being decided, for a per-recipient check
+	// (Def.PerRcpt); "" for the others.
+	Rcpt() string
 	// SMTPUTF8 reports whether the client asked for SMTPUTF8 at MAIL.
 	SMTPUTF8() bool
 	// MessageID is the Message-ID without angle brackets ("" before data).
@@ -163,6 +166,28 @@ type Def struct {
 	// Tap, when set, starts a Tap for a message while it arrives (data
 	// stage checks only).
 	Tap func(ctx context.Context) Tap
+	// PerRcpt makes the check decide each recipient rather than the
+	// transaction (greylisting: its triplet holds the recipient). It
+	// runs at every rcpt decision with View.Rcpt set, and at no other
+	// stage; its facts are those of the recipient being decided, and
+	// its answer is logged per recipient ("NAME <addr>" in the verdict
+	// log's checks), from which replay decides again.
+	PerRcpt bool
+	// Record, when set, writes what the check's answer means for later
+	// transactions (a greylist triplet's first attempt). The engine
+	// calls it after the verdict of the stage the check ran at, with the
+	// view and the result the check had, and only when it serves mail:
+	// check and replay decide without leaving a trace. verdict says
+	// what the stage decided. An error is logged and counted; it never
+	// changes the verdict, which has been given.
+	Record func(ctx context.Context, v View, r Result, verdict Verdict) error
+}
+
+// Verdict is what a stage decided, as Record sees it.
+type Verdict struct {
+	// Refused is set when the stage refused (4xx or 5xx), and Permanent
+	// when the refusal was a 5xx: the client will not retry.
+	Refused, Permanent bool
 }
 
 // Definer is what a check's facts type implements: the facts type names

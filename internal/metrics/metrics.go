@@ -23,6 +23,7 @@ type Metrics struct {
 	ruleMatches  *prometheus.CounterVec
 	backendTime  prometheus.Histogram
 	backendErrs  *prometheus.CounterVec
+	recordErrs   *prometheus.CounterVec
 	state        *stateMetrics
 }
 
@@ -47,8 +48,10 @@ func New() *Metrics {
 			Help: "Time to hand a message to the backend, until its reply.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		backendErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxguard_backend_errors_total",
 			Help: "Deliveries that did not end in a 2xx, by kind (unavailable, connection, refused)."}, []string{"kind"}),
+		recordErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mxguard_check_record_errors_total",
+			Help: "Answers a check could not record for later transactions (a greylist triplet), by check."}, []string{"check"}),
 	}
-	r.MustRegister(m.connsOpen, m.connsRefused, m.transactions, m.checkResults, m.checkLatency, m.ruleMatches, m.backendTime, m.backendErrs,
+	r.MustRegister(m.connsOpen, m.connsRefused, m.transactions, m.checkResults, m.checkLatency, m.ruleMatches, m.backendTime, m.backendErrs, m.recordErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.state = newStateMetrics(r)
 	return m
@@ -87,6 +90,13 @@ func (m *Metrics) Check(name, result string, d time.Duration) {
 	if m != nil {
 		m.checkResults.WithLabelValues(name, result).Inc()
 		m.checkLatency.WithLabelValues(name).Observe(d.Seconds())
+	}
+}
+
+// CheckRecordError counts a check's answer that could not be recorded.
+func (m *Metrics) CheckRecordError(name string) {
+	if m != nil {
+		m.recordErrs.WithLabelValues(name).Inc()
 	}
 }
 
