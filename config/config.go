@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"mxguard/checks/dnsbl"
+	"mxguard/checks/greylist"
 	"mxguard/checks/headers"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
@@ -71,6 +72,10 @@ type Config struct {
 	// Headers (headers) configures the header checks; its keys and
 	// defaults are in headers.Config.
 	Headers headers.Config `yaml:"headers"`
+
+	// Greylist (greylist) configures greylisting at RCPT (off by
+	// default); its keys and defaults are in greylist.Config.
+	Greylist greylist.Config `yaml:"greylist"`
 
 	// Metrics configures the Prometheus metrics and health endpoints.
 	Metrics Metrics `yaml:"metrics"`
@@ -344,6 +349,7 @@ func Default() *Config {
 		},
 		Recipients: rcpt.DefaultConfig(),
 		Headers:    headers.DefaultConfig(),
+		Greylist:   greylist.DefaultConfig(),
 		Limits: Limits{
 			Rate:                Rate{ConnectionsPerMinute: 200, MessagesPerMinute: 600, RecipientsPerMinute: 2000, NetFactor: 4, MaxTracked: 100000},
 			MaxConnections:      10000,

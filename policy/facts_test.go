@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"maps"
+	"mxguard/checks/greylist"
+	store "mxguard/internal/state"
 	"slices"
 	"strings"
 	"testing"
@@ -35,10 +37,10 @@ func TestRulesNeverMatchingValue(t *testing.T) {
 		{"data", `any(dkim.signatures, .result == "none")`, `dkim.signatures[].result is never "none": expected one of pass, fail, policy, temperror, permerror`},
 		{"data", `dmarc.policy in ["reject", "p=reject"]`, `dmarc.policy is never "p=reject": expected one of none, quarantine, reject, ""`},
 		{"rcpt", `rcpt_verify.result == "unkown"`, `rcpt_verify.result is never "unkown": expected one of known, unknown, temperror, unchecked`},
-		{"data", `checks.spf.result == "Pass"`, `checks.spf.result is never "Pass": expected one of pass, fail, softfail, policy, neutral, none, temperror, permerror, listed, known, unknown, unchecked, "" (did you mean "pass"?)`},
+		{"data", `checks.spf.result == "Pass"`, `checks.spf.result is never "Pass": expected one of pass, fail, softfail, policy, neutral, none, temperror, permerror, listed, known, unknown, unchecked, new, early, passed, allowed, "" (did you mean "pass"?)`},
 		{"data", `stage == "DATA"`, `stage is never "DATA": expected one of connect, helo, mail, rcpt, data (did you mean "data"?)`},
 		{"connect", `tls_version == "TLSv1.3"`, `tls_version is never "TLSv1.3": expected one of "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3", ""`},
-		{"data", `"SPF" in temperrors`, `temperrors never holds "SPF": expected one of dnsbl, spf, dkim, dmarc, headers (did you mean "spf"?)`},
+		{"data", `"SPF" in temperrors`, `temperrors never holds "SPF": expected one of dnsbl, spf, dkim, dmarc, headers, greylist (did you mean "spf"?)`},
 		{"data", `"from" in headers.duplicates`, `headers.duplicates never holds "from": expected one of Bcc, Cc, Date, From, In-Reply-To, Message-ID, References, Reply-To, Sender, Subject, To (did you mean "From"?)`},
 
 		{"mail", `spf.result in ["fail", "softfail"] && spf.identity == "mailfrom" && spf.helo_result != "pass"`, ""},
@@ -85,7 +87,8 @@ func TestFactValuesAreTheChecks(t *testing.T) {
 	// checks.NAME.result: any check's result (dnsbl says listed or none,
 	// headers pass or fail), and in a replay the recipients' verification.
 	var any []string
-	for _, set := range [][]string{spfResults, dkimResults, dmarcResults, {"listed"}, rcptResults} {
+	greyStates := []string{string(store.GreyNew), string(store.GreyEarly), string(store.GreyPassed), string(store.GreyKnown), greylist.Allowed}
+	for _, set := range [][]string{spfResults, dkimResults, dmarcResults, {"listed"}, rcptResults, greyStates} {
 		for _, v := range set {
 			if !slices.Contains(any, v) {
 				any = append(any, v)
@@ -107,6 +110,7 @@ func TestFactValuesAreTheChecks(t *testing.T) {
 		"checks.NAME.result":       append(any, ""),
 		"temperrors":               registeredChecks(t),
 		"headers.duplicates":       duplicatedFields(t),
+		"greylist.state":           append(slices.Clone(greyStates), ""),
 	}
 	got := map[string][]string{}
 	for _, f := range Schema() {
@@ -153,7 +157,10 @@ func registeredChecks(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := NewEngine(Options{Domains: []string{"example.org"}, Resolver: r, Sections: map[string]any{"dnsbl": []dnsbl.Zone{{Zone: "bl.test", Weight: 1}}}})
+	st := store.NewMemory(store.MemoryOptions{})
+	t.Cleanup(func() { st.Close() })
+	e := NewEngine(Options{Domains: []string{"example.org"}, Resolver: r, State: st, Sections: map[string]any{
+		"dnsbl": []dnsbl.Zone{{Zone: "bl.test", Weight: 1}}, "greylist": greylist.Config{Enabled: true}}})
 	return slices.Sorted(maps.Keys(e.checks))
 }
 

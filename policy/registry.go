@@ -12,6 +12,7 @@ import (
 	"mxguard/checks/dkim"
 	"mxguard/checks/dmarc"
 	"mxguard/checks/dnsbl"
+	"mxguard/checks/greylist"
 	"mxguard/checks/headers"
 	"mxguard/checks/spf"
 	"mxguard/internal/mailhdr"
@@ -33,6 +34,9 @@ type Found struct {
 	SPF     spf.Facts     `expr:"spf" json:"spf"`
 	DKIM    dkim.Facts    `expr:"dkim" json:"dkim"`
 	DMARC   dmarc.Facts   `expr:"dmarc" json:"dmarc"`
+	// Greylist is per recipient (check.Def.PerRcpt): its facts are
+	// those of the recipient being decided, at rcpt only.
+	Greylist greylist.Facts `expr:"greylist" json:"greylist"`
 }
 
 // registered is one field of Found.

@@ -1,0 +1,184 @@
+package greylist
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+
+	"mxguard/checks/check"
+	"mxguard/internal/confval"
+	"mxguard/internal/mailhdr"
+	"mxguard/internal/state"
+)
+
+// view is the part of a transaction the check reads.
+type view struct {
+	client         netip.Addr
+	mailFrom, rcpt string
+}
+
+func (v view) Client() netip.Addr                  { return v.client }
+func (v view) HELO() string                        { return "" }
+func (v view) MailFrom() string                    { return v.mailFrom }
+func (v view) Rcpt() string                        { return v.rcpt }
+func (v view) SMTPUTF8() bool                      { return false }
+func (v view) MessageID() string                   { return "" }
+func (v view) LocalDomains() []string              { return nil }
+func (v view) Header() []byte                      { return nil }
+func (v view) HeaderSplit() (mailhdr.Split, error) { return mailhdr.Split{}, nil }
+func (v view) From() (string, error)               { return "", nil }
+func (v view) Content() (io.Reader, error)         { return nil, nil }
+func (v view) Facts(string) any                    { return nil }
+func (v view) Tap() check.Tap                      { return nil }
+
+// clock is a store's clock that tests move.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func testDef(t *testing.T, c Config) (check.Def, *clock) {
+	t.Helper()
+	clk := &clock{t: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)}
+	st := state.NewMemory(state.MemoryOptions{Now: clk.now})
+	t.Cleanup(func() { st.Close() })
+	c.Enabled = true
+	d := Facts{}.Define(check.Env{State: st, Section: c})
+	if d.Run == nil || d.Record == nil || !d.PerRcpt || d.Stage != check.Rcpt {
+		t.Fatalf("Define = %+v, want a per-recipient rcpt check that runs and records", d)
+	}
+	return d, clk
+}
+
+// attempt runs the check for v and records its answer as serve does,
+// after a verdict that tempfails the new and early states.
+func attempt(t *testing.T, d check.Def, v view) Facts {
+	t.Helper()
+	r := d.Run(context.Background(), v)
+	f, _ := r.Facts.(Facts)
+	if r.Result != f.State {
+		t.Errorf("result %q, state %q: want equal", r.Result, f.State)
+	}
+	refused := f.State == "new" || f.State == "early"
+	if err := d.Record(context.Background(), v, r, check.Verdict{Refused: refused}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestGreylistLifecycle(t *testing.T) {
+	d, clk := testDef(t, DefaultConfig())
+	first := view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "prvs=1001abcdef=news@sender.test", rcpt: "u@example.org"}
+	if f := attempt(t, d, first); f != (Facts{State: "new", Wait: 300, Network: "192.0.2.0/24"}) {
+		t.Fatalf("first attempt: %+v", f)
+	}
+	clk.t = clk.t.Add(time.Minute)
+	if f := attempt(t, d, first); f.State != "early" || f.Wait != 240 {
+		t.Fatalf("retry after 1m: %+v, want early with 240s", f)
+	}
+	// Another triplet of the same network is new.
+	other := first
+	other.rcpt = "v@example.org"
+	if f := attempt(t, d, other); f.State != "new" {
+		t.Fatalf("other recipient: %+v, want new", f)
+	}
+	// After the delay, from another address of the pool, with the next
+	// day's BATV tag: the same triplet, which passes.
+	clk.t = clk.t.Add(5 * time.Minute)
+	retry := view{client: netip.MustParseAddr("192.0.2.99"), mailFrom: "prvs=1002fedcba=news@sender.test", rcpt: "U@example.org"}
+	if f := attempt(t, d, retry); f.State != "passed" || f.Wait != 0 {
+		t.Fatalf("retry after the delay: %+v, want passed", f)
+	}
+	// The network is known now: its other triplets pass at once.
+	fresh := view{client: netip.MustParseAddr("192.0.2.8"), mailFrom: "someone@else.test", rcpt: "w@example.org"}
+	if f := attempt(t, d, fresh); f.State != "known" {
+		t.Fatalf("after a pass: %+v, want known", f)
+	}
+	// Another network is not.
+	if f := attempt(t, d, view{client: netip.MustParseAddr("198.51.100.1"), mailFrom: "a@b.test", rcpt: "u@example.org"}); f.State != "new" {
+		t.Fatalf("another network: %+v, want new", f)
+	}
+}
+
+func TestGreylistForgetsAfterRetryWindow(t *testing.T) {
+	c := DefaultConfig()
+	c.Delay, c.RetryWindow = confval.Dur(time.Minute), confval.Dur(time.Hour)
+	d, clk := testDef(t, c)
+	v := view{client: netip.MustParseAddr("2001:db8::1"), mailFrom: "a@b.test", rcpt: "u@example.org"}
+	if f := attempt(t, d, v); f.State != "new" || f.Network != "2001:db8::/64" {
+		t.Fatalf("first: %+v", f)
+	}
+	clk.t = clk.t.Add(2 * time.Hour)
+	if f := attempt(t, d, v); f.State != "new" {
+		t.Fatalf("after the retry window: %+v, want new again", f)
+	}
+}
+
+func TestGreylistPermanentRefusalNotRecorded(t *testing.T) {
+	d, clk := testDef(t, DefaultConfig())
+	v := view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "a@b.test", rcpt: "nobody@example.org"}
+	r := d.Run(context.Background(), v)
+	// An unknown recipient refused with 5xx: no retry will come.
+	if err := d.Record(context.Background(), v, r, check.Verdict{Refused: true, Permanent: true}); err != nil {
+		t.Fatal(err)
+	}
+	clk.t = clk.t.Add(10 * time.Minute)
+	if f := attempt(t, d, v); f.State != "new" {
+		t.Fatalf("after a permanent refusal: %+v, want new (nothing recorded)", f)
+	}
+}
+
+func TestGreylistAllowList(t *testing.T) {
+	c := DefaultConfig()
+	c.Allow = Allow{Networks: []string{"198.51.100.0/24", "2001:db8::5"}, SenderDomains: []string{"partner.example"},
+		Recipients: []string{"postmaster@example.org", "abuse.example"}}
+	c.Normalize()
+	d, _ := testDef(t, c)
+	for _, v := range []view{
+		{client: netip.MustParseAddr("198.51.100.9"), mailFrom: "a@b.test", rcpt: "u@example.org"},
+		{client: netip.MustParseAddr("2001:db8::5"), mailFrom: "a@b.test", rcpt: "u@example.org"},
+		{client: netip.MustParseAddr("192.0.2.1"), mailFrom: "a@mail.Partner.example", rcpt: "u@example.org"},
+		{client: netip.MustParseAddr("192.0.2.1"), mailFrom: "a@b.test", rcpt: "PostMaster@example.org"},
+		{client: netip.MustParseAddr("192.0.2.1"), mailFrom: "a@b.test", rcpt: "x@abuse.example"},
+	} {
+		if f := attempt(t, d, v); f.State != Allowed {
+			t.Errorf("%+v: %+v, want allowed", v, f)
+		}
+	}
+	if f := attempt(t, d, view{client: netip.MustParseAddr("192.0.2.1"), mailFrom: "a@notpartner.example", rcpt: "u@example.org"}); f.State != "new" {
+		t.Errorf("notpartner.example: %+v, want new", f)
+	}
+}
+
+// failing is a store that cannot answer.
+type failing struct{ state.Store }
+
+func (failing) Greylist(context.Context, state.Triplet) (state.Grey, error) {
+	return state.Grey{}, errors.New("redis: connection refused")
+}
+
+func TestGreylistStoreErrorIsTemperror(t *testing.T) {
+	c := DefaultConfig()
+	c.Enabled = true
+	d := Facts{}.Define(check.Env{State: failing{}, Section: c})
+	r := d.Run(context.Background(), view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "a@b.test", rcpt: "u@example.org"})
+	if f, _ := r.Facts.(Facts); r.Result != check.Temperror || f.State != "" {
+		t.Errorf("store down: %q %+v, want temperror with no state", r.Result, r.Facts)
+	}
+}
+
+func TestGreylistOff(t *testing.T) {
+	st := state.NewMemory(state.MemoryOptions{})
+	defer st.Close()
+	for name, env := range map[string]check.Env{
+		"no section": {State: st},
+		"disabled":   {State: st, Section: DefaultConfig()},
+		"no store":   {Section: Config{Enabled: true}},
+	} {
+		if d := (Facts{}).Define(env); d.Run != nil || d.Record != nil || !d.PerRcpt {
+			t.Errorf("%s: Define = %+v, want a per-recipient check that does not run", name, d)
+		}
+	}
+}
