@@ -189,7 +189,10 @@ func (in *instance) build(cfg *config.Config, prev *runtime) (_ *runtime, err er
 	rt.eng = policy.NewEngine(policy.Options{Domains: cfg.Domains, Rules: c.rules, Log: rt.vlog, Logger: in.log,
 		Resolver: rt.res, Hostname: cfg.Hostname, AuthResults: cfg.AuthenticationResults, Sections: checkSections(cfg),
 		Recipients: rt.rcpts, Metrics: in.metrics, Memory: in.mem, CheckTimeout: cfg.Limits.CheckTimeout.Duration,
-		State: in.store})
+		State: in.store,
+		// serve, and only serve, records what its answers mean for later
+		// transactions (a greylist triplet's first attempt).
+		Record: true})
 	rt.opts = proxy.Options{
 		Metrics:             in.metrics,
 		Hostname:            cfg.Hostname,
