@@ -191,7 +191,15 @@ func (e *Engine) store(tx *Transaction, c *checker, facts any) {
 		return
 	}
 	dst.Set(src)
+	if p, ok := facts.(clientPTR); ok && tx.Client.PTR == "" {
+		tx.Client.PTR = p.ClientPTR()
+	}
 }
+
+// clientPTR is implemented by the facts of the check that verifies the
+// client's name (rdns): the engine copies the name into client.ptr and
+// the verdict log's client_ptr, which the proxy cannot know.
+type clientPTR interface{ ClientPTR() string }
 
 // result is a check's record, and the facts to store with it.
 type result struct {

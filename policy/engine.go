@@ -316,6 +316,10 @@ func (s *Session) inherit(tx *Transaction, stage Stage) {
 		tx.quarantined = from.quarantined
 	}
 	tx.found = from.found
+	if tx.Client.PTR == "" {
+		// The name the connect stage verified (rdns).
+		tx.Client.PTR = from.found.RDNS.ClientPTR()
+	}
 	for k, v := range from.checks {
 		tx.Checks[k] = v
 	}

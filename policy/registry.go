@@ -14,6 +14,7 @@ import (
 	"mxguard/checks/dnsbl"
 	"mxguard/checks/greylist"
 	"mxguard/checks/headers"
+	"mxguard/checks/rdns"
 	"mxguard/checks/spf"
 	"mxguard/internal/mailhdr"
 )
@@ -29,7 +30,9 @@ import (
 // check's facts are a top-level name in rules (spf.result) and in the
 // verdict log, as they always were.
 type Found struct {
-	DNSBL   dnsbl.Facts   `expr:"dnsbl" json:"dnsbl"`
+	DNSBL dnsbl.Facts `expr:"dnsbl" json:"dnsbl"`
+	// RDNS fills client.ptr (see clientPTR).
+	RDNS    rdns.Facts    `expr:"rdns" json:"rdns"`
 	Headers headers.Facts `expr:"headers" json:"headers"`
 	SPF     spf.Facts     `expr:"spf" json:"spf"`
 	DKIM    dkim.Facts    `expr:"dkim" json:"dkim"`
