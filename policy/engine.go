@@ -153,7 +153,7 @@ func (e *Engine) Reload(domains []string, set *rules.Set) {
 	st := &state{domains: make(map[string]struct{}, len(domains)), rules: set,
 		names: map[Stage]map[string]bool{}, plan: map[Stage][]*checker{}}
 	for stage := StageConnect; stage <= StageData; stage++ {
-		names := set.Names(stage.String())
+		names := e.planNames(set, stage)
 		if stage == StageData && e.authResults {
 			names["spf"], names["dkim"], names["dmarc"] = true, true, true
 		}
@@ -166,6 +166,38 @@ func (e *Engine) Reload(domains []string, set *rules.Set) {
 		st.domainList = append(st.domainList, n.String())
 	}
 	e.cur.Store(st)
+}
+
+// planNames are the facts whose checks stage's rules make run. A rule
+// that reads a per-recipient check that is off in this configuration
+// (greylisting without greylist.enabled) makes no check run: its facts
+// are empty, and the checks it reads beside them (the default greylist
+// rule's SPF) would otherwise run at rcpt for every message for a rule
+// that cannot act.
+func (e *Engine) planNames(set *rules.Set, stage Stage) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range set.Rules {
+		if r.Stage != stage.String() || e.readsOffCheck(r.Names) {
+			continue
+		}
+		for _, n := range r.Names {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// readsOffCheck reports whether names hold a per-recipient check that is
+// not enabled.
+func (e *Engine) readsOffCheck(names []string) bool {
+	for _, n := range names {
+		if r, ok := registryByName[n]; ok && r.perRcpt {
+			if _, on := e.checks[n]; !on {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Rules returns the rule set new sessions get.

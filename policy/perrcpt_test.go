@@ -181,3 +181,24 @@ func TestGreylistStoreDownDefaultRules(t *testing.T) {
 		t.Fatalf("store down: logged %+v, want temperror", r)
 	}
 }
+
+// With greylisting off, the default greylist rule makes no check run at
+// rcpt (its SPF would otherwise be computed for every message there);
+// with it on, the rule's SPF and DNS lists run with it.
+func TestOffPerRcptCheckPlansNothing(t *testing.T) {
+	s := dnstestResolver(t)
+	off := NewEngine(Options{Domains: []string{"example.org"}, Resolver: s})
+	for _, c := range off.cur.Load().plan[StageRcpt] {
+		t.Errorf("greylisting off: %s runs at rcpt", c.name)
+	}
+	c := greylist.DefaultConfig()
+	c.Enabled = true
+	on := NewEngine(Options{Domains: []string{"example.org"}, Resolver: s, State: store.NewMemory(store.MemoryOptions{}), Sections: map[string]any{"greylist": c}})
+	var names []string
+	for _, c := range on.cur.Load().plan[StageRcpt] {
+		names = append(names, c.name)
+	}
+	if strings.Join(names, ",") != "greylist,spf" {
+		t.Errorf("greylisting on: %v run at rcpt, want greylist and spf", names)
+	}
+}

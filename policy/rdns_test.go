@@ -63,3 +63,14 @@ dyn-3.isp.test.   A    192.0.2.3
 		}
 	}
 }
+
+// dnstestResolver is a resolver asking an empty in-process DNS server.
+func dnstestResolver(t *testing.T) *resolver.Resolver {
+	t.Helper()
+	s := dnstest.Start(t)
+	r, err := resolver.New(resolver.Options{Servers: []string{s.Addr()}, Timeout: time.Second, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
