@@ -68,10 +68,13 @@ func (e *Engine) needed(stage Stage, names map[string]bool) []*checker {
 	for name := range names {
 		add(name)
 	}
-	// Both name every check's result: a rule reading them needs them all.
+	// Both name every check's result: a rule reading them needs them all,
+	// but for those that run only when named.
 	if names["checks"] || names["temperrors"] {
-		for name := range e.checks {
-			add(name)
+		for name, c := range e.checks {
+			if !c.OnlyNamed {
+				add(name)
+			}
 		}
 	}
 	var out []*checker

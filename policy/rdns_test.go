@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +74,43 @@ func dnstestResolver(t *testing.T) *resolver.Resolver {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// Reverse DNS is a sign for the rules that name it, not a verdict: the
+// default rules, whose check-temperror rule reads every check's result,
+// neither wait for it nor hold mail when a client's PTR servers fail.
+func TestRDNSOnlyWhenNamed(t *testing.T) {
+	s := dnstest.Start(t, "$TTL 60\n$ORIGIN test.\n@ SOA ns hostmaster 1 3600 600 86400 60\n")
+	r, err := resolver.New(resolver.Options{Servers: []string{s.Addr()}, Timeout: time.Second, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(Options{Domains: []string{"example.org"}, Resolver: r})
+	st := e.cur.Load()
+	for stage, plan := range st.plan {
+		for _, c := range plan {
+			if c.name == "rdns" {
+				t.Errorf("the default rules run rdns at %s", stage)
+			}
+		}
+	}
+	// Named, it runs; and its temperror does not make the default
+	// check-temperror rule hold the message.
+	tx := testTx()
+	tx.Checks["rdns"] = CheckRecord{Result: ResultTemperror}
+	tx.Checks["dnsbl"] = CheckRecord{Result: "none"}
+	v := e.NewSession().Decide(context.Background(), StageData, tx)
+	if v.Reason == "check-temperror" {
+		t.Fatalf("an rdns temperror held the message: %+v", v)
+	}
+	named := NewEngine(Options{Domains: []string{"example.org"}, Resolver: r, Rules: mustRules(t, `rules:
+  - name: no-ptr
+    stage: connect
+    when: rdns.result == "none"
+    action: score
+    score: 1
+`)})
+	if got := names(named.cur.Load().plan[StageConnect]); !strings.Contains(got, "rdns") {
+		t.Fatalf("a rule naming rdns does not run it: plan %q", got)
+	}
 }

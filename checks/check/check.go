@@ -173,6 +173,11 @@ type Def struct {
 	// its answer is logged per recipient ("NAME <addr>" in the verdict
 	// log's checks), from which replay decides again.
 	PerRcpt bool
+	// OnlyNamed keeps the check for rules that name it (its facts, or
+	// checks.NAME): rules that read every check's result (checks,
+	// temperrors) do not make it run. For a check that is a sign some
+	// sites use, not a verdict, and that costs lookups (reverse DNS).
+	OnlyNamed bool
 	// Record, when set, writes what the check's answer means for later
 	// transactions (a greylist triplet's first attempt). The engine
 	// calls it after the verdict of the stage the check ran at, with the

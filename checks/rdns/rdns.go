@@ -48,9 +48,11 @@ type Facts struct {
 // verdict log's client_ptr.
 func (f Facts) ClientPTR() string { return f.Confirmed }
 
-// Define builds the check: at connect, when there is DNS.
+// Define builds the check: at connect, when there is DNS, and only for
+// rules that name it: many legitimate senders have no PTR record or a slow
+// one, so a rule that turns every temperror into 4xx must not wait on it.
 func (Facts) Define(env check.Env) check.Def {
-	d := check.Def{Stage: check.Connect}
+	d := check.Def{Stage: check.Connect, OnlyNamed: true}
 	if env.Resolver == nil {
 		return d
 	}
