@@ -158,7 +158,10 @@ func (e *Engine) Reload(domains []string, set *rules.Set) {
 			names["spf"], names["dkim"], names["dmarc"] = true, true, true
 		}
 		st.names[stage] = names
-		st.plan[stage] = e.needed(stage, names)
+	}
+	e.recordFromOwnStage(st.names)
+	for stage := StageConnect; stage <= StageData; stage++ {
+		st.plan[stage] = e.needed(stage, st.names[stage])
 	}
 	for _, d := range domains {
 		n := mailaddr.ParseDomain(d)
@@ -185,6 +188,24 @@ func (e *Engine) planNames(set *rules.Set, stage Stage) map[string]bool {
 		}
 	}
 	return out
+}
+
+// recordFromOwnStage makes a check with Record that a later stage's rules
+// read run from its own stage: it records what the decisions of that
+// stage mean (harvesting counts the unknown recipients of each rcpt
+// decision), which it cannot do when it first runs later.
+func (e *Engine) recordFromOwnStage(names map[Stage]map[string]bool) {
+	for name, c := range e.checks {
+		if c.Record == nil || c.PerRcpt || names[c.Stage][name] {
+			continue
+		}
+		for later := c.Stage + 1; later <= StageData; later++ {
+			if names[later][name] {
+				names[c.Stage][name] = true
+				break
+			}
+		}
+	}
 }
 
 // readsOffCheck reports whether names hold a per-recipient check that is
@@ -308,7 +329,7 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 		}
 	}
 	v := s.apply(stage, tx, set.Eval(stage.String(), f, domains), f)
-	s.recordRan(ctx, tx, v)
+	s.recordRan(ctx, tx, stage, v)
 	if stage == StageData && !v.Action.Refuses() && s.e.authResults {
 		if h, ok := s.authResultsHeader(tx); ok {
 			tx.Headers = append([]Header{h}, tx.Headers...)

@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"mxguard/checks/check"
+	"mxguard/checks/rcpt"
 )
 
 // Per-recipient checks (check.Def.PerRcpt) decide each recipient rather
@@ -115,15 +116,27 @@ type ran struct {
 }
 
 // recordRan calls the Record of the checks that ran for the decision v,
-// in serve only (Options.Record): check and replay leave no trace. A
+// in serve only (Options.Record): check and replay leave no trace. At
+// rcpt, a check answered once per transaction that ran at an earlier
+// recipient's decision is told this one's too (see check.Def.Record). A
 // record that fails is logged and counted; the verdict stands.
-func (s *Session) recordRan(ctx context.Context, tx *Transaction, v Verdict) {
+func (s *Session) recordRan(ctx context.Context, tx *Transaction, stage Stage, v Verdict) {
 	pending := tx.ran
 	tx.ran = tx.ran[:0]
 	if !s.e.record {
 		return
 	}
 	verdict := check.Verdict{Refused: v.Action.Refuses(), Permanent: v.Action == ActionReject}
+	if stage == StageRcpt {
+		verdict.UnknownRcpt = tx.rcptVerify.Result == string(rcpt.Unknown)
+		calls := append(append([]ran(nil), tx.rcptRan...), pending...)
+		for _, r := range pending {
+			if !r.c.PerRcpt {
+				tx.rcptRan = append(tx.rcptRan, r)
+			}
+		}
+		pending = calls
+	}
 	for _, r := range pending {
 		if err := s.e.recordOne(ctx, r, verdict); err != nil {
 			s.e.logger.Warn("check could not record its answer", "check", r.c.name, "session", tx.Session, "err", err)

@@ -148,6 +148,7 @@ type Transaction struct {
 	replayRcpts  map[string]CheckRecord // logged per-recipient answers, for replay
 	rcptNow      map[string]CheckRecord // the per-recipient checks' answers about Rcpt
 	ran          []ran                  // checks run for this decision, to record after it
+	rcptRan      []ran                  // transaction-wide checks that ran at rcpt, told every recipient's decision
 	localDomains []string               // the session's domains, for the header checks
 	taps         map[string]check.Tap   // the data-stage checks' taps, by check name
 	headerBytes  []byte                 // Header's answer, once read

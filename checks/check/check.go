@@ -183,8 +183,13 @@ type Def struct {
 	// calls it after the verdict of the stage the check ran at, with the
 	// view and the result the check had, and only when it serves mail:
 	// check and replay decide without leaving a trace. verdict says
-	// what the stage decided. An error is logged and counted; it never
-	// changes the verdict, which has been given.
+	// what the stage decided. A check answered once per transaction
+	// (not PerRcpt) that ran at rcpt has its Record called after every
+	// recipient's decision from then on, with that one answer: its
+	// answer stands for every recipient. A check with Record runs at its
+	// own Stage whenever a rule of that stage or a later one reads it,
+	// so that it sees the decisions it records. An error is logged and
+	// counted; it never changes the verdict, which has been given.
 	Record func(ctx context.Context, v View, r Result, verdict Verdict) error
 }
 
@@ -193,6 +198,10 @@ type Verdict struct {
 	// Refused is set when the stage refused (4xx or 5xx), and Permanent
 	// when the refusal was a 5xx: the client will not retry.
 	Refused, Permanent bool
+	// UnknownRcpt is set at rcpt when recipient verification found the
+	// recipient being decided unknown (rcpt_verify.result "unknown"):
+	// what a harvester's guesses look like.
+	UnknownRcpt bool
 }
 
 // Definer is what a check's facts type implements: the facts type names
