@@ -25,6 +25,7 @@ import (
 
 	"mxguard/checks/dnsbl"
 	"mxguard/checks/greylist"
+	"mxguard/checks/harvest"
 	"mxguard/checks/headers"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
@@ -76,6 +77,10 @@ type Config struct {
 	// Greylist (greylist) configures greylisting at RCPT (off by
 	// default); its keys and defaults are in greylist.Config.
 	Greylist greylist.Config `yaml:"greylist"`
+	// Harvest (harvest) sets the window over which a client's unknown
+	// recipients are counted; its keys and defaults are in
+	// harvest.Config.
+	Harvest harvest.Config `yaml:"harvest"`
 
 	// Metrics configures the Prometheus metrics and health endpoints.
 	Metrics Metrics `yaml:"metrics"`
@@ -350,6 +355,7 @@ func Default() *Config {
 		Recipients: rcpt.DefaultConfig(),
 		Headers:    headers.DefaultConfig(),
 		Greylist:   greylist.DefaultConfig(),
+		Harvest:    harvest.DefaultConfig(),
 		Limits: Limits{
 			Rate:                Rate{ConnectionsPerMinute: 200, MessagesPerMinute: 600, RecipientsPerMinute: 2000, NetFactor: 4, MaxTracked: 100000},
 			MaxConnections:      10000,

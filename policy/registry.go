@@ -13,6 +13,7 @@ import (
 	"mxguard/checks/dmarc"
 	"mxguard/checks/dnsbl"
 	"mxguard/checks/greylist"
+	"mxguard/checks/harvest"
 	"mxguard/checks/headers"
 	"mxguard/checks/rdns"
 	"mxguard/checks/spf"
@@ -40,6 +41,9 @@ type Found struct {
 	// Greylist is per recipient (check.Def.PerRcpt): its facts are
 	// those of the recipient being decided, at rcpt only.
 	Greylist greylist.Facts `expr:"greylist" json:"greylist"`
+	// Harvest counts a client's unknown recipients over time (see
+	// check.Def.Record): read once per transaction, from rcpt on.
+	Harvest harvest.Facts `expr:"harvest" json:"harvest"`
 }
 
 // registered is one field of Found.

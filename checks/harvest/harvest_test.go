@@ -1,0 +1,91 @@
+package harvest
+
+import (
+	"context"
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+
+	"mxguard/checks/check"
+	"mxguard/internal/confval"
+	"mxguard/internal/mailhdr"
+	"mxguard/internal/state"
+)
+
+// view is the part of a transaction the check reads: the client.
+type view struct{ client netip.Addr }
+
+func (v view) Client() netip.Addr                  { return v.client }
+func (v view) HELO() string                        { return "" }
+func (v view) MailFrom() string                    { return "" }
+func (v view) Rcpt() string                        { return "" }
+func (v view) SMTPUTF8() bool                      { return false }
+func (v view) MessageID() string                   { return "" }
+func (v view) LocalDomains() []string              { return nil }
+func (v view) Header() []byte                      { return nil }
+func (v view) HeaderSplit() (mailhdr.Split, error) { return mailhdr.Split{}, nil }
+func (v view) From() (string, error)               { return "", nil }
+func (v view) Content() (io.Reader, error)         { return nil, nil }
+func (v view) Facts(string) any                    { return nil }
+func (v view) Tap() check.Tap                      { return nil }
+
+func TestSource(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":          "192.0.2.7",
+		"::ffff:192.0.2.7":   "192.0.2.7",
+		"2001:db8:1:2:3::9":  "2001:db8:1:2::/64",
+		"2001:db8:1:2:ff::1": "2001:db8:1:2::/64",
+	} {
+		if got := Source(netip.MustParseAddr(in)); got != want {
+			t.Errorf("Source(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// Without a store (mxguard check) the check does not run; with one it
+// reads the count, and Record adds only the recipients found unknown,
+// within the window.
+func TestCountOverWindow(t *testing.T) {
+	if d := (Facts{}).Define(check.Env{}); d.Run != nil || d.Record != nil || d.Stage != check.Rcpt || d.PerRcpt {
+		t.Fatalf("without a store: %+v", d)
+	}
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	st := state.NewMemory(state.MemoryOptions{Now: func() time.Time { return now }})
+	d := Facts{}.Define(check.Env{State: st, Section: Config{Window: confval.Dur(10 * time.Minute)}})
+	ctx := context.Background()
+	v := view{client: netip.MustParseAddr("2001:db8::7")}
+	r := d.Run(ctx, v)
+	if r.Result != None || r.Facts != (Facts{Source: "2001:db8::/64"}) {
+		t.Fatalf("first run: %+v", r)
+	}
+	for _, unknown := range []bool{true, false, true, true} {
+		if err := d.Record(ctx, v, r, check.Verdict{Refused: unknown, Permanent: unknown, UnknownRcpt: unknown}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another address of the /64 shares the count.
+	r = d.Run(ctx, view{client: netip.MustParseAddr("2001:db8::8")})
+	if f := r.Facts.(Facts); r.Result != Seen || f.UnknownRcpts != 3 {
+		t.Fatalf("after three unknown recipients: %+v", r)
+	}
+	now = now.Add(10 * time.Minute)
+	if f := d.Run(ctx, v).Facts.(Facts); f.UnknownRcpts != 0 {
+		t.Fatalf("after the window: %+v", f)
+	}
+}
+
+// A store that cannot answer is a temperror with the count at 0, and a
+// record that fails says so.
+func TestStoreDown(t *testing.T) {
+	st := state.NewMemory(state.MemoryOptions{})
+	st.Close()
+	d := Facts{}.Define(check.Env{State: st})
+	v := view{client: netip.MustParseAddr("192.0.2.7")}
+	if r := d.Run(context.Background(), v); r.Result != check.Temperror || r.Facts.(Facts).UnknownRcpts != 0 {
+		t.Fatalf("store down: %+v", r)
+	}
+	if err := d.Record(context.Background(), v, check.Result{}, check.Verdict{UnknownRcpt: true}); err == nil {
+		t.Fatal("a failed count was not reported")
+	}
+}
