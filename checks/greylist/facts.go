@@ -34,6 +34,7 @@ type Facts struct {
 	State   string `expr:"state" json:"state" doc:"where the triplet (client network, sender, recipient) stands: new (first attempt), early (retried before greylist.delay), passed (retried in time), known (the network passed lately), allowed (the allow list names it); \"\" when greylisting is off" values:"new,early,passed,known,allowed,\"\""`
 	Wait    int    `expr:"wait" json:"wait" doc:"seconds until the triplet may pass (new, early; else 0)"`
 	Network string `expr:"network" json:"network" doc:"the client network the triplet is kept for (IPv4 /24, IPv6 /64)"`
+	PassAge int    `expr:"pass_age" json:"pass_age,omitempty" doc:"seconds since the client network passed or its pass was last refreshed (known; else 0); mail it delivers refreshes a pass older than a day"`
 }
 
 // Define builds the greylist check: per recipient at rcpt, when the
@@ -126,6 +127,10 @@ func (g *checker) run(ctx context.Context, v check.View) check.Result {
 	}
 	f.State = string(grey.State)
 	f.Wait = seconds(grey.Wait)
+	if grey.State == state.GreyKnown {
+		// Rounded down: a pass is refreshed once it is a whole day old.
+		f.PassAge = int(grey.Age / time.Second)
+	}
 	detail := fmt.Sprintf("%s <%s> from %s", t.Sender, t.Rcpt, t.Network)
 	switch grey.State {
 	case state.GreyNew, state.GreyEarly:
@@ -147,7 +152,12 @@ func seconds(d time.Duration) int {
 
 // record writes what the answer means for the next attempts: a new
 // triplet's first attempt (unless the recipient was refused for good,
-// when no retry will come), a network that passed.
+// when no retry will come), a network that passed, or a known network's
+// pass refreshed by mail it delivers, once the pass is a day old
+// (state.PassRefresh): a regular sender is not greylisted again every
+// pass_lifetime, and the usual answer costs no write. Mail refused at
+// that recipient refreshes nothing: a network that only sends what we
+// refuse lets its pass run out.
 func (g *checker) record(ctx context.Context, v check.View, r check.Result, verdict check.Verdict) error {
 	f, ok := r.Facts.(Facts)
 	if !ok {
@@ -162,6 +172,12 @@ func (g *checker) record(ctx context.Context, v check.View, r check.Result, verd
 		grey.State = state.GreyNew
 	case state.GreyPassed:
 		grey.State = state.GreyPassed
+	case state.GreyKnown:
+		stale := state.Grey{State: state.GreyKnown, Age: time.Duration(f.PassAge) * time.Second}.StalePass()
+		if verdict.Refused || !stale {
+			return nil
+		}
+		grey.State = state.GreyKnown
 	default:
 		return nil
 	}

@@ -102,6 +102,62 @@ func TestGreylistLifecycle(t *testing.T) {
 	}
 }
 
+// writes counts a store's greylist writes.
+type writes struct {
+	state.Store
+	n int
+}
+
+func (w *writes) RecordGreylist(ctx context.Context, t state.Triplet, g state.Grey) error {
+	w.n++
+	return w.Store.RecordGreylist(ctx, t, g)
+}
+
+// A network in use keeps its pass: mail from it refreshes the pass once
+// it is a day old (a write at most once a day per network; the usual
+// answer costs one read), so a regular sender is not greylisted again
+// every pass_lifetime. Mail refused at that recipient refreshes nothing.
+func TestGreylistPassRefreshedByUse(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)}
+	st := &writes{Store: state.NewMemory(state.MemoryOptions{Now: clk.now})}
+	c := DefaultConfig()
+	c.Enabled = true
+	c.Delay, c.PassLifetime = confval.Dur(time.Minute), confval.Dur(10*24*time.Hour)
+	d := Facts{}.Define(check.Env{State: st, Section: c})
+	v := view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "news@sender.test", rcpt: "u@example.org"}
+	attempt(t, d, v)
+	clk.t = clk.t.Add(2 * time.Minute)
+	if f := attempt(t, d, v); f.State != "passed" {
+		t.Fatalf("retry: %+v", f)
+	}
+	// Every day for 30 days, three messages a day: the pass given on day
+	// 0 would have ended on day 10.
+	before := st.n
+	for day := 1; day <= 30; day++ {
+		for range 3 {
+			clk.t = clk.t.Add(8 * time.Hour)
+			if f := attempt(t, d, v); f.State != "known" {
+				t.Fatalf("day %d: %+v, want known", day, f)
+			}
+		}
+	}
+	if n := st.n - before; n < 10 || n > 30 {
+		t.Errorf("%d pass refreshes in 30 days of 3 messages a day, want at most one a day", n)
+	}
+	// A recipient refused for another reason does not keep the pass
+	// alive: eleven days of refusals, and the network is new again.
+	for range 11 {
+		clk.t = clk.t.Add(24 * time.Hour)
+		r := d.Run(context.Background(), v)
+		if err := d.Record(context.Background(), v, r, check.Verdict{Refused: true, Permanent: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := attempt(t, d, v); f.State != "new" {
+		t.Fatalf("after eleven days of refused mail: %+v, want new", f)
+	}
+}
+
 func TestGreylistForgetsAfterRetryWindow(t *testing.T) {
 	c := DefaultConfig()
 	c.Delay, c.RetryWindow = confval.Dur(time.Minute), confval.Dur(time.Hour)

@@ -200,13 +200,14 @@ func (m *Memory) Greylist(_ context.Context, t Triplet) (Grey, error) {
 		return Grey{}, ErrClosed
 	}
 	now := m.now()
-	_, passed := m.get(t.NetworkKey(), now)
-	e, seen := m.get(t.Key(), now)
-	var first time.Time
-	if seen {
-		first = time.Unix(0, e.n)
+	var mk Marks
+	if p, ok := m.get(t.NetworkKey(), now); ok {
+		mk.Passed, mk.PassedAt = true, time.Unix(0, p.n)
 	}
-	return Decide(t, passed, seen, first, now), nil
+	if e, ok := m.get(t.Key(), now); ok {
+		mk.Seen, mk.First = true, time.Unix(0, e.n)
+	}
+	return Decide(t, mk, now), nil
 }
 
 // RecordGreylist implements Store.
@@ -228,6 +229,10 @@ func (m *Memory) RecordGreylist(_ context.Context, t Triplet, g Grey) error {
 		m.set(t.NetworkKey(), &entry{n: now.UnixNano(), expires: now.Add(t.PassLifetime)})
 		m.cache.Remove(t.Key())
 		m.markDirty(t.Key())
+	case GreyKnown:
+		// The pass refreshed: the network stays known for another
+		// lifetime from now.
+		m.set(t.NetworkKey(), &entry{n: now.UnixNano(), expires: now.Add(t.PassLifetime)})
 	}
 	return nil
 }

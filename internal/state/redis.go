@@ -173,14 +173,16 @@ func (r *Redis) Count(ctx context.Context, key string, n int64, window time.Dura
 	return v, nil
 }
 
-// greylistScript reads the network's mark (KEYS[1]) and the triplet's
-// first attempt (KEYS[2]): {passed, seen, first, now}, times in
-// microseconds.
+// greylistScript reads the network's mark (KEYS[1]: when it passed) and
+// the triplet's first attempt (KEYS[2]): {passed, seen, first, now,
+// passedAt}, times in microseconds.
 var greylistScript = redis.NewScript(luaNow + `
-local passed = redis.call('EXISTS', KEYS[1])
+local at = redis.call('GET', KEYS[1])
+local passed = 0
+if at then passed = 1 else at = '0' end
 local first = redis.call('GET', KEYS[2])
-if first then return {passed, 1, first, string.format('%.0f', now)} end
-return {passed, 0, '0', string.format('%.0f', now)}
+if first then return {passed, 1, first, string.format('%.0f', now), at} end
+return {passed, 0, '0', string.format('%.0f', now), at}
 `)
 
 // Greylist implements Store.
@@ -189,27 +191,31 @@ func (r *Redis) Greylist(ctx context.Context, t Triplet) (Grey, error) {
 	if err != nil {
 		return Grey{}, r.wrap("greylist", err)
 	}
-	if len(res) != 4 {
+	if len(res) != 5 {
 		return Grey{}, r.wrap("greylist", fmt.Errorf("unexpected reply %v", res))
 	}
 	passed, _ := res[0].(int64)
 	seen, _ := res[1].(int64)
 	first, err1 := strconv.ParseInt(fmt.Sprint(res[2]), 10, 64)
 	now, err2 := strconv.ParseInt(fmt.Sprint(res[3]), 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
+	at, err3 := strconv.ParseInt(fmt.Sprint(res[4]), 10, 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return Grey{}, r.wrap("greylist", err)
 	}
-	return Decide(t, passed == 1, seen == 1, time.UnixMicro(first), time.UnixMicro(now)), nil
+	m := Marks{Passed: passed == 1, PassedAt: time.UnixMicro(at), Seen: seen == 1, First: time.UnixMicro(first)}
+	return Decide(t, m, time.UnixMicro(now)), nil
 }
 
 // recordScript records a greylist answer: ARGV[1] "new" sets the
 // triplet's first attempt (KEYS[2]) unless another instance did first,
 // living ARGV[2] ms; "passed" marks the network (KEYS[1]) for ARGV[2] ms
-// and forgets the triplet.
+// and forgets the triplet; "known" marks the network again (a refresh).
 var recordScript = redis.NewScript(luaNow + `
 local v = string.format('%.0f', now)
 if ARGV[1] == 'new' then
   redis.call('SET', KEYS[2], v, 'NX', 'PX', ARGV[2])
+elseif ARGV[1] == 'known' then
+  redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
 else
   redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
   redis.call('DEL', KEYS[2])
@@ -226,6 +232,8 @@ func (r *Redis) RecordGreylist(ctx context.Context, t Triplet, g Grey) error {
 		mode, ttl = "new", t.Delay+t.RetryWindow
 	case GreyPassed:
 		mode, ttl = "passed", t.PassLifetime
+	case GreyKnown:
+		mode, ttl = "known", t.PassLifetime
 	default:
 		return nil
 	}

@@ -36,7 +36,8 @@ type Store interface {
 	// Greylist says where triplet t stands. It reads only.
 	Greylist(ctx context.Context, t Triplet) (Grey, error)
 	// RecordGreylist records what Greylist answered for t: a new
-	// triplet's first attempt, or a network that has passed.
+	// triplet's first attempt, a network that has passed, or a known
+	// network's pass refreshed (see PassRefresh).
 	RecordGreylist(ctx context.Context, t Triplet, g Grey) error
 	// Get and Put are a cache with expiry (recipient verification's
 	// answers). Get's bool is false when key is absent or expired.
@@ -135,26 +136,48 @@ const (
 	GreyKnown GreyState = "known"
 )
 
+// PassRefresh is how old a network's pass must be before mail from the
+// network refreshes it (RecordGreylist of a known answer): a regular
+// sender stays known for as long as it sends, as with postgrey, and the
+// usual answer for it stays one read, with a write at most once a day.
+const PassRefresh = 24 * time.Hour
+
 // Grey is Greylist's answer.
 type Grey struct {
 	State GreyState
 	// Wait is how long until the triplet may pass (new, early).
 	Wait time.Duration
-	// Age is how long ago the triplet was first seen (early, passed).
+	// Age is how long ago the triplet was first seen (early, passed), or
+	// the network passed or was last refreshed (known).
 	Age time.Duration
 }
 
-// Decide is the greylist's rule, shared by every store: from whether the
-// network has passed and since when the triplet is known (seen false when
-// it is not), where the triplet stands at now.
-func Decide(t Triplet, networkPassed, seen bool, first, now time.Time) Grey {
+// StalePass reports whether g is a known network whose pass is due for a
+// refresh (older than PassRefresh).
+func (g Grey) StalePass() bool { return g.State == GreyKnown && g.Age >= PassRefresh }
+
+// Marks are what a store holds about a triplet and its network.
+type Marks struct {
+	// Passed is set when the network passed (or was refreshed) at
+	// PassedAt, within its pass lifetime.
+	Passed   bool
+	PassedAt time.Time
+	// Seen is set when the triplet's first attempt, at First, is
+	// remembered.
+	Seen  bool
+	First time.Time
+}
+
+// Decide is the greylist's rule, shared by every store: from the marks
+// kept for t, where the triplet stands at now.
+func Decide(t Triplet, m Marks, now time.Time) Grey {
 	switch {
-	case networkPassed:
-		return Grey{State: GreyKnown}
-	case !seen:
+	case m.Passed:
+		return Grey{State: GreyKnown, Age: max(now.Sub(m.PassedAt), 0)}
+	case !m.Seen:
 		return Grey{State: GreyNew, Wait: t.Delay}
 	}
-	age := max(now.Sub(first), 0)
+	age := max(now.Sub(m.First), 0)
 	if age < t.Delay {
 		return Grey{State: GreyEarly, Wait: t.Delay - age, Age: age}
 	}

@@ -195,6 +195,53 @@ func TestStoreGreylist(t *testing.T) {
 	})
 }
 
+// TestStoreGreylistRefresh: a known network's answer says how old its
+// pass is; recording a known answer refreshes the pass, so that a
+// network in use is not greylisted again at the end of its first
+// pass_lifetime.
+func TestStoreGreylistRefresh(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store, advance func(time.Duration)) {
+		ctx := context.Background()
+		tr := Triplet{Network: "192.0.2.0/24", Sender: "a@s.test", Rcpt: "u@example.org",
+			Delay: time.Minute, RetryWindow: time.Hour, PassLifetime: 3 * 24 * time.Hour}
+		grey := func(want GreyState) Grey {
+			t.Helper()
+			g, err := s.Greylist(ctx, tr)
+			if err != nil || g.State != want {
+				t.Fatalf("state %+v, %v; want %s", g, err, want)
+			}
+			return g
+		}
+		if err := s.RecordGreylist(ctx, tr, grey(GreyNew)); err != nil {
+			t.Fatal(err)
+		}
+		advance(2 * time.Minute)
+		if err := s.RecordGreylist(ctx, tr, grey(GreyPassed)); err != nil {
+			t.Fatal(err)
+		}
+		// Redis's clock runs on while the test does: allow it a second.
+		if g := grey(GreyKnown); g.Age > time.Second {
+			t.Fatalf("a pass just given is %v old", g.Age)
+		}
+		advance(2 * 24 * time.Hour)
+		g := grey(GreyKnown)
+		if g.Age < 2*24*time.Hour || g.Age > 2*24*time.Hour+time.Second {
+			t.Fatalf("a pass two days old reads %v", g.Age)
+		}
+		if err := s.RecordGreylist(ctx, tr, g); err != nil {
+			t.Fatal(err)
+		}
+		if g := grey(GreyKnown); g.Age > time.Second {
+			t.Fatalf("a refreshed pass is %v old", g.Age)
+		}
+		// Past the first pass's lifetime (3 days), the refreshed one holds.
+		advance(2 * 24 * time.Hour)
+		grey(GreyKnown)
+		advance(24*time.Hour + time.Minute)
+		grey(GreyNew)
+	})
+}
+
 // TestStoreCache: Get and Put keep bytes (an empty value too) until their
 // TTL.
 func TestStoreCache(t *testing.T) {
