@@ -12,6 +12,7 @@ package testredis
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -39,18 +40,47 @@ var _ TB = (testing.TB)(nil)
 
 // Server is one running redis-server.
 type Server struct {
-	// Addr is its address, 127.0.0.1:PORT.
+	// Addr is its address, 127.0.0.1:PORT: the TLS port for a server
+	// started with StartTLS, which has no plain one.
 	Addr string
 	dir  string
 	port int
+	tls  *TLS
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
 }
 
+// TLS are the files of a server that speaks TLS only (redis-server's
+// --tls-port; Debian's build has TLS). Clients are not asked for a
+// certificate (--tls-auth-clients no): the server's certificate is what
+// mxguard checks.
+type TLS struct {
+	// CertFile and KeyFile are the server's certificate and key (PEM).
+	CertFile, KeyFile string
+	// CAFile is the CA redis-server would check client certificates
+	// against; it requires one even when it asks for none.
+	CAFile string
+	// ClientConfig is how Ping and the readiness check reach the server:
+	// a configuration that trusts CertFile.
+	ClientConfig *tls.Config
+}
+
 // Start starts a redis-server on a free loopback port; it is stopped when
 // the test ends.
 func Start(t TB) *Server {
+	t.Helper()
+	return start(t, nil)
+}
+
+// StartTLS is Start for a server that speaks TLS only, with the
+// certificate in o, on its Addr.
+func StartTLS(t TB, o TLS) *Server {
+	t.Helper()
+	return start(t, &o)
+}
+
+func start(t TB, o *TLS) *Server {
 	t.Helper()
 	if _, err := os.Stat(Binary); err != nil {
 		t.Fatalf("testredis: %v (install the redis-server package: ./test.sh does)", err)
@@ -61,7 +91,7 @@ func Start(t TB) *Server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: t.TempDir(), port: port}
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: t.TempDir(), port: port, tls: o}
 	if err := s.start(); err != nil {
 		t.Fatalf("testredis: %v", err)
 	}
@@ -78,8 +108,18 @@ func (s *Server) start() error {
 		return err
 	}
 	defer log.Close()
-	cmd := exec.Command(Binary, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes")
+	plain := strconv.Itoa(s.port)
+	if s.tls != nil {
+		plain = "0" // TLS only
+	}
+	args := []string{"--port", plain, "--bind", "127.0.0.1", "--dir", s.dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"}
+	if s.tls != nil {
+		args = append(args, "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", s.tls.CertFile, "--tls-key-file", s.tls.KeyFile,
+			"--tls-ca-cert-file", s.tls.CAFile, "--tls-auth-clients", "no")
+	}
+	cmd := exec.Command(Binary, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return err
@@ -87,7 +127,7 @@ func (s *Server) start() error {
 	s.cmd = cmd
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if err := Ping(s.Addr); err == nil {
+		if err := s.Ping(); err == nil {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -120,12 +160,30 @@ func (s *Server) Restart(t TB) {
 	}
 }
 
+// Ping sends PING to the server, over TLS when it speaks TLS.
+func (s *Server) Ping() error {
+	if s.tls == nil {
+		return Ping(s.Addr)
+	}
+	d := &net.Dialer{Timeout: time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", s.Addr, s.tls.ClientConfig)
+	if err != nil {
+		return err
+	}
+	return ping(c)
+}
+
 // Ping sends PING to the server at addr and reports whether it answered.
 func Ping(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}
+	return ping(c)
+}
+
+// ping sends PING on c, which it closes.
+func ping(c net.Conn) error {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
