@@ -389,6 +389,7 @@ func TestRedisOneRoundTrip(t *testing.T) {
 		"count":    func() error { _, err := s.Count(ctx, "c:x", 1, time.Minute); return err },
 		"greylist": func() error { _, err := s.Greylist(ctx, tr); return err },
 		"record":   func() error { return s.RecordGreylist(ctx, tr, Grey{State: GreyNew}) },
+		"refresh":  func() error { return s.RecordGreylist(ctx, tr, Grey{State: GreyKnown, Age: PassRefresh}) },
 		"get":      func() error { _, _, err := s.Get(ctx, "k"); return err },
 		"put":      func() error { return s.Put(ctx, "k", []byte("v"), time.Minute) },
 		"delete":   func() error { _, err := s.Delete(ctx, "k"); return err },
