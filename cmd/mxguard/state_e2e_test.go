@@ -35,7 +35,10 @@ func seedState(t *testing.T, dir string) {
 	grey("198.51.100.0/24", "u@example.org")
 	grey("2001:db8::/64", "u@example.org")
 	for _, k := range []string{"rate:c:192.0.2.7", "rate:c:192.0.2.70", "rate:n:192.0.2.0/24", "rate:c:2001:db8::1"} {
-		if _, err := s.Allow(ctx, []state.Limit{{Key: k, Interval: time.Second, Window: time.Hour}}); err != nil {
+		// A bucket lives until its TAT, one interval after the event: an
+		// hour, so that none runs out while the test runs on a busy
+		// machine (a second's interval did, after two seconds).
+		if _, err := s.Allow(ctx, []state.Limit{{Key: k, Interval: time.Hour, Window: time.Hour}}); err != nil {
 			t.Fatal(err)
 		}
 	}
