@@ -143,6 +143,9 @@ type Env struct {
 	// decoded it (nil when the file has none): each check asserts its
 	// own type.
 	Section any
+	// Now is the clock of a check that keeps time itself [time.Now];
+	// tests give the store's clock.
+	Now func() time.Time
 }
 
 // Def is a check as the engine runs it.

@@ -47,6 +47,9 @@ func (Facts) Define(env check.Env) check.Def {
 		return d
 	}
 	g := newChecker(c, env.State)
+	if env.Now != nil {
+		g.known.now = env.Now
+	}
 	d.Run = g.run
 	d.Record = g.record
 	return d
@@ -61,11 +64,12 @@ type checker struct {
 	networks     []netip.Prefix
 	domains      []string
 	rcpts        map[string]bool
+	known        *knownFront
 }
 
 func newChecker(c Config, st state.Store) *checker {
 	g := &checker{store: st, delay: c.Delay.Duration, retryWindow: c.RetryWindow.Duration, passLifetime: c.PassLifetime.Duration,
-		rcpts: map[string]bool{}}
+		rcpts: map[string]bool{}, known: newKnownFront(c.PassLifetime.Duration)}
 	for _, s := range c.Allow.Networks {
 		// The loader validated each entry (Config.Validate).
 		if p, err := parsePrefix(s); err == nil {
@@ -119,7 +123,11 @@ func (g *checker) run(ctx context.Context, v check.View) check.Result {
 		f.State = Allowed
 		return check.Result{Result: Allowed, Detail: "allow list: " + why, Facts: f}
 	}
-	grey, err := g.store.Greylist(ctx, t)
+	grey, cached := g.known.get(t.Network)
+	var err error
+	if !cached {
+		grey, err = g.store.Greylist(ctx, t)
+	}
 	if err != nil {
 		// Not a verdict (the rules decide what a temperror means; the
 		// default rules let the mail through, see rules/default.yaml).
@@ -130,6 +138,9 @@ func (g *checker) run(ctx context.Context, v check.View) check.Result {
 	if grey.State == state.GreyKnown {
 		// Rounded down: a pass is refreshed once it is a whole day old.
 		f.PassAge = int(grey.Age / time.Second)
+		if !cached {
+			g.known.put(t.Network, grey.Age)
+		}
 	}
 	detail := fmt.Sprintf("%s <%s> from %s", t.Sender, t.Rcpt, t.Network)
 	switch grey.State {
@@ -181,8 +192,12 @@ func (g *checker) record(ctx context.Context, v check.View, r check.Result, verd
 	default:
 		return nil
 	}
-	if err := g.store.RecordGreylist(ctx, g.triplet(v), grey); err != nil {
+	t := g.triplet(v)
+	if err := g.store.RecordGreylist(ctx, t, grey); err != nil {
 		return fmt.Errorf("greylist: %w", err)
+	}
+	if grey.State == state.GreyKnown || grey.State == state.GreyPassed {
+		g.known.put(t.Network, 0) // passed or renewed just now
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package greylist
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"testing"
@@ -45,7 +46,7 @@ func testDef(t *testing.T, c Config) (check.Def, *clock) {
 	st := state.NewMemory(state.MemoryOptions{Now: clk.now})
 	t.Cleanup(func() { st.Close() })
 	c.Enabled = true
-	d := Facts{}.Define(check.Env{State: st, Section: c})
+	d := Facts{}.Define(check.Env{State: st, Section: c, Now: clk.now})
 	if d.Run == nil || d.Record == nil || !d.PerRcpt || d.Stage != check.Rcpt {
 		t.Fatalf("Define = %+v, want a per-recipient rcpt check that runs and records", d)
 	}
@@ -123,7 +124,7 @@ func TestGreylistPassRefreshedByUse(t *testing.T) {
 	c := DefaultConfig()
 	c.Enabled = true
 	c.Delay, c.PassLifetime = confval.Dur(time.Minute), confval.Dur(10*24*time.Hour)
-	d := Facts{}.Define(check.Env{State: st, Section: c})
+	d := Facts{}.Define(check.Env{State: st, Section: c, Now: clk.now})
 	v := view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "news@sender.test", rcpt: "u@example.org"}
 	attempt(t, d, v)
 	clk.t = clk.t.Add(2 * time.Minute)
@@ -236,5 +237,53 @@ func TestGreylistOff(t *testing.T) {
 		if d := (Facts{}).Define(env); d.Run != nil || d.Record != nil || !d.PerRcpt {
 			t.Errorf("%s: Define = %+v, want a per-recipient check that does not run", name, d)
 		}
+	}
+}
+
+// reads counts the store's greylist lookups.
+type reads struct {
+	state.Store
+	n int
+}
+
+func (r *reads) Greylist(ctx context.Context, t state.Triplet) (state.Grey, error) {
+	r.n++
+	return r.Store.Greylist(ctx, t)
+}
+
+// A known network's mail costs no store lookup per recipient for a minute
+// (the front); a pass the admin deletes is seen within that minute.
+func TestGreylistKnownFront(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)}
+	st := &reads{Store: state.NewMemory(state.MemoryOptions{Now: clk.now})}
+	c := DefaultConfig()
+	c.Enabled = true
+	c.Delay = confval.Dur(time.Minute)
+	d := Facts{}.Define(check.Env{State: st, Section: c, Now: clk.now})
+	v := view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "a@sender.test", rcpt: "u@example.org"}
+	attempt(t, d, v)
+	clk.t = clk.t.Add(2 * time.Minute)
+	if f := attempt(t, d, v); f.State != "passed" {
+		t.Fatalf("retry: %+v", f)
+	}
+	before := st.n
+	for i := range 10 {
+		v.rcpt = fmt.Sprintf("u%d@example.org", i)
+		if f := attempt(t, d, v); f.State != "known" {
+			t.Fatalf("recipient %d: %+v, want known", i, f)
+		}
+	}
+	if n := st.n - before; n != 0 {
+		t.Errorf("a known network's 10 recipients cost %d store lookups within the minute, want 0", n)
+	}
+	// The admin deletes the pass: within frontTTL the instance still says
+	// known; after it, it asks the store and learns.
+	if _, err := st.Delete(context.Background(), state.Triplet{Network: "192.0.2.0/24"}.NetworkKey()); err != nil {
+		t.Fatal(err)
+	}
+	clk.t = clk.t.Add(frontTTL)
+	v.rcpt = "late@example.org"
+	if f := attempt(t, d, v); f.State != "new" || st.n-before != 1 {
+		t.Fatalf("after the front's minute: %+v after %d lookups, want new after 1", f, st.n-before)
 	}
 }
