@@ -8,7 +8,8 @@
 //
 // The check reads the count once per transaction, when its first
 // recipient is decided (one store question per transaction, not per
-// recipient), so harvest.unknown_rcpts is the count from before the
+// recipient, and none for a client the store counted 0 for within the
+// last zeroTTL), so harvest.unknown_rcpts is the count from before the
 // transaction, the same at rcpt and at data. The engine calls Record
 // after each recipient's decision, in serve only, and Record adds the
 // recipients found unknown. check and replay never write the store:
@@ -19,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"mxguard/checks/check"
@@ -50,16 +52,60 @@ func (Facts) Define(env check.Env) check.Def {
 	if !ok || c.Window.Duration <= 0 {
 		c = DefaultConfig()
 	}
-	h := &counter{store: env.State, window: c.Window.Duration}
+	h := &counter{store: env.State, window: c.Window.Duration, now: time.Now, zero: map[string]time.Time{}}
+	if env.Now != nil {
+		h.now = env.Now
+	}
 	d.Run = h.run
 	d.Record = h.record
 	return d
 }
 
+// zeroTTL is how long an instance answers 0 for a source whose count the
+// store said was 0, without asking it again. Most clients never send to
+// an unknown recipient: their transactions then cost no store round trip.
+// Unknown recipients this instance counts end it at once; those another
+// instance counts are seen here within zeroTTL, a few more guesses at most
+// against a limit counted over minutes.
+const zeroTTL = 10 * time.Second
+
+// zeroMax bounds the sources the front remembers.
+const zeroMax = 10000
+
 // counter is the check for one configuration.
 type counter struct {
 	store  state.Store
 	window time.Duration
+	now    func() time.Time
+
+	mu   sync.Mutex
+	zero map[string]time.Time // sources the store counted 0 for, and when
+}
+
+// zeroNow reports whether src read 0 within zeroTTL.
+func (h *counter) zeroNow(src string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	at, ok := h.zero[src]
+	if ok && h.now().Sub(at) >= zeroTTL {
+		delete(h.zero, src)
+		ok = false
+	}
+	return ok
+}
+
+// setZero remembers that src read 0 now, or forgets it.
+func (h *counter) setZero(src string, zero bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !zero {
+		delete(h.zero, src)
+		return
+	}
+	if len(h.zero) >= zeroMax {
+		clear(h.zero) // bounded; the store still has every count
+	}
+	h.zero[src] = h.now()
 }
 
 // Source is what a client's count is kept for: its IPv4 address, or its
@@ -79,12 +125,16 @@ func Key(source string) string { return "harvest:" + source }
 
 func (h *counter) run(ctx context.Context, v check.View) check.Result {
 	src := Source(v.Client())
+	if h.zeroNow(src) {
+		return check.Result{Result: None, Detail: "no unknown recipient from " + src + " within " + h.window.String(), Facts: Facts{Source: src}}
+	}
 	n, err := h.store.Count(ctx, Key(src), 0, h.window)
 	if err != nil {
 		// Not a verdict: the count reads 0 and the rules decide.
 		return check.Result{Result: check.Temperror, Detail: fmt.Sprintf("harvest store: %v", err), Facts: Facts{Source: src}}
 	}
 	f := Facts{UnknownRcpts: int(n), Source: src}
+	h.setZero(src, n == 0)
 	if n == 0 {
 		return check.Result{Result: None, Detail: "no unknown recipient from " + src + " within " + h.window.String(), Facts: f}
 	}
@@ -97,7 +147,9 @@ func (h *counter) record(ctx context.Context, v check.View, _ check.Result, verd
 	if !verdict.UnknownRcpt {
 		return nil
 	}
-	if _, err := h.store.Count(ctx, Key(Source(v.Client())), 1, h.window); err != nil {
+	src := Source(v.Client())
+	h.setZero(src, false)
+	if _, err := h.store.Count(ctx, Key(src), 1, h.window); err != nil {
 		return fmt.Errorf("harvest: %w", err)
 	}
 	return nil

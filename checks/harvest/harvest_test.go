@@ -52,7 +52,7 @@ func TestCountOverWindow(t *testing.T) {
 	}
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 	st := state.NewMemory(state.MemoryOptions{Now: func() time.Time { return now }})
-	d := Facts{}.Define(check.Env{State: st, Section: Config{Window: confval.Dur(10 * time.Minute)}})
+	d := Facts{}.Define(check.Env{State: st, Section: Config{Window: confval.Dur(10 * time.Minute)}, Now: func() time.Time { return now }})
 	ctx := context.Background()
 	v := view{client: netip.MustParseAddr("2001:db8::7")}
 	r := d.Run(ctx, v)
@@ -87,5 +87,63 @@ func TestStoreDown(t *testing.T) {
 	}
 	if err := d.Record(context.Background(), v, check.Result{}, check.Verdict{UnknownRcpt: true}); err == nil {
 		t.Fatal("a failed count was not reported")
+	}
+}
+
+// counts counts the store's reads of counters.
+type counts struct {
+	state.Store
+	reads int
+}
+
+func (c *counts) Count(ctx context.Context, key string, n int64, window time.Duration) (int64, error) {
+	if n == 0 {
+		c.reads++
+	}
+	return c.Store.Count(ctx, key, n, window)
+}
+
+// Two instances share a store. A client whose count is 0 costs one read
+// per zeroTTL, not one per transaction; unknown recipients counted by this
+// instance show at once, those counted by another within zeroTTL.
+func TestZeroFront(t *testing.T) {
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	st := &counts{Store: state.NewMemory(state.MemoryOptions{Now: clock})}
+	env := check.Env{State: st, Section: DefaultConfig(), Now: clock}
+	a, b := Facts{}.Define(env), Facts{}.Define(env)
+	ctx := context.Background()
+	v := view{client: netip.MustParseAddr("192.0.2.7")}
+	for range 5 {
+		if f := a.Run(ctx, v).Facts.(Facts); f.UnknownRcpts != 0 {
+			t.Fatalf("count %d, want 0", f.UnknownRcpts)
+		}
+	}
+	if st.reads != 1 {
+		t.Fatalf("5 transactions of a clean client cost %d reads, want 1", st.reads)
+	}
+	// Instance b counts two unknown recipients: a sees them once its
+	// zero answer is older than zeroTTL.
+	r := b.Run(ctx, v)
+	for range 2 {
+		if err := b.Record(ctx, v, r, check.Verdict{Refused: true, Permanent: true, UnknownRcpt: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := a.Run(ctx, v).Facts.(Facts); f.UnknownRcpts != 0 {
+		t.Fatalf("within zeroTTL a read %d; the front answers 0", f.UnknownRcpts)
+	}
+	now = now.Add(zeroTTL)
+	if f := a.Run(ctx, v).Facts.(Facts); f.UnknownRcpts != 2 {
+		t.Fatalf("after zeroTTL a reads %d, want 2", f.UnknownRcpts)
+	}
+	// An unknown recipient a counts itself shows at a's next read at once.
+	w := view{client: netip.MustParseAddr("192.0.2.8")}
+	r = a.Run(ctx, w)
+	if err := a.Record(ctx, w, r, check.Verdict{Refused: true, Permanent: true, UnknownRcpt: true}); err != nil {
+		t.Fatal(err)
+	}
+	if f := a.Run(ctx, w).Facts.(Facts); f.UnknownRcpts != 1 {
+		t.Fatalf("a's own count reads %d, want 1", f.UnknownRcpts)
 	}
 }
