@@ -27,6 +27,7 @@ import (
 	"mxguard/checks/greylist"
 	"mxguard/checks/harvest"
 	"mxguard/checks/headers"
+	"mxguard/checks/mime"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
 	"mxguard/internal/boundedfile"
@@ -81,6 +82,10 @@ type Config struct {
 	// recipients are counted; its keys and defaults are in
 	// harvest.Config.
 	Harvest harvest.Config `yaml:"harvest"`
+
+	// MIME (mime) bounds the MIME walk; its keys and defaults are in
+	// mime.Config.
+	MIME mime.Config `yaml:"mime"`
 
 	// Metrics configures the Prometheus metrics and health endpoints.
 	Metrics Metrics `yaml:"metrics"`
@@ -354,6 +359,7 @@ func Default() *Config {
 		},
 		Recipients: rcpt.DefaultConfig(),
 		Headers:    headers.DefaultConfig(),
+		MIME:       mime.DefaultConfig(),
 		Greylist:   greylist.DefaultConfig(),
 		Harvest:    harvest.DefaultConfig(),
 		Limits: Limits{

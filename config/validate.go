@@ -72,6 +72,7 @@ func validate(d *yamlpos.Decoder, c *Config) {
 	}
 	c.Recipients.Validate(d, "recipients")
 	c.Headers.Validate(d, "headers")
+	c.MIME.Validate(d, "mime")
 	c.Greylist.Validate(d, "greylist")
 	c.Harvest.Validate(d, "harvest")
 	if n := d.Node("metrics.address"); n != nil && c.Metrics.Address != "" {

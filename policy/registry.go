@@ -15,6 +15,7 @@ import (
 	"mxguard/checks/greylist"
 	"mxguard/checks/harvest"
 	"mxguard/checks/headers"
+	"mxguard/checks/mime"
 	"mxguard/checks/rdns"
 	"mxguard/checks/spf"
 	"mxguard/internal/mailhdr"
@@ -44,6 +45,7 @@ type Found struct {
 	// Harvest counts a client's unknown recipients over time (see
 	// check.Def.Record): read once per transaction, from rcpt on.
 	Harvest harvest.Facts `expr:"harvest" json:"harvest"`
+	MIME    mime.Facts    `expr:"mime" json:"mime"`
 }
 
 // registered is one field of Found.

@@ -5,6 +5,9 @@ package mime
 // and calls Validate, and this package does not import config.
 
 import (
+	"errors"
+	"os"
+
 	"mxguard/internal/confval"
 	"mxguard/internal/yamlpos"
 )
@@ -37,10 +40,11 @@ type Config struct {
 	// DefaultMaxArchiveMembers, >= 1) is the most members of one archive
 	// looked at.
 	MaxArchiveMembers int `yaml:"max_archive_members"`
-	// TempDir (temp_dir, default spool.dir) is where an archive or an
-	// Office file bigger than MemoryCopyBytes is copied for random access
-	// (a ZIP's central directory is at its end); the copy is removed when
-	// the check ends.
+	// TempDir (temp_dir, default "": the system's, $TMPDIR or /tmp) is
+	// where an archive or an Office file bigger than 1MiB is copied for
+	// random access (a ZIP's central directory is at its end); the copy
+	// is removed when the check ends. Put it beside spool.dir when that
+	// is a dedicated file system.
 	TempDir string `yaml:"temp_dir" expect:"a directory path"`
 }
 
@@ -57,6 +61,19 @@ func (c *Config) Validate(d *yamlpos.Decoder, path string) {
 	confval.AtLeast(d, path+".max_depth", "an integer", int64(c.MaxDepth), 1)
 	confval.AtLeast(d, path+".max_decoded_bytes", "a size in bytes", int64(c.MaxDecodedBytes), 1<<20)
 	confval.AtLeast(d, path+".max_archive_members", "an integer", int64(c.MaxArchiveMembers), 1)
+	if n := d.Node(path + ".temp_dir"); n != nil && c.TempDir != "" {
+		// Found now rather than at the first archive, where it would
+		// make every message with one a temperror.
+		if fi, err := os.Stat(c.TempDir); err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			d.Errorf(n, "%s.temp_dir: expected an existing directory, got %q (%v)", path, c.TempDir, err)
+		} else if !fi.IsDir() {
+			d.Errorf(n, "%s.temp_dir: expected an existing directory, got %q which is not a directory", path, c.TempDir)
+		}
+	}
 }
 
 // Options are the walk's options for c.

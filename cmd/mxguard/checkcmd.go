@@ -138,7 +138,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		if !v.Action.Refuses() {
 			o.Reply = "(the backend's reply)"
 		}
-		return explain(stdout, tx, o, lines, set == nil, *asJSON)
+		tree := func(w io.Writer, rec *policy.Record) { printMIMETree(w, rec, cfg, msg.Reader) }
+		return explain(stdout, tx, o, lines, set == nil, *asJSON, tree)
 	}
 	r := sess.Walk(ctx, policy.Walk{
 		Tx: func(stage policy.Stage) *policy.Transaction {
@@ -168,7 +169,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // explain prints how the pipeline decided, or the verdict line with --json.
-func explain(w io.Writer, tx *policy.Transaction, o policy.Outcome, stages []string, builtin, asJSON bool) int {
+// tree prints the MIME tree.
+func explain(w io.Writer, tx *policy.Transaction, o policy.Outcome, stages []string, builtin, asJSON bool,
+	tree func(io.Writer, *policy.Record)) int {
 	rec := policy.NewRecord(tx, o, time.Now())
 	if asJSON {
 		b, _ := json.Marshal(rec)
@@ -201,6 +204,7 @@ func explain(w io.Writer, tx *policy.Transaction, o policy.Outcome, stages []str
 		}
 		fmt.Fprintf(w, "  %-24s %-6s %-10s%s\n", m.Name, m.Stage, m.Action, extra)
 	}
+	tree(w, rec)
 	if rec.Score != 0 {
 		fmt.Fprintf(w, "score: %g\n", rec.Score)
 	}
