@@ -18,6 +18,14 @@ import (
 // the attachment's size.
 const memoryCopyBytes = 1 << 20
 
+// localError is a failure of this machine (the temporary folder is full
+// or gone), not of the message: the walk ends and the check is a
+// temperror, so the message is neither refused nor passed for it.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
 // spill is a bounded copy of one file for random access: in memory while
 // small, then in a temporary file removed by Close.
 type spill struct {
@@ -38,18 +46,18 @@ func (s *spill) Write(p []byte) (int, error) {
 	if s.f == nil {
 		f, err := os.CreateTemp(s.dir, "mxguard-mime-*")
 		if err != nil {
-			return 0, fmt.Errorf("mime: archive copy: %w", err)
+			return 0, &localError{fmt.Errorf("mime: archive copy: %w", err)}
 		}
 		s.f = f
 		if _, err := f.Write(s.mem); err != nil {
-			return 0, fmt.Errorf("mime: archive copy: %w", err)
+			return 0, &localError{fmt.Errorf("mime: archive copy: %w", err)}
 		}
 		s.mem = nil
 	}
 	n, err := s.f.Write(p)
 	s.n += int64(n)
 	if err != nil {
-		return n, fmt.Errorf("mime: archive copy: %w", err)
+		return n, &localError{fmt.Errorf("mime: archive copy: %w", err)}
 	}
 	return n, nil
 }
@@ -147,6 +155,10 @@ func (w *walker) member(idx int, f *zip.File, depth int) error {
 	if err != nil {
 		if errors.Is(err, errStop) {
 			return err
+		}
+		if le := (*localError)(nil); errors.As(err, &le) {
+			w.r.Err = le
+			return errStop
 		}
 		if cerr := w.ctx.Err(); cerr != nil {
 			return w.stop(cerr.Error())

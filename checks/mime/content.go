@@ -30,6 +30,10 @@ func (w *walker) leaf(body io.Reader, idx, depth int) error {
 		if errors.Is(err, errStop) {
 			return err
 		}
+		if le := (*localError)(nil); errors.As(err, &le) {
+			w.r.Err = le
+			return errStop
+		}
 		if cerr := w.ctx.Err(); cerr != nil {
 			return w.stop(cerr.Error())
 		}

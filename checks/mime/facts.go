@@ -43,6 +43,9 @@ func (Facts) Define(env check.Env) check.Def {
 			return check.Errorf(check.Temperror, "reading the message: %v", err)
 		}
 		res := Parse(ctx, r, o)
+		if res.Err != nil {
+			return check.Errorf(check.Temperror, "MIME walk: %v", res.Err)
+		}
 		if ctx.Err() != nil {
 			// The engine drops a late answer; say why for the log anyway.
 			return check.Errorf(check.Temperror, "MIME walk: %v", ctx.Err())

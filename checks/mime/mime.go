@@ -89,6 +89,9 @@ type Result struct {
 	// TruncatedBy names the bound that ended the walk early ("" when
 	// the whole message was seen).
 	TruncatedBy string
+	// Err is a failure of this machine that ended the walk (the archive
+	// copy could not be written): the check is then a temperror.
+	Err error
 }
 
 // errStop ends the walk once a bound is reached; TruncatedBy says which.

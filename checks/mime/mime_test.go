@@ -279,3 +279,19 @@ func TestAttachedMessage(t *testing.T) {
 		t.Errorf("depth %d, want 3", r.Depth)
 	}
 }
+
+// TestTempDirFailure: an archive copy that cannot be written is this
+// machine's failure: Err is set (the check answers temperror), and the
+// message is not called truncated or malformed.
+func TestTempDirFailure(t *testing.T) {
+	noise := make([]byte, 2<<20)
+	for i := range noise {
+		noise[i] = byte(i*7919 + i/251)
+	}
+	z := mimetest.Zip(mimetest.File{Name: "noise.bin", Data: noise, Stored: true})
+	msg := mimetest.Message("big", mimetest.Part{Type: "application/zip", Name: "big.zip", Data: z})
+	r := mime.Parse(context.Background(), bytes.NewReader(msg), mime.Options{TempDir: filepath.Join(t.TempDir(), "gone")})
+	if r.Err == nil || r.TruncatedBy != "" || len(r.Malformed) != 0 {
+		t.Fatalf("err %v, truncated %q, malformed %q", r.Err, r.TruncatedBy, r.Malformed)
+	}
+}
