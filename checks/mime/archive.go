@@ -91,7 +91,7 @@ func (w *walker) zipArchive(idx int, sp *spill, depth int) error {
 	parent := displayName(w.r.Parts[idx])
 	// The members of a document that is a ZIP (OOXML, OpenDocument) are
 	// its inner workings, not attachments; they are walked all the same.
-	inner := w.r.Parts[idx].inDocument || w.r.Parts[idx].Detected != "application/zip"
+	inner := w.inDocument[idx] || w.r.Parts[idx].Detected != "application/zip"
 	encrypted, macro := false, false
 	for i, f := range zr.File {
 		if i >= w.o.MaxArchiveMembers {
@@ -112,7 +112,13 @@ func (w *walker) zipArchive(idx int, sp *spill, depth int) error {
 		}
 		midx := len(w.r.Parts)
 		w.r.Parts = append(w.r.Parts, Part{Path: parent + "/" + f.Name, Depth: depth + 1, Filename: f.Name,
-			Size: int64(f.UncompressedSize64), Member: true, inDocument: inner})
+			Size: int64(f.UncompressedSize64), Member: true})
+		if inner {
+			if w.inDocument == nil {
+				w.inDocument = map[int]bool{}
+			}
+			w.inDocument[midx] = true
+		}
 		w.r.Depth = max(w.r.Depth, depth+1)
 		// APPNOTE.TXT §4.4.4: bit 0 of the general purpose flags marks
 		// an encrypted member (traditional and AES encryption alike).

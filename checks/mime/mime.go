@@ -65,10 +65,6 @@ type Part struct {
 	Encoding string `expr:"encoding" json:"encoding,omitempty" doc:"Content-Transfer-Encoding, lower case"`
 	Member   bool   `expr:"member" json:"member,omitempty" doc:"an archive member"`
 	Flags    string `expr:"flags" json:"flags,omitempty" doc:"what was found, space-separated: executable, macro, encrypted, mismatch, double_extension, html_form, html_javascript"`
-
-	// inDocument marks a member of a document that is a ZIP (OOXML),
-	// which is not an attachment of its own.
-	inDocument bool
 }
 
 // Result is what the walk found.
@@ -104,6 +100,10 @@ type walker struct {
 	r       Result
 	decoded int64
 	parts   int
+	// inDocument holds the indexes of the members of a document that is
+	// a ZIP (OOXML), which are not attachments of their own. Kept here,
+	// not in Part: every field of Part is a fact.
+	inDocument map[int]bool
 }
 
 // Parse walks the message r. It never fails: what it cannot read is in
@@ -282,8 +282,8 @@ func readError(err error) string {
 func (w *walker) finish() {
 	exts := map[string]bool{}
 	types := map[string]bool{}
-	for _, p := range w.r.Parts {
-		if p.Filename != "" && !p.inDocument {
+	for i, p := range w.r.Parts {
+		if p.Filename != "" && !w.inDocument[i] {
 			name := displayName(p)
 			w.r.Attachments = append(w.r.Attachments, name)
 			if ext := extension(p.Filename); ext != "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -293,5 +294,17 @@ func TestTempDirFailure(t *testing.T) {
 	r := mime.Parse(context.Background(), bytes.NewReader(msg), mime.Options{TempDir: filepath.Join(t.TempDir(), "gone")})
 	if r.Err == nil || r.TruncatedBy != "" || len(r.Malformed) != 0 {
 		t.Fatalf("err %v, truncated %q, malformed %q", r.Err, r.TruncatedBy, r.Malformed)
+	}
+}
+
+// TestEveryFieldIsAFact: every field of the facts types is named and
+// documented, since the rules' schema lists every field.
+func TestEveryFieldIsAFact(t *testing.T) {
+	for _, typ := range []reflect.Type{reflect.TypeFor[mime.Facts](), reflect.TypeFor[mime.Part]()} {
+		for f := range typ.Fields() {
+			if f.Tag.Get("expr") == "" || f.Tag.Get("json") == "" || f.Tag.Get("doc") == "" {
+				t.Errorf("%s.%s lacks an expr, json or doc tag", typ.Name(), f.Name)
+			}
+		}
 	}
 }
