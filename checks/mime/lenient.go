@@ -17,24 +17,15 @@ func lenientType(v string) string {
 // character), the way mail readers find it anyway: the first
 // "key=value" or "key*=charset”value", quoted or up to the next ";".
 func lenientParam(v, key string) string {
-	// ASCII only: strings.ToLower may change the length of what is not
-	// ASCII, and the indexes found in lower are used in v.
-	lower := strings.Map(func(r rune) rune {
-		if 'A' <= r && r <= 'Z' {
-			return r + 'a' - 'A'
+	// ASCII only, byte for byte: strings.ToLower may change the length
+	// of what is not ASCII, and the indexes found in lower are used in v.
+	b := []byte(v)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
 		}
-		return r
-	}, v)
-	if len(lower) != len(v) {
-		// Invalid UTF-8 became U+FFFD: compare bytes instead.
-		b := []byte(v)
-		for i, c := range b {
-			if 'A' <= c && c <= 'Z' {
-				b[i] = c + 'a' - 'A'
-			}
-		}
-		lower = string(b)
 	}
+	lower := string(b)
 	for from := 0; ; {
 		i := strings.Index(lower[from:], key)
 		if i < 0 {

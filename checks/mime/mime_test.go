@@ -308,3 +308,14 @@ func TestEveryFieldIsAFact(t *testing.T) {
 		}
 	}
 }
+
+// TestLenientNameWithInvalidUTF8: a broken header with bytes that are not
+// UTF-8 before the name still gives the name, and no panic.
+func TestLenientNameWithInvalidUTF8(t *testing.T) {
+	msg := "From: a@example.net\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" +
+		"Content-Disposition: attachment; x=\"\xff\xfe\xc3\"; ; filename=run.exe; ===\r\nContent-Transfer-Encoding: base64\r\n\r\neA==\r\n--b--\r\n"
+	r := parse(t, []byte(msg), mime.Options{})
+	if !slices.Equal(r.Executable, []string{"run.exe"}) {
+		t.Fatalf("executable %q; parts %+v; malformed %q", r.Executable, r.Parts, r.Malformed)
+	}
+}
