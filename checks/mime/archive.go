@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/richardlehane/mscfb"
+
+	"mxguard/internal/membudget"
 )
 
 // memoryCopyBytes is the largest archive copy kept in memory; a bigger
@@ -27,21 +29,28 @@ func (e *localError) Error() string { return e.err.Error() }
 func (e *localError) Unwrap() error { return e.err }
 
 // spill is a bounded copy of one file for random access: in memory while
-// small, then in a temporary file removed by Close.
+// small and while the process-wide memory budget allows, then in a
+// temporary file removed by Close.
 type spill struct {
-	dir string
-	mem []byte
-	f   *os.File
-	n   int64
+	dir      string
+	budget   *membudget.Budget
+	reserved int64
+	mem      []byte
+	f        *os.File
+	n        int64
 }
 
-func newSpill(dir string) *spill { return &spill{dir: dir} }
+func newSpill(dir string, budget *membudget.Budget) *spill { return &spill{dir: dir, budget: budget} }
 
 func (s *spill) Write(p []byte) (int, error) {
 	if s.f == nil && len(s.mem)+len(p) <= memoryCopyBytes {
-		s.mem = append(s.mem, p...)
-		s.n += int64(len(p))
-		return len(p), nil
+		if grow := int64(len(s.mem)+len(p)) - s.reserved; grow <= 0 || s.budget.Reserve(grow) {
+			s.reserved += max(grow, 0)
+			s.mem = append(s.mem, p...)
+			s.n += int64(len(p))
+			return len(p), nil
+		}
+		// The budget is spent by other messages: the disk, then.
 	}
 	if s.f == nil {
 		f, err := os.CreateTemp(s.dir, "mxguard-mime-*")
@@ -53,6 +62,8 @@ func (s *spill) Write(p []byte) (int, error) {
 			return 0, &localError{fmt.Errorf("mime: archive copy: %w", err)}
 		}
 		s.mem = nil
+		s.budget.Release(s.reserved)
+		s.reserved = 0
 	}
 	n, err := s.f.Write(p)
 	s.n += int64(n)
@@ -71,6 +82,8 @@ func (s *spill) ReadAt(p []byte, off int64) (int, error) {
 
 // Close removes the copy.
 func (s *spill) Close() error {
+	s.budget.Release(s.reserved)
+	s.reserved = 0
 	if s.f == nil {
 		return nil
 	}

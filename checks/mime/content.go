@@ -69,7 +69,7 @@ func (w *walker) content(idx int, head []byte, rest io.Reader, depth int, drain 
 	html := p.Detected == "text/html" || p.Type == "text/html" || hasExt(p.Filename, htmlExts)
 	switch {
 	case (kind == kindZIP || kind == kindOLE) && depth+1 <= w.o.MaxDepth:
-		sp := newSpill(w.o.TempDir)
+		sp := newSpill(w.o.TempDir, w.o.Memory)
 		defer sp.Close()
 		if _, err := sp.Write(head); err != nil {
 			return err

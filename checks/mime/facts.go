@@ -37,6 +37,7 @@ func (Facts) Define(env check.Env) check.Def {
 		c = DefaultConfig()
 	}
 	o := c.Options()
+	o.Memory = env.Memory
 	return check.Def{Stage: check.Data, Run: func(ctx context.Context, v check.View) check.Result {
 		r, err := v.Content()
 		if err != nil {

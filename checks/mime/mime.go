@@ -25,6 +25,8 @@ import (
 	// Registers the character sets of golang.org/x/text with go-message,
 	// for RFC 2047 file names and for text parts in legacy charsets.
 	_ "github.com/emersion/go-message/charset"
+
+	"mxguard/internal/membudget"
 )
 
 // Options bound the walk; the zero value of a field is its default.
@@ -35,6 +37,9 @@ type Options struct {
 	MaxArchiveMembers int
 	// TempDir is where big archive copies go ("" is os.TempDir).
 	TempDir string
+	// Memory is the process-wide budget the in-memory archive copies
+	// are taken from (nil: no limit): past it they go to TempDir.
+	Memory *membudget.Budget
 }
 
 func (o Options) withDefaults() Options {

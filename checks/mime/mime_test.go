@@ -12,6 +12,7 @@ import (
 
 	"mxguard/checks/mime"
 	"mxguard/checks/mime/mimetest"
+	"mxguard/internal/membudget"
 )
 
 func parse(t *testing.T, msg []byte, o mime.Options) mime.Result {
@@ -317,5 +318,23 @@ func TestLenientNameWithInvalidUTF8(t *testing.T) {
 	r := parse(t, []byte(msg), mime.Options{})
 	if !slices.Equal(r.Executable, []string{"run.exe"}) {
 		t.Fatalf("executable %q; parts %+v; malformed %q", r.Executable, r.Parts, r.Malformed)
+	}
+}
+
+// TestArchiveCopyMemoryBudget: in-memory archive copies are taken from
+// the process-wide budget and given back; when the budget is spent the
+// copy goes to the temporary folder and the walk still sees inside.
+func TestArchiveCopyMemoryBudget(t *testing.T) {
+	z := mimetest.Zip(mimetest.File{Name: "in.zip", Data: mimetest.Zip(mimetest.File{Name: "x.exe", Data: mimetest.PE()})})
+	msg := mimetest.Message("budget", mimetest.Part{Type: "application/zip", Name: "a.zip", Data: z})
+	for _, limit := range []int64{0, 100, 64 << 20} {
+		b := membudget.New(limit)
+		r := parse(t, msg, mime.Options{Memory: b})
+		if !slices.Equal(r.Executable, []string{"a.zip/in.zip/x.exe"}) || r.Err != nil {
+			t.Errorf("budget %d: executable %q, err %v", limit, r.Executable, r.Err)
+		}
+		if b.InUse() != 0 {
+			t.Errorf("budget %d: %d bytes still reserved after the walk", limit, b.InUse())
+		}
 	}
 }
