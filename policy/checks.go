@@ -248,7 +248,11 @@ func (e *Engine) runQuick(c *checker, v check.View, session string) (r result, o
 // answer in time gives temperror: never a crash, never a silent pass.
 func (e *Engine) runOne(ctx context.Context, c *checker, v check.View, session string) result {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, e.checkTimeout)
+	timeout := e.checkTimeout
+	if c.Timeout > 0 {
+		timeout = c.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var res check.Result
 	if c.Run == nil { // a quick-only check that declined
@@ -268,7 +272,7 @@ func (e *Engine) runOne(ctx context.Context, c *checker, v check.View, session s
 		case <-ctx.Done():
 			// The late result, when it comes, goes into the buffered
 			// channel and nowhere else: its facts are never stored.
-			res = check.Errorf(ResultTemperror, "no answer within %s", e.checkTimeout)
+			res = check.Errorf(ResultTemperror, "no answer within %s", timeout)
 		}
 	}
 	took := time.Since(start)

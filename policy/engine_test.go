@@ -342,3 +342,32 @@ func TestLateFactsDropped(t *testing.T) {
 		t.Fatalf("the late check's facts were applied: %q", tx.found.SPF.Result)
 	}
 }
+
+// A check's own Timeout replaces the engine's check timeout, both ways: a
+// scan may be given longer than a DNS walk, and the deadline a check
+// reports when it runs out is its own.
+func TestCheckOwnTimeout(t *testing.T) {
+	e := NewEngine(Options{Domains: []string{"example.org"}, CheckTimeout: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var left time.Duration
+	e.register("spf", check.Def{Stage: StageMail, Timeout: time.Hour, Run: func(ctx context.Context, _ check.View) check.Result {
+		dl, _ := ctx.Deadline()
+		left = time.Until(dl)
+		return check.Result{Result: "pass"}
+	}})
+	e.register("dnsbl", check.Def{Stage: StageMail, Timeout: 20 * time.Millisecond, Run: func(ctx context.Context, _ check.View) check.Result {
+		<-ctx.Done()
+		return check.Result{Result: "pass"}
+	}})
+	tx := testTx()
+	e.runChecks(context.Background(), tx, e.needed(StageMail, map[string]bool{"spf": true, "dnsbl": true}))
+	if got := tx.Checks["spf"].Result; got != "pass" {
+		t.Fatalf("spf: %q, want pass", got)
+	}
+	if left < 30*time.Minute {
+		t.Fatalf("the check's deadline was %s away, want its own hour", left)
+	}
+	if got := tx.Checks["dnsbl"]; got.Result != ResultTemperror || got.Detail != "no answer within 20ms" {
+		t.Fatalf("dnsbl: %+v, want temperror, no answer within 20ms", got)
+	}
+}

@@ -194,6 +194,11 @@ type Def struct {
 	// so that it sees the decisions it records. An error is logged and
 	// counted; it never changes the verdict, which has been given.
 	Record func(ctx context.Context, v View, r Result, verdict Verdict) error
+	// Timeout, when above 0, bounds Run instead of the engine's check
+	// timeout (limits.check_timeout): a virus scan of a large message
+	// may need longer than a DNS walk. A check that sets it says so in
+	// its config section.
+	Timeout time.Duration
 }
 
 // Verdict is what a stage decided, as Record sees it.
