@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"mxguard/checks/clamav"
 	"mxguard/checks/dnsbl"
 	"mxguard/checks/greylist"
 	"mxguard/checks/harvest"
@@ -86,6 +87,10 @@ type Config struct {
 	// MIME (mime) bounds the MIME walk; its keys and defaults are in
 	// mime.Config.
 	MIME mime.Config `yaml:"mime"`
+
+	// ClamAV (clamav) names the clamd that scans messages (off by
+	// default); its keys and defaults are in clamav.Config.
+	ClamAV clamav.Config `yaml:"clamav"`
 
 	// Metrics configures the Prometheus metrics and health endpoints.
 	Metrics Metrics `yaml:"metrics"`

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"mxguard/checks/check"
+	"mxguard/checks/clamav"
 	"mxguard/checks/dkim"
 	"mxguard/checks/dmarc"
 	"mxguard/checks/dnsbl"
@@ -46,6 +47,7 @@ type Found struct {
 	// check.Def.Record): read once per transaction, from rcpt on.
 	Harvest harvest.Facts `expr:"harvest" json:"harvest"`
 	MIME    mime.Facts    `expr:"mime" json:"mime"`
+	ClamAV  clamav.Facts  `expr:"clamav" json:"clamav"`
 }
 
 // registered is one field of Found.
