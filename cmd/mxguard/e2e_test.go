@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"mxguard/checks/resolver/dnstest"
+	"mxguard/internal/testclamd"
 )
 
 // binary is the mxguard binary built once for the black-box tests.
@@ -39,6 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testclamd.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
