@@ -36,6 +36,11 @@ want "perl -MMail::DKIM::Verifier -e1" libmail-dkim-perl
 # through Redis behind a balancer that speaks the PROXY protocol.
 want 'test -x /usr/bin/redis-server' redis-server
 want 'test -x /usr/sbin/haproxy' haproxy
+# clamd: the ClamAV check's tests run a real clamd on a signature database
+# they write themselves (internal/testclamd); freshclam, which would
+# download one, never runs. The clamav package brings sigtool, to read or
+# extend that database (docs/testing.md).
+want 'test -x /usr/sbin/clamd && command -v sigtool' clamav-daemon clamav
 if [ ${#need[@]} -gt 0 ]; then
 	$sudo apt-get update
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
@@ -47,6 +52,16 @@ $sudo postfix stop >/dev/null 2>&1 || true
 # start (with or without systemd).
 for daemon in redis-server haproxy; do
 	$sudo service "$daemon" stop >/dev/null 2>&1 || true
+	$sudo pkill -x "$daemon" >/dev/null 2>&1 || true
+done
+# So do the tests' clamd; the package's freshclam would try to download
+# signatures: stop both, and keep them from starting at boot.
+for service in clamav-daemon clamav-freshclam; do
+	$sudo service "$service" stop >/dev/null 2>&1 || true
+	$sudo update-rc.d "$service" disable >/dev/null 2>&1 || true
+	$sudo systemctl disable --now "$service" >/dev/null 2>&1 || true
+done
+for daemon in clamd freshclam; do
 	$sudo pkill -x "$daemon" >/dev/null 2>&1 || true
 done
 
