@@ -188,3 +188,50 @@ clamav:
 		t.Errorf("check's verdict is not the malware refusal:\n%s", out)
 	}
 }
+
+// A site that chooses to fail open, as docs/rules.md shows (clamav left out
+// of check-temperror, a tag rule for the trace), gets mail delivered,
+// tagged, while clamd is away; malware is still refused once it is back.
+func TestClamAVFailOpenSiteRules(t *testing.T) {
+	clamd := testclamd.Start(t, testclamd.Options{})
+	code, def, errb := runBinary(t, "rules", "default")
+	if code != 0 {
+		t.Fatalf("rules default: exit %d: %s", code, errb)
+	}
+	const temperror = `when: any(temperrors, {# not in ["spf", "dkim", "rdns"]})`
+	if !strings.Contains(def, temperror) {
+		t.Fatalf("the default set's check-temperror changed: update docs/rules.md (Failing open) and this test")
+	}
+	site := strings.Replace(def, temperror, `when: any(temperrors, {# not in ["spf", "dkim", "rdns", "clamav"]})`, 1)
+	site = strings.Replace(site, "\n  - name: check-temperror", `
+  # Mail that clamd could not scan is delivered, marked.
+  - name: clamav-unscanned
+    stage: data
+    when: '"clamav" in temperrors'
+    action: tag
+    headers:
+      X-Mxguard-Unscanned: clamav
+
+  # Checks that could not finish, but for clamav.
+  - name: check-temperror`, 1)
+	rulesFile := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rulesFile, []byte(site), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen, dir := sinkMxguard(t, "rules: ["+rulesFile+"]\nclamav:\n  address: "+clamd.TCPAddr+"\n")
+
+	clamd.Stop()
+	msg := clamavMessage("open", "hello", [2][]byte{[]byte("a.txt"), []byte("fine")})
+	conn := openTx(t, "127.0.0.1", listen)
+	conn.data(msg, "250 ")
+	conn.say("QUIT", "221 ")
+	msgs, _ := storedMessages(t, dir)
+	if len(msgs) != 1 || msgs[0].Header.Get("X-Mxguard-Unscanned") != "clamav" {
+		t.Fatalf("clamd down, failing open: %d messages delivered, want 1 with X-Mxguard-Unscanned: clamav", len(msgs))
+	}
+
+	clamd.Restart(t)
+	conn = openTx(t, "127.0.0.1", listen)
+	conn.data(clamavMessage("open2", "x", [2][]byte{[]byte("e.com"), testclamd.EICAR()}), "554 5.7.1 ")
+	conn.say("QUIT", "221 ")
+}
