@@ -99,7 +99,7 @@ func ParseAddress(s string) (network, addr string, err error) {
 }
 
 // buffers holds the chunk buffers of scans in flight.
-var buffers = sync.Pool{New: func() any { b := make([]byte, 4+ChunkSize); return &b }}
+var buffers = sync.Pool{New: func() any { b := make([]byte, len(command)+4+ChunkSize+4); return &b }}
 
 // dial connects to clamd and makes ctx's end (its deadline, or a cancel)
 // end every read and write; stop undoes the latter.
@@ -151,32 +151,40 @@ func (c *Client) Scan(ctx context.Context, r io.Reader) (Reply, error) {
 	return Reply{}, fmt.Errorf("clamd %s: %w", c, perr)
 }
 
+// command starts an INSTREAM scan; the "z" form has clamd end its reply
+// with NUL.
+const command = "zINSTREAM\x00"
+
 // send writes the INSTREAM command and r in chunks, then the zero-length
-// chunk that ends the stream.
+// chunk that ends the stream. The command goes out with the first chunk
+// and the end with the last: a message shorter than a chunk is one write.
 func send(w io.Writer, r io.Reader) error {
-	if _, err := io.WriteString(w, "zINSTREAM\x00"); err != nil {
-		return err
-	}
 	bp := buffers.Get().(*[]byte)
 	defer buffers.Put(bp)
 	buf := *bp
+	off := copy(buf, command)
 	for {
-		n, err := io.ReadFull(r, buf[4:])
+		n, err := io.ReadFull(r, buf[off+4:off+4+ChunkSize])
+		end := off
 		if n > 0 {
-			buf[0], buf[1], buf[2], buf[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
-			if _, werr := w.Write(buf[:4+n]); werr != nil {
-				return werr
-			}
+			buf[off], buf[off+1], buf[off+2], buf[off+3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+			end += 4 + n
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
+		last := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !last {
 			return fmt.Errorf("reading the message: %w", errMessage{err})
 		}
+		if last {
+			end += copy(buf[end:], []byte{0, 0, 0, 0})
+		}
+		if _, werr := w.Write(buf[:end]); werr != nil {
+			return werr
+		}
+		if last {
+			return nil
+		}
+		off = 0
 	}
-	_, err := w.Write([]byte{0, 0, 0, 0})
-	return err
 }
 
 // errMessage marks an error reading the message (not talking to clamd).
