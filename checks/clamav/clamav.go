@@ -293,3 +293,21 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 	}
 	return v, nil
 }
+
+// Takes asks clamd whether it takes a stream of n bytes: clamd has no
+// command that reports its StreamMaxLength, and refuses a longer stream
+// only once it has come. It sends n zero bytes; the answer is nil when
+// clamd scanned them, ErrSizeLimit when it refused them, another error
+// when it could not say.
+func (c *Client) Takes(ctx context.Context, n int64) error {
+	_, err := c.Scan(ctx, io.LimitReader(zeros{}, n))
+	return err
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

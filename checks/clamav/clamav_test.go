@@ -129,6 +129,14 @@ func TestScanErrors(t *testing.T) {
 			t.Fatalf("result %+v", res)
 		}
 	}
+	// Takes asks the same question without a message.
+	c, _ := NewClient(small.Address())
+	if err := c.Takes(context.Background(), 300<<10); !errors.Is(err, ErrSizeLimit) {
+		t.Fatalf("Takes(300KiB) of a clamd with StreamMaxLength 1K: %v, want ErrSizeLimit", err)
+	}
+	if err := c.Takes(context.Background(), 1000); err != nil {
+		t.Fatalf("Takes(1000) of a clamd with StreamMaxLength 1K: %v", err)
+	}
 	// Under the limit, the same clamd scans.
 	if rep, err := scan(t, small.TCPAddr, testclamd.EICAR()); err != nil || !rep.Infected {
 		t.Fatalf("a short stream: %+v, %v", rep, err)

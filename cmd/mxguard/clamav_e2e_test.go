@@ -235,3 +235,31 @@ func TestClamAVFailOpenSiteRules(t *testing.T) {
 	conn.data(clamavMessage("open2", "x", [2][]byte{[]byte("e.com"), testclamd.EICAR()}), "554 5.7.1 ")
 	conn.say("QUIT", "221 ")
 }
+
+// clamd has no command that reports its StreamMaxLength: "mxguard config
+// check" asks it the only way it answers, with a stream of
+// limits.max_message_bytes, and fails (exit 2) when clamd refuses it, since
+// every message that large would be held with 451. A clamd that does not
+// answer is a warning: it may be restarting.
+func TestConfigCheckProbesClamd(t *testing.T) {
+	clamd := testclamd.Start(t, testclamd.Options{StreamMaxLength: "1M"})
+	cfg := func(size string) string {
+		return configDir(t, "hostname: mx.example.org\nlisten:\n  - address: 127.0.0.1:2525\nbackend:\n  address: 127.0.0.1:2526\n"+
+			"domains: [example.org]\nlimits:\n  max_message_bytes: "+size+"\nclamav:\n  address: "+clamd.Address()+"\n", "rules: []\n")
+	}
+	big := cfg("2MiB")
+	code, out, errb := runBinary(t, "config", "check", "--config", big)
+	if code != exitUsage || !strings.Contains(errb, "StreamMaxLength") || !strings.Contains(errb, "2MiB") {
+		t.Errorf("clamd's StreamMaxLength below limits.max_message_bytes: exit %d, stdout %q, stderr %q", code, out, errb)
+	}
+	small := cfg("512KiB")
+	code, out, errb = runBinary(t, "config", "check", "--config", small)
+	if code != exitOK || !strings.Contains(out, "clamav: clamd at "+clamd.Address()+" (ClamAV ") || !strings.Contains(out, "takes a stream of 512KiB") || errb != "" {
+		t.Errorf("clamd's StreamMaxLength above limits.max_message_bytes: exit %d, stdout %q, stderr %q", code, out, errb)
+	}
+	clamd.Stop()
+	code, out, errb = runBinary(t, "config", "check", "--config", small)
+	if code != exitOK || !strings.Contains(errb, "warning: clamav: clamd at "+clamd.Address()+" does not answer") || !strings.Contains(out, ": ok: ") {
+		t.Errorf("clamd down: exit %d, stdout %q, stderr %q", code, out, errb)
+	}
+}
