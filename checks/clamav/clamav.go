@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -204,8 +205,7 @@ func isPeerGone(err error) bool {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return false
 	}
-	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "broken pipe") ||
-		strings.Contains(err.Error(), "connection reset")
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // ParseReply reads clamd's answer to INSTREAM: lines ended by NUL (the
