@@ -28,6 +28,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"mxguard/internal/membudget"
 )
 
 // ChunkSize is the size of the chunks the message is sent in: large
@@ -54,11 +56,20 @@ type Reply struct {
 	Signatures []string
 }
 
+// SmallChunkSize is the chunk size of a scan that the memory budget has no
+// room for: slower, since it takes more writes, but it still scans.
+const SmallChunkSize = 4 << 10
+
 // Client talks to one clamd.
 type Client struct {
 	// Network is "unix" or "tcp", and Address the socket's path or
 	// host:port (see ParseAddress).
 	Network, Address string
+	// Memory, when set, is charged with each scan's chunk buffer while
+	// the scan runs: thousands of sessions ending their DATA at once
+	// would otherwise hold ChunkSize each. A scan it has no room for
+	// sends SmallChunkSize chunks instead.
+	Memory *membudget.Budget
 }
 
 // NewClient is a client for the address as the config writes it
@@ -128,7 +139,7 @@ func (c *Client) Scan(ctx context.Context, r io.Reader) (Reply, error) {
 	}
 	defer conn.Close()
 	defer stop()
-	sendErr := send(conn, r)
+	sendErr := c.send(conn, r)
 	if sendErr != nil && !isPeerGone(sendErr) {
 		return Reply{}, fmt.Errorf("clamd %s: %w", c, sendErr)
 	}
@@ -159,13 +170,20 @@ const command = "zINSTREAM\x00"
 // send writes the INSTREAM command and r in chunks, then the zero-length
 // chunk that ends the stream. The command goes out with the first chunk
 // and the end with the last: a message shorter than a chunk is one write.
-func send(w io.Writer, r io.Reader) error {
-	bp := buffers.Get().(*[]byte)
-	defer buffers.Put(bp)
-	buf := *bp
+func (c *Client) send(w io.Writer, r io.Reader) error {
+	var buf []byte
+	if size := int64(len(command) + 4 + ChunkSize + 4); c.Memory.Reserve(size) {
+		defer c.Memory.Release(size)
+		bp := buffers.Get().(*[]byte)
+		defer buffers.Put(bp)
+		buf = *bp
+	} else {
+		buf = make([]byte, len(command)+4+SmallChunkSize+4)
+	}
+	chunk := len(buf) - len(command) - 8
 	off := copy(buf, command)
 	for {
-		n, err := io.ReadFull(r, buf[off+4:off+4+ChunkSize])
+		n, err := io.ReadFull(r, buf[off+4:off+4+chunk])
 		end := off
 		if n > 0 {
 			buf[off], buf[off+1], buf[off+2], buf[off+3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)

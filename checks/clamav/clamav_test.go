@@ -17,6 +17,7 @@ import (
 
 	"mxguard/checks/check"
 	"mxguard/internal/mailhdr"
+	"mxguard/internal/membudget"
 	"mxguard/internal/testclamd"
 )
 
@@ -110,6 +111,24 @@ func TestScanRealClamd(t *testing.T) {
 					t.Fatalf("got %+v, want infected by %s", rep, c.want)
 				}
 			})
+		}
+	}
+}
+
+// A scan the memory budget has no room for still scans, in small chunks,
+// and one that has room gives back what it took.
+func TestScanMemoryBudget(t *testing.T) {
+	srv := testclamd.Shared(t)
+	big := append(bytes.Repeat([]byte("clean text\r\n"), 100000), testclamd.TestString...)
+	for _, budget := range []*membudget.Budget{membudget.New(1), membudget.New(1 << 20)} {
+		c, _ := NewClient(srv.Address())
+		c.Memory = budget
+		rep, err := c.Scan(context.Background(), bytes.NewReader(big))
+		if err != nil || !rep.Infected || rep.Signatures[0] != testclamd.TestName {
+			t.Fatalf("budget %d: %+v, %v", budget.Limit(), rep, err)
+		}
+		if budget.InUse() != 0 {
+			t.Fatalf("budget %d: %d bytes still reserved after the scan", budget.Limit(), budget.InUse())
 		}
 	}
 }

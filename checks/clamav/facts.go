@@ -42,6 +42,9 @@ func (Facts) Define(env check.Env) check.Def {
 	}
 	d.Timeout = c.Timeout.Duration
 	cl, err := NewClient(c.Address)
+	if cl != nil {
+		cl.Memory = env.Memory
+	}
 	if err != nil {
 		// The loader validated the address (Config.Validate): this is a
 		// build defect, and it must show, not pass every message.
