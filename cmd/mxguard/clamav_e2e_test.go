@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,6 +96,12 @@ func TestClamAVThroughServe(t *testing.T) {
 	}
 	if r := recs[len(refused)]; r.Action != "accept" || r.Checks["clamav"].Result != "clean" {
 		t.Errorf("clean message logged as %s by %s, clamav %+v", r.Action, r.Reason, r.Checks["clamav"])
+	}
+	// Replay decides from the logged facts, without clamd: nothing
+	// would change.
+	out, err := exec.Command(binary, "rules", "replay", "--log", vlog, "../../rules/default.yaml").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "0 would change") {
+		t.Errorf("replay: %v\n%s", err, out)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
 	if len(files) != 1 {
