@@ -57,7 +57,7 @@ type AddressFacts struct {
 
 // CheckFacts is one check's result as rules see it.
 type CheckFacts struct {
-	Result string `expr:"result" json:"result" doc:"the check's result (\"\" when it has not run)" values:"pass,fail,softfail,policy,neutral,none,temperror,permerror,listed,known,unknown,unchecked,new,early,passed,allowed,\"\""`
+	Result string `expr:"result" json:"result" doc:"the check's result (\"\" when it has not run)" values:"pass,fail,softfail,policy,neutral,none,temperror,permerror,listed,known,unknown,unchecked,new,early,passed,allowed,infected,clean,\"\""`
 	Detail string `expr:"detail" json:"detail" doc:"what the check found, for people"`
 }
 

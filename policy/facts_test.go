@@ -39,13 +39,14 @@ func TestRulesNeverMatchingValue(t *testing.T) {
 		{"data", `any(dkim.signatures, .result == "none")`, `dkim.signatures[].result is never "none": expected one of pass, fail, policy, temperror, permerror`},
 		{"data", `dmarc.policy in ["reject", "p=reject"]`, `dmarc.policy is never "p=reject": expected one of none, quarantine, reject, ""`},
 		{"rcpt", `rcpt_verify.result == "unkown"`, `rcpt_verify.result is never "unkown": expected one of known, unknown, temperror, unchecked`},
-		{"data", `checks.spf.result == "Pass"`, `checks.spf.result is never "Pass": expected one of pass, fail, softfail, policy, neutral, none, temperror, permerror, listed, known, unknown, unchecked, new, early, passed, allowed, "" (did you mean "pass"?)`},
+		{"data", `checks.spf.result == "Pass"`, `checks.spf.result is never "Pass": expected one of pass, fail, softfail, policy, neutral, none, temperror, permerror, listed, known, unknown, unchecked, new, early, passed, allowed, infected, clean, "" (did you mean "pass"?)`},
 		{"data", `stage == "DATA"`, `stage is never "DATA": expected one of connect, helo, mail, rcpt, data (did you mean "data"?)`},
 		{"connect", `tls_version == "TLSv1.3"`, `tls_version is never "TLSv1.3": expected one of "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3", ""`},
 		{"data", `"SPF" in temperrors`, `temperrors never holds "SPF": expected one of dnsbl, rdns, spf, dkim, dmarc, headers, greylist, harvest, mime, clamav (did you mean "spf"?)`},
 		{"data", `"from" in headers.duplicates`, `headers.duplicates never holds "from": expected one of Bcc, Cc, Date, From, In-Reply-To, Message-ID, References, Reply-To, Sender, Subject, To (did you mean "From"?)`},
 
 		{"mail", `spf.result in ["fail", "softfail"] && spf.identity == "mailfrom" && spf.helo_result != "pass"`, ""},
+		{"data", `checks.clamav.result in ["infected", "clean"]`, ""},
 		{"data", `dmarc.result == "fail" && dmarc.policy == "reject" || dmarc.result == ""`, ""},
 		{"data", `dkim.result == "none" || any(dkim.signatures, .result == "pass" && .algorithm == "rsa-sha1")`, ""},
 		{"rcpt", `rcpt_verify.result in ["known", "unchecked"]`, ""},
@@ -90,7 +91,7 @@ func TestFactValuesAreTheChecks(t *testing.T) {
 	// headers pass or fail), and in a replay the recipients' verification.
 	var any []string
 	greyStates := []string{string(store.GreyNew), string(store.GreyEarly), string(store.GreyPassed), string(store.GreyKnown), greylist.Allowed}
-	for _, set := range [][]string{spfResults, dkimResults, dmarcResults, {"listed"}, rcptResults, greyStates, {rdns.Fail, rdns.None}} {
+	for _, set := range [][]string{spfResults, dkimResults, dmarcResults, {"listed"}, rcptResults, greyStates, {rdns.Fail, rdns.None}, {clamav.Infected, clamav.Clean}} {
 		for _, v := range set {
 			if !slices.Contains(any, v) {
 				any = append(any, v)
