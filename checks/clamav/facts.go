@@ -3,7 +3,10 @@ package clamav
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"mxguard/checks/check"
 )
@@ -56,7 +59,16 @@ func (Facts) Define(env check.Env) check.Def {
 		if err != nil {
 			return check.Errorf(check.Temperror, "reading the message: %v", err)
 		}
-		return Result(cl.Scan(ctx, r))
+		start := time.Now()
+		rep, err := cl.Scan(ctx, r)
+		res := Result(rep, err)
+		if dl, ok := ctx.Deadline(); ok && timedOut(err) {
+			// What the engine says when it gives up first, with the
+			// time the scan had.
+			res.Detail = fmt.Sprintf("clamd %s: no answer within %s (clamav.timeout, else limits.check_timeout)",
+				cl, dl.Sub(start).Round(10*time.Millisecond))
+		}
+		return res
 	}
 	return d
 }
@@ -65,7 +77,7 @@ func (Facts) Define(env check.Env) check.Def {
 func Result(rep Reply, err error) check.Result {
 	if err != nil {
 		detail := err.Error()
-		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(detail, "i/o timeout") {
+		if timedOut(err) {
 			detail += " (no answer in time: see clamav.timeout)"
 		}
 		return check.Result{Result: check.Temperror, Detail: detail, Facts: Facts{}}
@@ -75,4 +87,10 @@ func Result(rep Reply, err error) check.Result {
 			Facts: Facts{Infected: true, Signatures: rep.Signatures}}
 	}
 	return check.Result{Result: Clean, Detail: "no signature found", Facts: Facts{}}
+}
+
+// timedOut reports an error of a scan that ran out of time: the context's
+// deadline, or the connection's, which is the same.
+func timedOut(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
 }

@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/base64"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,5 +270,37 @@ func TestConfigCheckProbesClamd(t *testing.T) {
 	code, out, errb = runBinary(t, "config", "check", "--config", small)
 	if code != exitOK || !strings.Contains(errb, "warning: clamav: clamd at "+clamd.Address()+" does not answer") || !strings.Contains(out, ": ok: ") {
 		t.Errorf("clamd down: exit %d, stdout %q, stderr %q", code, out, errb)
+	}
+}
+
+// A clamd that takes the stream and never answers holds the message only
+// for clamav.timeout: 451, never a pass, and the verdict log says the scan
+// ran out of time.
+func TestClamAVTimeoutTempfails(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c) }() // reads all, answers nothing
+		}
+	}()
+	vlog := filepath.Join(t.TempDir(), "verdicts.jsonl")
+	listen, dir := sinkMxguard(t, "verdict_log: "+vlog+"\nclamav:\n  address: "+l.Addr().String()+"\n  timeout: 700ms\n")
+	conn := openTx(t, "127.0.0.1", listen)
+	conn.data(clamavMessage("slow", "hello"), "451 4.7.5 ")
+	conn.say("QUIT", "221 ")
+	r := waitVerdicts(t, vlog, 1)[0]
+	if c := r.Checks["clamav"]; c.Result != "temperror" || !strings.Contains(c.Detail, "no answer within 700ms") {
+		t.Errorf("a silent clamd: logged as %s by %s, clamav %+v", r.Action, r.Reason, c)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*.eml")); len(files) != 0 {
+		t.Error("a message was delivered unscanned")
 	}
 }
