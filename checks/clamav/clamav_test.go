@@ -7,16 +7,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"mxguard/checks/check"
-	"mxguard/internal/mailhdr"
+	"mxguard/checks/check/checktest"
 	"mxguard/internal/membudget"
 	"mxguard/internal/testclamd"
 )
@@ -273,29 +271,12 @@ func TestDefine(t *testing.T) {
 	if d.Run == nil || d.Timeout != 0 {
 		t.Fatalf("with an address: %+v", d)
 	}
-	res := d.Run(context.Background(), view(message("a.zip", zipOf(t, "eicar.com", testclamd.EICAR()))))
+	res := d.Run(context.Background(), checktest.View{Message: message("a.zip", zipOf(t, "eicar.com", testclamd.EICAR()))})
 	f, _ := res.Facts.(Facts)
 	if res.Result != Infected || !f.Infected || fmt.Sprint(f.Signatures) != "["+testclamd.EICARName+"]" {
 		t.Fatalf("got %+v", res)
 	}
-	if res := d.Run(context.Background(), view([]byte("Subject: hi\r\n\r\nhello\r\n"))); res.Result != Clean {
+	if res := d.Run(context.Background(), checktest.View{Message: []byte("Subject: hi\r\n\r\nhello\r\n")}); res.Result != Clean {
 		t.Fatalf("clean: %+v", res)
 	}
 }
-
-// view is a check.View with only the message.
-type view []byte
-
-func (view) Client() netip.Addr                  { return netip.Addr{} }
-func (view) HELO() string                        { return "" }
-func (view) MailFrom() string                    { return "" }
-func (view) Rcpt() string                        { return "" }
-func (view) SMTPUTF8() bool                      { return false }
-func (view) MessageID() string                   { return "" }
-func (view) LocalDomains() []string              { return nil }
-func (view) Header() []byte                      { return nil }
-func (view) HeaderSplit() (mailhdr.Split, error) { return mailhdr.Split{}, nil }
-func (view) From() (string, error)               { return "", nil }
-func (v view) Content() (io.Reader, error)       { return bytes.NewReader(v), nil }
-func (view) Facts(string) any                    { return nil }
-func (view) Tap() check.Tap                      { return nil }

@@ -2,14 +2,13 @@ package dnsbl
 
 import (
 	"context"
-	"io"
-	"mxguard/internal/mailhdr"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
 	"mxguard/checks/check"
+	"mxguard/checks/check/checktest"
 )
 
 // A client on both a block list and an allow list shows the allow list
@@ -25,7 +24,7 @@ func TestFactsAllowList(t *testing.T) {
 		{ip: "127.0.0.2", allowed: true, lists: []string{"wl.test", "codes.test"}},
 		{ip: "127.0.0.9", allowed: false},
 	} {
-		res := d.Run(context.Background(), testView(netip.MustParseAddr(tc.ip)))
+		res := d.Run(context.Background(), checktest.View{ClientIP: netip.MustParseAddr(tc.ip)})
 		f := res.Facts.(Facts)
 		if f.Allowed != tc.allowed || !slices.Equal(f.AllowLists, tc.lists) {
 			t.Errorf("%s: allowed %v by %q, want %v by %q (facts %+v)", tc.ip, f.Allowed, f.AllowLists, tc.allowed, tc.lists, f)
@@ -34,20 +33,3 @@ func TestFactsAllowList(t *testing.T) {
 }
 
 // testView is a check.View with only a client.
-type testView netip.Addr
-
-func (v testView) Client() netip.Addr { return netip.Addr(v) }
-func (testView) HELO() string         { return "" }
-func (testView) MailFrom() string     { return "" }
-func (testView) Rcpt() string         { return "" }
-func (testView) SMTPUTF8() bool       { return false }
-func (testView) MessageID() string    { return "" }
-func (testView) LocalDomains() []string {
-	return nil
-}
-func (testView) Header() []byte                      { return nil }
-func (testView) HeaderSplit() (mailhdr.Split, error) { return mailhdr.Split{}, nil }
-func (testView) From() (string, error)               { return "", nil }
-func (testView) Content() (io.Reader, error)         { return nil, nil }
-func (testView) Facts(string) any                    { return nil }
-func (testView) Tap() check.Tap                      { return nil }

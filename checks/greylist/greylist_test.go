@@ -4,36 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"testing"
 	"time"
 
 	"mxguard/checks/check"
+	"mxguard/checks/check/checktest"
 	"mxguard/internal/confval"
-	"mxguard/internal/mailhdr"
 	"mxguard/internal/state"
 )
 
 // view is the part of a transaction the check reads.
-type view struct {
-	client         netip.Addr
-	mailFrom, rcpt string
+func view(client netip.Addr, mailFrom, rcpt string) checktest.View {
+	return checktest.View{ClientIP: client, Sender: mailFrom, Recipient: rcpt}
 }
-
-func (v view) Client() netip.Addr                  { return v.client }
-func (v view) HELO() string                        { return "" }
-func (v view) MailFrom() string                    { return v.mailFrom }
-func (v view) Rcpt() string                        { return v.rcpt }
-func (v view) SMTPUTF8() bool                      { return false }
-func (v view) MessageID() string                   { return "" }
-func (v view) LocalDomains() []string              { return nil }
-func (v view) Header() []byte                      { return nil }
-func (v view) HeaderSplit() (mailhdr.Split, error) { return mailhdr.Split{}, nil }
-func (v view) From() (string, error)               { return "", nil }
-func (v view) Content() (io.Reader, error)         { return nil, nil }
-func (v view) Facts(string) any                    { return nil }
-func (v view) Tap() check.Tap                      { return nil }
 
 // clock is a store's clock that tests move.
 type clock struct{ t time.Time }
@@ -55,7 +39,7 @@ func testDef(t *testing.T, c Config) (check.Def, *clock) {
 
 // attempt runs the check for v and records its answer as serve does,
 // after a verdict that tempfails the new and early states.
-func attempt(t *testing.T, d check.Def, v view) Facts {
+func attempt(t *testing.T, d check.Def, v checktest.View) Facts {
 	t.Helper()
 	r := d.Run(context.Background(), v)
 	f, _ := r.Facts.(Facts)
@@ -71,7 +55,7 @@ func attempt(t *testing.T, d check.Def, v view) Facts {
 
 func TestGreylistLifecycle(t *testing.T) {
 	d, clk := testDef(t, DefaultConfig())
-	first := view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "prvs=1001abcdef=news@sender.test", rcpt: "u@example.org"}
+	first := view(netip.MustParseAddr("192.0.2.7"), "prvs=1001abcdef=news@sender.test", "u@example.org")
 	if f := attempt(t, d, first); f != (Facts{State: "new", Wait: 300, Network: "192.0.2.0/24"}) {
 		t.Fatalf("first attempt: %+v", f)
 	}
@@ -81,24 +65,24 @@ func TestGreylistLifecycle(t *testing.T) {
 	}
 	// Another triplet of the same network is new.
 	other := first
-	other.rcpt = "v@example.org"
+	other.Recipient = "v@example.org"
 	if f := attempt(t, d, other); f.State != "new" {
 		t.Fatalf("other recipient: %+v, want new", f)
 	}
 	// After the delay, from another address of the pool, with the next
 	// day's BATV tag: the same triplet, which passes.
 	clk.t = clk.t.Add(5 * time.Minute)
-	retry := view{client: netip.MustParseAddr("192.0.2.99"), mailFrom: "prvs=1002fedcba=news@sender.test", rcpt: "U@example.org"}
+	retry := view(netip.MustParseAddr("192.0.2.99"), "prvs=1002fedcba=news@sender.test", "U@example.org")
 	if f := attempt(t, d, retry); f.State != "passed" || f.Wait != 0 {
 		t.Fatalf("retry after the delay: %+v, want passed", f)
 	}
 	// The network is known now: its other triplets pass at once.
-	fresh := view{client: netip.MustParseAddr("192.0.2.8"), mailFrom: "someone@else.test", rcpt: "w@example.org"}
+	fresh := view(netip.MustParseAddr("192.0.2.8"), "someone@else.test", "w@example.org")
 	if f := attempt(t, d, fresh); f.State != "known" {
 		t.Fatalf("after a pass: %+v, want known", f)
 	}
 	// Another network is not.
-	if f := attempt(t, d, view{client: netip.MustParseAddr("198.51.100.1"), mailFrom: "a@b.test", rcpt: "u@example.org"}); f.State != "new" {
+	if f := attempt(t, d, view(netip.MustParseAddr("198.51.100.1"), "a@b.test", "u@example.org")); f.State != "new" {
 		t.Fatalf("another network: %+v, want new", f)
 	}
 }
@@ -125,7 +109,7 @@ func TestGreylistPassRefreshedByUse(t *testing.T) {
 	c.Enabled = true
 	c.Delay, c.PassLifetime = confval.Dur(time.Minute), confval.Dur(10*24*time.Hour)
 	d := Facts{}.Define(check.Env{State: st, Section: c, Now: clk.now})
-	v := view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "news@sender.test", rcpt: "u@example.org"}
+	v := view(netip.MustParseAddr("192.0.2.7"), "news@sender.test", "u@example.org")
 	attempt(t, d, v)
 	clk.t = clk.t.Add(2 * time.Minute)
 	if f := attempt(t, d, v); f.State != "passed" {
@@ -163,7 +147,7 @@ func TestGreylistForgetsAfterRetryWindow(t *testing.T) {
 	c := DefaultConfig()
 	c.Delay, c.RetryWindow = confval.Dur(time.Minute), confval.Dur(time.Hour)
 	d, clk := testDef(t, c)
-	v := view{client: netip.MustParseAddr("2001:db8::1"), mailFrom: "a@b.test", rcpt: "u@example.org"}
+	v := view(netip.MustParseAddr("2001:db8::1"), "a@b.test", "u@example.org")
 	if f := attempt(t, d, v); f.State != "new" || f.Network != "2001:db8::/64" {
 		t.Fatalf("first: %+v", f)
 	}
@@ -175,7 +159,7 @@ func TestGreylistForgetsAfterRetryWindow(t *testing.T) {
 
 func TestGreylistPermanentRefusalNotRecorded(t *testing.T) {
 	d, clk := testDef(t, DefaultConfig())
-	v := view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "a@b.test", rcpt: "nobody@example.org"}
+	v := view(netip.MustParseAddr("192.0.2.7"), "a@b.test", "nobody@example.org")
 	r := d.Run(context.Background(), v)
 	// An unknown recipient refused with 5xx: no retry will come.
 	if err := d.Record(context.Background(), v, r, check.Verdict{Refused: true, Permanent: true}); err != nil {
@@ -193,18 +177,18 @@ func TestGreylistAllowList(t *testing.T) {
 		Recipients: []string{"postmaster@example.org", "abuse.example"}}
 	c.Normalize()
 	d, _ := testDef(t, c)
-	for _, v := range []view{
-		{client: netip.MustParseAddr("198.51.100.9"), mailFrom: "a@b.test", rcpt: "u@example.org"},
-		{client: netip.MustParseAddr("2001:db8::5"), mailFrom: "a@b.test", rcpt: "u@example.org"},
-		{client: netip.MustParseAddr("192.0.2.1"), mailFrom: "a@mail.Partner.example", rcpt: "u@example.org"},
-		{client: netip.MustParseAddr("192.0.2.1"), mailFrom: "a@b.test", rcpt: "PostMaster@example.org"},
-		{client: netip.MustParseAddr("192.0.2.1"), mailFrom: "a@b.test", rcpt: "x@abuse.example"},
+	for _, v := range []checktest.View{
+		{ClientIP: netip.MustParseAddr("198.51.100.9"), Sender: "a@b.test", Recipient: "u@example.org"},
+		{ClientIP: netip.MustParseAddr("2001:db8::5"), Sender: "a@b.test", Recipient: "u@example.org"},
+		{ClientIP: netip.MustParseAddr("192.0.2.1"), Sender: "a@mail.Partner.example", Recipient: "u@example.org"},
+		{ClientIP: netip.MustParseAddr("192.0.2.1"), Sender: "a@b.test", Recipient: "PostMaster@example.org"},
+		{ClientIP: netip.MustParseAddr("192.0.2.1"), Sender: "a@b.test", Recipient: "x@abuse.example"},
 	} {
 		if f := attempt(t, d, v); f.State != Allowed {
 			t.Errorf("%+v: %+v, want allowed", v, f)
 		}
 	}
-	if f := attempt(t, d, view{client: netip.MustParseAddr("192.0.2.1"), mailFrom: "a@notpartner.example", rcpt: "u@example.org"}); f.State != "new" {
+	if f := attempt(t, d, view(netip.MustParseAddr("192.0.2.1"), "a@notpartner.example", "u@example.org")); f.State != "new" {
 		t.Errorf("notpartner.example: %+v, want new", f)
 	}
 }
@@ -220,7 +204,7 @@ func TestGreylistStoreErrorIsTemperror(t *testing.T) {
 	c := DefaultConfig()
 	c.Enabled = true
 	d := Facts{}.Define(check.Env{State: failing{}, Section: c})
-	r := d.Run(context.Background(), view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "a@b.test", rcpt: "u@example.org"})
+	r := d.Run(context.Background(), view(netip.MustParseAddr("192.0.2.7"), "a@b.test", "u@example.org"))
 	if f, _ := r.Facts.(Facts); r.Result != check.Temperror || f.State != "" {
 		t.Errorf("store down: %q %+v, want temperror with no state", r.Result, r.Facts)
 	}
@@ -260,7 +244,7 @@ func TestGreylistKnownFront(t *testing.T) {
 	c.Enabled = true
 	c.Delay = confval.Dur(time.Minute)
 	d := Facts{}.Define(check.Env{State: st, Section: c, Now: clk.now})
-	v := view{client: netip.MustParseAddr("192.0.2.7"), mailFrom: "a@sender.test", rcpt: "u@example.org"}
+	v := view(netip.MustParseAddr("192.0.2.7"), "a@sender.test", "u@example.org")
 	attempt(t, d, v)
 	clk.t = clk.t.Add(2 * time.Minute)
 	if f := attempt(t, d, v); f.State != "passed" {
@@ -268,7 +252,7 @@ func TestGreylistKnownFront(t *testing.T) {
 	}
 	before := st.n
 	for i := range 10 {
-		v.rcpt = fmt.Sprintf("u%d@example.org", i)
+		v.Recipient = fmt.Sprintf("u%d@example.org", i)
 		if f := attempt(t, d, v); f.State != "known" {
 			t.Fatalf("recipient %d: %+v, want known", i, f)
 		}
@@ -282,7 +266,7 @@ func TestGreylistKnownFront(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.t = clk.t.Add(frontTTL)
-	v.rcpt = "late@example.org"
+	v.Recipient = "late@example.org"
 	if f := attempt(t, d, v); f.State != "new" || st.n-before != 1 {
 		t.Fatalf("after the front's minute: %+v after %d lookups, want new after 1", f, st.n-before)
 	}

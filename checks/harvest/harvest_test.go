@@ -2,33 +2,15 @@ package harvest
 
 import (
 	"context"
-	"io"
 	"net/netip"
 	"testing"
 	"time"
 
 	"mxguard/checks/check"
+	"mxguard/checks/check/checktest"
 	"mxguard/internal/confval"
-	"mxguard/internal/mailhdr"
 	"mxguard/internal/state"
 )
-
-// view is the part of a transaction the check reads: the client.
-type view struct{ client netip.Addr }
-
-func (v view) Client() netip.Addr                  { return v.client }
-func (v view) HELO() string                        { return "" }
-func (v view) MailFrom() string                    { return "" }
-func (v view) Rcpt() string                        { return "" }
-func (v view) SMTPUTF8() bool                      { return false }
-func (v view) MessageID() string                   { return "" }
-func (v view) LocalDomains() []string              { return nil }
-func (v view) Header() []byte                      { return nil }
-func (v view) HeaderSplit() (mailhdr.Split, error) { return mailhdr.Split{}, nil }
-func (v view) From() (string, error)               { return "", nil }
-func (v view) Content() (io.Reader, error)         { return nil, nil }
-func (v view) Facts(string) any                    { return nil }
-func (v view) Tap() check.Tap                      { return nil }
 
 func TestSource(t *testing.T) {
 	for in, want := range map[string]string{
@@ -54,7 +36,7 @@ func TestCountOverWindow(t *testing.T) {
 	st := state.NewMemory(state.MemoryOptions{Now: func() time.Time { return now }})
 	d := Facts{}.Define(check.Env{State: st, Section: Config{Window: confval.Dur(10 * time.Minute)}, Now: func() time.Time { return now }})
 	ctx := context.Background()
-	v := view{client: netip.MustParseAddr("2001:db8::7")}
+	v := checktest.View{ClientIP: netip.MustParseAddr("2001:db8::7")}
 	r := d.Run(ctx, v)
 	if r.Result != None || r.Facts != (Facts{Source: "2001:db8::/64"}) {
 		t.Fatalf("first run: %+v", r)
@@ -65,7 +47,7 @@ func TestCountOverWindow(t *testing.T) {
 		}
 	}
 	// Another address of the /64 shares the count.
-	r = d.Run(ctx, view{client: netip.MustParseAddr("2001:db8::8")})
+	r = d.Run(ctx, checktest.View{ClientIP: netip.MustParseAddr("2001:db8::8")})
 	if f := r.Facts.(Facts); r.Result != Seen || f.UnknownRcpts != 3 {
 		t.Fatalf("after three unknown recipients: %+v", r)
 	}
@@ -81,7 +63,7 @@ func TestStoreDown(t *testing.T) {
 	st := state.NewMemory(state.MemoryOptions{})
 	st.Close()
 	d := Facts{}.Define(check.Env{State: st})
-	v := view{client: netip.MustParseAddr("192.0.2.7")}
+	v := checktest.View{ClientIP: netip.MustParseAddr("192.0.2.7")}
 	if r := d.Run(context.Background(), v); r.Result != check.Temperror || r.Facts.(Facts).UnknownRcpts != 0 {
 		t.Fatalf("store down: %+v", r)
 	}
@@ -113,7 +95,7 @@ func TestZeroFront(t *testing.T) {
 	env := check.Env{State: st, Section: DefaultConfig(), Now: clock}
 	a, b := Facts{}.Define(env), Facts{}.Define(env)
 	ctx := context.Background()
-	v := view{client: netip.MustParseAddr("192.0.2.7")}
+	v := checktest.View{ClientIP: netip.MustParseAddr("192.0.2.7")}
 	for range 5 {
 		if f := a.Run(ctx, v).Facts.(Facts); f.UnknownRcpts != 0 {
 			t.Fatalf("count %d, want 0", f.UnknownRcpts)
@@ -138,7 +120,7 @@ func TestZeroFront(t *testing.T) {
 		t.Fatalf("after zeroTTL a reads %d, want 2", f.UnknownRcpts)
 	}
 	// An unknown recipient a counts itself shows at a's next read at once.
-	w := view{client: netip.MustParseAddr("192.0.2.8")}
+	w := checktest.View{ClientIP: netip.MustParseAddr("192.0.2.8")}
 	r = a.Run(ctx, w)
 	if err := a.Record(ctx, w, r, check.Verdict{Refused: true, Permanent: true, UnknownRcpt: true}); err != nil {
 		t.Fatal(err)
