@@ -1,0 +1,292 @@
+package uribl
+
+import (
+	"context"
+	"errors"
+	"html"
+	"io"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strings"
+
+	message "github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // decodes the parts' charsets
+	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
+)
+
+// The walk's bounds. A message's text is read once and scanned part by
+// part; the bounds keep a crafted message from costing more than a large
+// ordinary one.
+const (
+	// maxTextBytes is the most text read from one message, over all its
+	// text parts (after transfer decoding).
+	maxTextBytes = 8 << 20
+	// maxParts is the most MIME entities looked at.
+	maxParts = 500
+	// maxDepth is the deepest nesting of multiparts and attached
+	// messages followed.
+	maxDepth = 10
+	// maxNested is how deep URLs inside URLs (a redirector's target in
+	// its query) are followed.
+	maxNested = 3
+	// maxURLs bounds the URLs counted in one message, so that a message
+	// of nothing but links costs a bounded number of host parses.
+	maxURLs = 10000
+)
+
+// urlRE finds URLs in text: an explicit scheme, or a bare www. name, as
+// mail clients make them links. It stops at white space and at the
+// characters RFC 3986 §2 excludes and text puts around URLs (quotes,
+// angle brackets).
+var urlRE = regexp.MustCompile("(?i)(?:https?|ftp)://[^\\s\"'<>{}|\\\\^`]+|\\bwww\\.[^\\s\"'<>{}|\\\\^`/]+")
+
+// Found is what Extract found in a message.
+type Found struct {
+	// URLs is the number of URLs seen (nested ones count too), at most
+	// maxURLs.
+	URLs int
+	// Domains are the distinct registered domains (public suffix plus
+	// one label, RFC 8499's "registered domain" as DMARC uses it) of the
+	// URLs' host names, lower case A-labels, in order of first sight, at
+	// most the max given to Extract.
+	Domains []string
+	// IPs are the distinct addresses of URLs whose host is an address,
+	// in order of first sight, at most the same max.
+	IPs []netip.Addr
+	// Truncated is set when more domains or addresses than the max were
+	// seen, or a bound of the walk stopped it: what follows was not
+	// looked up.
+	Truncated bool
+}
+
+// extractor accumulates the URLs of one message.
+type extractor struct {
+	max      int
+	f        Found
+	seen     map[string]bool
+	budget   int64
+	entities int
+}
+
+// errStop ends the walk at a bound.
+var errStop = errors.New("uribl: bound reached")
+
+// Extract reads the message r and returns the URLs of its text/plain and
+// text/html parts, with at most max distinct domains and max distinct
+// addresses. A message it cannot parse as MIME is scanned as it is:
+// malformed mail is where obfuscated links are.
+func Extract(ctx context.Context, r io.Reader, max int) (Found, error) {
+	x := &extractor{max: max, seen: map[string]bool{}, budget: maxTextBytes}
+	err := x.message(ctx, r, 0)
+	if errors.Is(err, errStop) {
+		x.f.Truncated = true
+		err = nil
+	}
+	return x.f, err
+}
+
+// message walks one message (the whole one, or an attached one).
+func (x *extractor) message(ctx context.Context, r io.Reader, depth int) error {
+	// An unknown charset or encoding still gives the entity, read as it is.
+	e, _ := message.ReadWithOptions(r, &message.ReadOptions{MaxHeaderBytes: 1 << 20})
+	if e == nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// No header to read: the rest is scanned as text.
+		return x.text(r, false)
+	}
+	return x.entity(ctx, e, depth)
+}
+
+// entity walks one MIME entity.
+func (x *extractor) entity(ctx context.Context, e *message.Entity, depth int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	x.entities++
+	if x.entities > maxParts || depth > maxDepth {
+		return errStop
+	}
+	if mr := e.MultipartReader(); mr != nil {
+		for {
+			child, err := mr.NextPart()
+			if err == io.EOF || child == nil {
+				return nil
+			}
+			if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+				// A broken multipart ends the walk here; what was
+				// read counts.
+				return nil
+			}
+			if err := x.entity(ctx, child, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	typ, _, err := e.Header.ContentType()
+	if err != nil || typ == "" {
+		// RFC 2045 §5.2: no (or a broken) Content-Type is text/plain.
+		typ = "text/plain"
+	}
+	switch typ {
+	case "message/rfc822", "message/global":
+		return x.message(ctx, e.Body, depth+1)
+	case "text/plain", "text/html", "text/enriched":
+		return x.text(e.Body, typ == "text/html")
+	}
+	return nil
+}
+
+// text scans one text part for URLs. HTML is scanned whole, tags
+// included, once its character references are undone: href and src
+// targets are URLs the regexp finds like any other, and &#x2e; or
+// &period; in a host name become the dot they stand for.
+func (x *extractor) text(r io.Reader, isHTML bool) error {
+	if x.budget <= 0 {
+		return errStop
+	}
+	b, err := io.ReadAll(io.LimitReader(r, x.budget+1))
+	if int64(len(b)) > x.budget {
+		b = b[:x.budget]
+		err = errStop
+	}
+	x.budget -= int64(len(b))
+	s := string(b)
+	if isHTML || strings.Contains(s, "&") {
+		// Plain text with entities is not HTML, but a mail client
+		// showing it as HTML (a wrong Content-Type) would undo them.
+		s = html.UnescapeString(s)
+	}
+	if serr := x.scan(s, 0); serr != nil {
+		return serr
+	}
+	if err != nil && !errors.Is(err, errStop) {
+		// A bad transfer encoding: what decoded was scanned.
+		return nil
+	}
+	return err
+}
+
+// scan finds the URLs of s; nested is how deep in another URL s is.
+func (x *extractor) scan(s string, nested int) error {
+	for _, m := range urlRE.FindAllString(s, -1) {
+		if x.f.URLs >= maxURLs {
+			return errStop
+		}
+		x.f.URLs++
+		host, rest := splitURL(m)
+		if err := x.add(host); err != nil {
+			return err
+		}
+		if nested < maxNested && rest != "" {
+			// A redirector's target is in its path or query, often
+			// percent-encoded: https://good.example/r?u=https%3A%2F%2Fbad.example/
+			if u, err := url.QueryUnescape(rest); err == nil {
+				rest = u
+			}
+			if err := x.scan(rest, nested+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// add records the host of a URL.
+func (x *extractor) add(raw string) error {
+	key, ip, ok := normalise(raw)
+	if !ok || x.seen[key] {
+		return nil
+	}
+	if ip.IsValid() {
+		if len(x.f.IPs) >= x.max {
+			return errStop
+		}
+		x.seen[key] = true
+		x.f.IPs = append(x.f.IPs, ip)
+		return nil
+	}
+	if len(x.f.Domains) >= x.max {
+		return errStop
+	}
+	x.seen[key] = true
+	x.f.Domains = append(x.f.Domains, key)
+	return nil
+}
+
+// splitURL returns the host part of a URL as the regexp found it (still
+// encoded) and what follows the authority.
+func splitURL(u string) (host, rest string) {
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+	}
+	// The authority ends at the path, query or fragment (RFC 3986 §3.2);
+	// browsers take a backslash for a slash (WHATWG URL), and so do we.
+	end := strings.IndexAny(u, "/?#\\")
+	if end < 0 {
+		end = len(u)
+	}
+	auth, rest := u[:end], u[end:]
+	// Percent-decoded first: %40 is an @ to the browser too.
+	if d, err := url.PathUnescape(auth); err == nil {
+		auth = d
+	}
+	if i := strings.LastIndexByte(auth, '@'); i >= 0 {
+		auth = auth[i+1:] // user:password@ is not the host
+	}
+	if cut := strings.IndexAny(auth, "/?#\\"); cut >= 0 {
+		auth = auth[:cut]
+	}
+	return auth, rest
+}
+
+// normalise turns a URL's host (with its port, if any) into what is
+// looked up: the registered domain of a name, lower case A-labels
+// (RFC 5891 via UTS #46, as browsers map names), or an address. ok is
+// false for what is neither.
+func normalise(host string) (key string, ip netip.Addr, ok bool) {
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return "", netip.Addr{}, false
+		}
+		a, err := netip.ParseAddr(host[1:end])
+		if err != nil {
+			return "", netip.Addr{}, false
+		}
+		a = a.WithZone("").Unmap()
+		return a.String(), a, true
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	// Text around a URL: "see www.example.com." or "(http://x.example)".
+	host = strings.TrimRight(host, ".,;:!)]'\"")
+	if host == "" {
+		return "", netip.Addr{}, false
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
+		return a.String(), a, true
+	}
+	name, err := idna.Lookup.ToASCII(host)
+	if err != nil || name == "" {
+		return "", netip.Addr{}, false
+	}
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	if a, err := netip.ParseAddr(name); err == nil && a.Is4() {
+		// Fullwidth digits and dots map to an address too.
+		return a.String(), a, true
+	}
+	if !strings.Contains(name, ".") {
+		return "", netip.Addr{}, false
+	}
+	reg, err := publicsuffix.EffectiveTLDPlusOne(name)
+	if err != nil {
+		// The name is itself a public suffix (co.uk): nothing registered.
+		return "", netip.Addr{}, false
+	}
+	return reg, netip.Addr{}, true
+}
