@@ -31,6 +31,7 @@ import (
 	"mxguard/checks/mime"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
+	"mxguard/checks/uribl"
 	"mxguard/internal/boundedfile"
 	"mxguard/internal/confval"
 	"mxguard/internal/mailaddr"
@@ -91,6 +92,11 @@ type Config struct {
 	// ClamAV (clamav) names the clamd that scans messages (off by
 	// default); its keys and defaults are in clamav.Config.
 	ClamAV clamav.Config `yaml:"clamav"`
+
+	// URIBL (uribl) lists the URI block lists the message's URLs are
+	// looked up in (off by default); its keys and defaults are in
+	// uribl.Config.
+	URIBL uribl.Config `yaml:"uribl"`
 
 	// Metrics configures the Prometheus metrics and health endpoints.
 	Metrics Metrics `yaml:"metrics"`
@@ -365,6 +371,7 @@ func Default() *Config {
 		Recipients: rcpt.DefaultConfig(),
 		Headers:    headers.DefaultConfig(),
 		MIME:       mime.DefaultConfig(),
+		URIBL:      uribl.DefaultConfig(),
 		Greylist:   greylist.DefaultConfig(),
 		Harvest:    harvest.DefaultConfig(),
 		Limits: Limits{

@@ -76,6 +76,7 @@ func validate(d *yamlpos.Decoder, c *Config) {
 	c.Greylist.Validate(d, "greylist")
 	c.Harvest.Validate(d, "harvest")
 	c.ClamAV.Validate(d, "clamav")
+	c.URIBL.Validate(d, "uribl")
 	if n := d.Node("metrics.address"); n != nil && c.Metrics.Address != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Address); err != nil {
 			d.Errorf(n, "metrics.address: expected host:port like 127.0.0.1:9325, got %s", yamlpos.Lit(c.Metrics.Address))

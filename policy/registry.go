@@ -19,6 +19,7 @@ import (
 	"mxguard/checks/mime"
 	"mxguard/checks/rdns"
 	"mxguard/checks/spf"
+	"mxguard/checks/uribl"
 	"mxguard/internal/mailhdr"
 )
 
@@ -48,6 +49,7 @@ type Found struct {
 	Harvest harvest.Facts `expr:"harvest" json:"harvest"`
 	MIME    mime.Facts    `expr:"mime" json:"mime"`
 	ClamAV  clamav.Facts  `expr:"clamav" json:"clamav"`
+	URIBL   uribl.Facts   `expr:"uribl" json:"uribl"`
 }
 
 // registered is one field of Found.
