@@ -38,7 +38,7 @@ type Facts struct {
 	// Temperrors is derived from Checks, so that rules about temporary
 	// failures need not walk the map (which costs the rule engine ten
 	// times more) and replay of older lines without it still works.
-	Temperrors []string `expr:"temperrors" json:"-" doc:"the names of the checks run so far whose result is temperror, sorted" values:"dnsbl,rdns,spf,dkim,dmarc,headers,greylist,harvest,mime,clamav"`
+	Temperrors []string `expr:"temperrors" json:"-" doc:"the names of the checks run so far whose result is temperror, sorted" values:"dnsbl,rdns,spf,dkim,dmarc,headers,greylist,harvest,mime,clamav,uribl"`
 }
 
 // ClientFacts describe the SMTP client.

@@ -23,6 +23,7 @@ import (
 	"mxguard/checks/resolver"
 	"mxguard/checks/resolver/dnstest"
 	"mxguard/checks/spf"
+	"mxguard/checks/uribl"
 	"mxguard/rules"
 )
 
@@ -42,7 +43,7 @@ func TestRulesNeverMatchingValue(t *testing.T) {
 		{"data", `checks.spf.result == "Pass"`, `checks.spf.result is never "Pass": expected one of pass, fail, softfail, policy, neutral, none, temperror, permerror, listed, known, unknown, unchecked, new, early, passed, allowed, infected, clean, "" (did you mean "pass"?)`},
 		{"data", `stage == "DATA"`, `stage is never "DATA": expected one of connect, helo, mail, rcpt, data (did you mean "data"?)`},
 		{"connect", `tls_version == "TLSv1.3"`, `tls_version is never "TLSv1.3": expected one of "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3", ""`},
-		{"data", `"SPF" in temperrors`, `temperrors never holds "SPF": expected one of dnsbl, rdns, spf, dkim, dmarc, headers, greylist, harvest, mime, clamav (did you mean "spf"?)`},
+		{"data", `"SPF" in temperrors`, `temperrors never holds "SPF": expected one of dnsbl, rdns, spf, dkim, dmarc, headers, greylist, harvest, mime, clamav, uribl (did you mean "spf"?)`},
 		{"data", `"from" in headers.duplicates`, `headers.duplicates never holds "from": expected one of Bcc, Cc, Date, From, In-Reply-To, Message-ID, References, Reply-To, Sender, Subject, To (did you mean "From"?)`},
 
 		{"mail", `spf.result in ["fail", "softfail"] && spf.identity == "mailfrom" && spf.helo_result != "pass"`, ""},
@@ -165,7 +166,8 @@ func registeredChecks(t *testing.T) []string {
 	t.Cleanup(func() { st.Close() })
 	e := NewEngine(Options{Domains: []string{"example.org"}, Resolver: r, State: st, Sections: map[string]any{
 		"dnsbl": []dnsbl.Zone{{Zone: "bl.test", Weight: 1}}, "greylist": greylist.Config{Enabled: true},
-		"clamav": clamav.Config{Address: "unix:/nonexistent/clamd.ctl"}}})
+		"clamav": clamav.Config{Address: "unix:/nonexistent/clamd.ctl"},
+		"uribl":  uribl.Config{MaxDomains: 1, Zones: []dnsbl.Config{{Zone: "dbl.test", Weight: 1}}}}})
 	return slices.Sorted(maps.Keys(e.checks))
 }
 
