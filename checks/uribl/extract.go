@@ -1,6 +1,7 @@
 package uribl
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"html"
@@ -197,34 +198,57 @@ func (x *extractor) entity(ctx context.Context, e *message.Entity, depth int) er
 	return nil
 }
 
-// text scans one text part for URLs. HTML is scanned whole, tags
-// included, once its character references are undone: href and src
-// targets are URLs the regexp finds like any other, and &#x2e; or
-// &period; in a host name become the dot they stand for.
+// chunk is how much text is read at a time, and maxCarry the most kept
+// from one chunk for the next: the text after its last white space, where
+// a URL or an entity may go on. A URL longer than that is cut, and its
+// host has been read by then.
+const (
+	chunk    = 64 << 10
+	maxCarry = 64 << 10
+)
+
+// text scans one text part for URLs, a chunk at a time, so that a large
+// part costs one chunk of memory. HTML is scanned with its tags, once its
+// character references are undone: href and src targets are URLs found
+// like any other, and &#x2e; or &period; in a host name become the dot
+// they stand for. Chunks are cut at white space, which neither a URL nor
+// a character reference holds.
 func (x *extractor) text(r io.Reader, isHTML bool) error {
-	if x.budget <= 0 {
-		return errStop
+	buf := make([]byte, 0, chunk+maxCarry)
+	for {
+		if x.budget <= 0 {
+			return errStop
+		}
+		n, err := io.ReadFull(io.LimitReader(r, min(x.budget, chunk)), buf[len(buf):len(buf)+chunk])
+		x.budget -= int64(n)
+		buf = buf[:len(buf)+n]
+		done := err != nil || x.budget <= 0 // the end, the budget's, or a bad encoding
+		cut := len(buf)
+		if !done {
+			if i := bytes.LastIndexAny(buf, " \t\r\n"); i >= 0 && len(buf)-i <= maxCarry {
+				cut = i + 1
+			}
+		}
+		s := string(buf[:cut])
+		if isHTML || strings.Contains(s, "&") {
+			// Plain text with entities is not HTML, but a mail
+			// client showing it as HTML (a wrong Content-Type)
+			// would undo them.
+			s = html.UnescapeString(s)
+		}
+		if serr := x.scan(s, 0); serr != nil {
+			return serr
+		}
+		buf = buf[:copy(buf, buf[cut:])]
+		if done {
+			if x.budget <= 0 {
+				return errStop
+			}
+			// At the end, or a bad transfer encoding: what decoded
+			// was scanned.
+			return nil
+		}
 	}
-	b, err := io.ReadAll(io.LimitReader(r, x.budget+1))
-	if int64(len(b)) > x.budget {
-		b = b[:x.budget]
-		err = errStop
-	}
-	x.budget -= int64(len(b))
-	s := string(b)
-	if isHTML || strings.Contains(s, "&") {
-		// Plain text with entities is not HTML, but a mail client
-		// showing it as HTML (a wrong Content-Type) would undo them.
-		s = html.UnescapeString(s)
-	}
-	if serr := x.scan(s, 0); serr != nil {
-		return serr
-	}
-	if err != nil && !errors.Is(err, errStop) {
-		// A bad transfer encoding: what decoded was scanned.
-		return nil
-	}
-	return err
 }
 
 // scan finds the URLs of s; nested is how deep in another URL s is.

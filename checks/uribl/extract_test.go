@@ -2,6 +2,7 @@ package uribl
 
 import (
 	"context"
+	"encoding/base64"
 	"net/netip"
 	"slices"
 	"strings"
@@ -83,3 +84,23 @@ func TestExtractBound(t *testing.T) {
 		t.Errorf("%d domains, truncated %v; want 1, false (one domain twice)", len(f.Domains), f.Truncated)
 	}
 }
+
+// TestExtractAcrossChunks shows a URL and an entity that straddle the
+// boundary of the chunks text is read in found whole, in plain text and
+// in base64-encoded HTML.
+func TestExtractAcrossChunks(t *testing.T) {
+	for _, off := range []int{1, 5, 12, 30} {
+		filler := strings.Repeat("ab ", (chunk-off)/3)
+		f := extract(t, msg("text/plain", filler+"http://www.bad.example/x and https://two.example/"), 20)
+		if !slices.Equal(f.Domains, []string{"bad.example", "two.example"}) {
+			t.Errorf("offset %d: domains %q", off, f.Domains)
+		}
+		html := filler + `<a href="https://bad&#x2e;example/">x</a>`
+		f = extract(t, "Content-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n"+b64(html), 20)
+		if !slices.Equal(f.Domains, []string{"bad.example"}) {
+			t.Errorf("offset %d, html: domains %q", off, f.Domains)
+		}
+	}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
