@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Network is the client network a triplet is kept for: the /24 of an IPv4
@@ -46,7 +47,7 @@ func NormalizeSender(addr string) string {
 	}
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
-		return strings.ToLower(addr)
+		return lower(addr)
 	}
 	local, domain := addr[:at], addr[at+1:]
 	if l, d, ok := unSRS(local); ok {
@@ -55,7 +56,23 @@ func NormalizeSender(addr string) string {
 	local = unBATV(local)
 	local = stripExtension(local)
 	local = numberWord.ReplaceAllString(local, "#")
-	return strings.ToLower(local + "@" + domain)
+	return lower(local + "@" + domain)
+}
+
+// lower lower-cases s; bytes that are not UTF-8 are kept as they are
+// rather than all becoming U+FFFD, which would give different addresses
+// one key.
+func lower(s string) string {
+	if utf8.ValidString(s) {
+		return strings.ToLower(s)
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // NormalizeRcpt is a recipient as a triplet holds it: its extension
@@ -63,9 +80,9 @@ func NormalizeSender(addr string) string {
 func NormalizeRcpt(addr string) string {
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
-		return strings.ToLower(stripExtension(addr))
+		return lower(stripExtension(addr))
 	}
-	return strings.ToLower(stripExtension(addr[:at]) + addr[at:])
+	return lower(stripExtension(addr[:at]) + addr[at:])
 }
 
 // stripExtension removes a +extension from a local part; a local part that
