@@ -22,15 +22,7 @@ messages=${1:-5000}
 sessions=${2:-20}
 size=${3:-4096}
 sigs=${SIGS:-20000}
-work=$(mktemp -d /tmp/mxguard-content-bench-XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [ -n "${KEEP:-}" ]; then echo "bench: kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_work content-bench
 
 for tool in smtp-source smtp-sink /usr/sbin/clamd; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install postfix clamav-daemon)" >&2; exit 1; }

@@ -1,4 +1,20 @@
-# Shared by bench/run.sh and bench/many.sh; sourced, not run.
+# Shared by the bench scripts; sourced, not run.
+
+# bench_work NAME: makes $work, a temporary folder for the run, and $pids,
+# the processes to kill when the script exits, and arranges both: the
+# folder is removed unless KEEP is set.
+bench_work() {
+	work=$(mktemp -d "/tmp/mxguard-$1-XXXXXX")
+	chmod 755 "$work"
+	pids=()
+	trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ -n "${KEEP:-}" ]; then echo "bench: kept $work" >&2; else rm -rf "$work"; fi
+}
 
 # start_zone: serves testdata/zones/bench.zone with "mxguard zone-serve" on a
 # loopback port of its choosing and sets $dns to the address it announces

@@ -33,15 +33,7 @@ if [ "$(ulimit -n)" -lt $((idle + 1000)) ]; then
 	exit 1
 fi
 
-work=$(mktemp -d /tmp/mxguard-many-XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [ -n "${KEEP:-}" ]; then echo "bench: kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_work many
 
 command -v smtp-sink >/dev/null || { echo "bench: smtp-sink not found (apt-get install postfix)" >&2; exit 1; }
 

@@ -30,15 +30,7 @@ size=${3:-4096}
 lat_messages=${LAT_MESSAGES:-10000}
 lat_sessions=${LAT_SESSIONS:-8}
 pf_messages=${PF_MESSAGES:-5000}
-work=$(mktemp -d /tmp/mxguard-bench-XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [ -n "${KEEP:-}" ]; then echo "bench: kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_work bench
 
 for tool in smtp-source smtp-sink; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install postfix)" >&2; exit 1; }

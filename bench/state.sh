@@ -20,15 +20,7 @@ cd "$(dirname "$0")/.."
 messages=${1:-10000}
 sessions=${2:-20}
 size=${3:-4096}
-work=$(mktemp -d /tmp/mxguard-state-bench-XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [ -n "${KEEP:-}" ]; then echo "bench: kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_work state-bench
 
 for tool in smtp-source smtp-sink redis-server redis-cli; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install postfix redis-server)" >&2; exit 1; }
