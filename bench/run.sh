@@ -77,6 +77,12 @@ log:
 YAML
 # Path (c): the default rules and every check on.
 checks_config 127.0.0.1:$mxc_port 127.0.0.1:$sink_port "$work/spool-c" "$work/verdicts.jsonl" >"$work/mxguard-c.yaml"
+# Each instance keeps its state store in a folder of its own: the store
+# locks its file, and the default one is the machine's.
+for p in b c; do
+	mkdir -p "$work/state-$p"
+	printf 'state:\n  dir: %s\n' "$work/state-$p" >>"$work/mxguard-$p.yaml"
+done
 "$work/mxguard" serve --config "$work/mxguard-b.yaml" 2>"$work/mxguard-b.log" &
 mxb_pid=$!
 pids+=($mxb_pid)
@@ -108,6 +114,8 @@ ports="$sink_port $mxb_port $mxc_port"
 if [ -n "$pf_addr" ]; then
 	mkdir -p "$work/spool-e"
 	checks_config 127.0.0.1:$mxe_port "$pf_addr" "$work/spool-e" "$work/verdicts-e.jsonl" >"$work/mxguard-e.yaml"
+	mkdir -p "$work/state-e"
+	printf 'state:\n  dir: %s\n' "$work/state-e" >>"$work/mxguard-e.yaml"
 	"$work/mxguard" serve --config "$work/mxguard-e.yaml" 2>"$work/mxguard-e.log" &
 	mxe_pid=$!
 	pids+=($mxe_pid)
