@@ -27,6 +27,7 @@ import (
 type Redis struct {
 	client *redis.Client
 	prefix string
+	pipe   *pipeline // the operations of the common path, batched
 }
 
 // RedisOptions configure a Redis store.
@@ -83,7 +84,7 @@ func NewRedis(o RedisOptions) *Redis {
 		DisableIdentity:    true,
 		Protocol:           2,
 	})
-	return &Redis{client: c, prefix: o.Prefix}
+	return &Redis{client: c, prefix: o.Prefix, pipe: &pipeline{client: c, timeout: o.Timeout}}
 }
 
 // Ping checks that Redis answers.
@@ -147,7 +148,11 @@ func (r *Redis) Allow(ctx context.Context, chain []Limit) (int, error) {
 		keys[i] = r.key(l.Key)
 		args = append(args, micros(l.Interval), micros(l.Window))
 	}
-	n, err := allowScript.Run(ctx, r.client, keys, args...).Int()
+	cmd, err := r.pipe.do(ctx, script(allowScript, keys, args...))
+	if err != nil {
+		return 0, r.wrap("allow", err)
+	}
+	n, err := cmd.(*redis.Cmd).Int()
 	if err != nil {
 		return 0, r.wrap("allow", err)
 	}
@@ -166,7 +171,11 @@ return v
 
 // Count implements Store.
 func (r *Redis) Count(ctx context.Context, key string, n int64, window time.Duration) (int64, error) {
-	v, err := countScript.Run(ctx, r.client, []string{r.key(key)}, n, max(window.Milliseconds(), 1)).Int64()
+	cmd, err := r.pipe.do(ctx, script(countScript, []string{r.key(key)}, n, max(window.Milliseconds(), 1)))
+	if err != nil {
+		return 0, r.wrap("count", err)
+	}
+	v, err := cmd.(*redis.Cmd).Int64()
 	if err != nil {
 		return 0, r.wrap("count", err)
 	}
@@ -187,7 +196,11 @@ return {passed, 0, '0', string.format('%.0f', now), at}
 
 // Greylist implements Store.
 func (r *Redis) Greylist(ctx context.Context, t Triplet) (Grey, error) {
-	res, err := greylistScript.Run(ctx, r.client, []string{r.key(t.NetworkKey()), r.key(t.Key())}).Slice()
+	cmd, err := r.pipe.do(ctx, script(greylistScript, []string{r.key(t.NetworkKey()), r.key(t.Key())}))
+	if err != nil {
+		return Grey{}, r.wrap("greylist", err)
+	}
+	res, err := cmd.(*redis.Cmd).Slice()
 	if err != nil {
 		return Grey{}, r.wrap("greylist", err)
 	}
@@ -238,7 +251,7 @@ func (r *Redis) RecordGreylist(ctx context.Context, t Triplet, g Grey) error {
 		return nil
 	}
 	keys := []string{r.key(t.NetworkKey()), r.key(t.Key())}
-	if err := recordScript.Run(ctx, r.client, keys, mode, max(ttl.Milliseconds(), 1)).Err(); err != nil {
+	if _, err := r.pipe.do(ctx, script(recordScript, keys, mode, max(ttl.Milliseconds(), 1))); err != nil {
 		return r.wrap("record greylist", err)
 	}
 	return nil
@@ -246,7 +259,15 @@ func (r *Redis) RecordGreylist(ctx context.Context, t Triplet, g Grey) error {
 
 // Get implements Store.
 func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	b, err := r.client.Get(ctx, r.key(key)).Bytes()
+	k := r.key(key)
+	cmd, err := r.pipe.do(ctx, command(func(ctx context.Context, c redis.Cmdable) redis.Cmder { return c.Get(ctx, k) }))
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, r.wrap("get", err)
+	}
+	b, err := cmd.(*redis.StringCmd).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
 	}
@@ -258,7 +279,8 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
 
 // Put implements Store.
 func (r *Redis) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := r.client.Set(ctx, r.key(key), value, max(ttl, time.Millisecond)).Err(); err != nil {
+	k, ttl := r.key(key), max(ttl, time.Millisecond)
+	if _, err := r.pipe.do(ctx, command(func(ctx context.Context, c redis.Cmdable) redis.Cmder { return c.Set(ctx, k, value, ttl) })); err != nil {
 		return r.wrap("put", err)
 	}
 	return nil
