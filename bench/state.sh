@@ -6,7 +6,7 @@
 # temporary folder) as a fleet would share it. The client is known to the
 # greylist (the warm-up passes it), so what is measured is the lookup every
 # recipient costs, not the delay. Redis counts its own commands (INFO
-# commandstats): the round trips per message are read from there.
+# commandstats and INFO stats): the commands and round trips per message are read from there.
 #
 #   bench/state.sh [MESSAGES] [SESSIONS] [SIZE]
 #
@@ -34,6 +34,7 @@ pids+=($!)
 start_zone
 mkdir -p "$work/redis"
 redis-server --port $redis_port --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis" >"$work/redis.log" 2>&1 &
+redis_pid=$!
 pids+=($!)
 for _ in $(seq 100); do
 	redis-cli -p $redis_port ping >/dev/null 2>&1 && break
@@ -90,21 +91,23 @@ for p in c f g; do
 	source_msgs ${port[$p]} 400 >/dev/null 2>&1 || true
 done
 
-# redis_calls: the scripts Redis ran (EVALSHA, EVAL: one round trip each,
-# the commands they run inside not counted) and the plain commands a
-# client sends on its own (GET and SET of the recipient cache are counted
-# here, though a script runs them too: after the warm-up the cache is warm).
+# redis_calls: the scripts Redis ran (EVALSHA, EVAL) and the plain
+# commands a client sends on its own (GET and SET of the recipient cache
+# are counted here, though a script runs them too: after the warm-up the
+# cache is warm). redis_reads: the reads Redis served, one per round trip
+# (a pipeline of several commands is one read).
 redis_calls() { redis-cli -p $redis_port info commandstats | awk -F'[=,:]' '/^cmdstat_(evalsha|eval|hello|ping|del|scan|pttl):/ { n += $3 } END { print n + 0 }'; }
+redis_reads() { redis-cli -p $redis_port info stats | awk -F: '/^total_reads_processed:/ { print $2 + 0 }'; }
 redis_stats() { redis-cli -p $redis_port info commandstats | grep -v cmdstat_info; }
 printf "%-44s %8s %12s %14s\n" path seconds messages/s "CPU us/msg"
 for p in c f g; do
-	r0=$(redis_calls)
+	r0=$(redis_calls) q0=$(redis_reads) rt0=$(awk '{print $14 + $15}' /proc/$redis_pid/stat)
 	t0=$(awk '{print $14 + $15}' /proc/${pid[$p]}/stat)
 	start=$(date +%s.%N)
 	source_msgs ${port[$p]} "$messages"
 	end=$(date +%s.%N)
 	t1=$(awk '{print $14 + $15}' /proc/${pid[$p]}/stat)
-	r1=$(redis_calls)
+	r1=$(redis_calls) q1=$(redis_reads) rt1=$(awk '{print $14 + $15}' /proc/$redis_pid/stat)
 	secs=$(echo "$end - $start" | bc -l)
 	hz=$(getconf CLK_TCK)
 	case $p in
@@ -115,6 +118,8 @@ for p in c f g; do
 	awk -v n="$name" -v s="$secs" -v m="$messages" -v t=$((t1 - t0)) -v hz="$hz" \
 		'BEGIN { printf "%-44s %8.2f %12.0f %14.0f\n", n, s, m / s, 1e6 * t / hz / m }'
 	[ "$p" = g ] && [ -n "${VERBOSE:-}" ] && redis_stats
-	[ "$p" = g ] && awk -v r=$((r1 - r0)) -v m="$messages" -v s="$sessions" 'BEGIN { printf "Redis round trips per message in (g): %.2f (%d messages over %d connections)\n", r / m, m, s }'
+	# Each redis-cli call between the marks is one read more: two.
+	[ "$p" = g ] && awk -v r=$((r1 - r0)) -v q=$((q1 - q0 - 2)) -v m="$messages" -v s="$sessions" 'BEGIN { printf "Redis in (g), per message: %.2f commands in %.2f round trips (%d messages over %d connections)\n", r / m, q / m, m, s }'
+	[ "$p" = g ] && awk -v t=$((rt1 - rt0)) -v m="$messages" -v hz="$hz" 'BEGIN { printf "redis-server CPU per message in (g): %.0f us\n", 1e6 * t / hz / m }'
 done
 echo "greylist answers in (g): $(grep -o '"greylist \\u003cuser@example.org\\u003e":{"result":"[a-z]*"' "$work/verdicts-g.jsonl" | sed 's/.*"result":"//; s/"$//' | sort | uniq -c | sort -rn | tr '\n' ' ')"
