@@ -40,9 +40,9 @@ func (c *counting) Count(ctx context.Context, key string, n int64, w time.Durati
 	return c.Store.Count(ctx, key, n, w)
 }
 
-func (c *counting) Allow(ctx context.Context, chain []store.Limit) (int, error) {
+func (c *counting) Allow(ctx context.Context, chain, reserve []store.Limit) (int, bool, error) {
 	c.writes.Add(1)
-	return c.Store.Allow(ctx, chain)
+	return c.Store.Allow(ctx, chain, reserve)
 }
 
 func (c *counting) Put(ctx context.Context, key string, v []byte, ttl time.Duration) error {

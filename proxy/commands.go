@@ -145,7 +145,9 @@ func (s *session) cmdMail(arg string) smtpreply.Reply {
 	if !ok {
 		return s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: MAIL FROM:<address>")
 	}
-	if ok, key := s.rate.allow(s.ctx, rateMsg, s.client.Addr.Addr()); !ok {
+	ok, key, reserved := s.rate.allowReserving(s.ctx, rateMsg, rateRcpt, s.client.Addr.Addr())
+	s.rcptReserved = reserved
+	if !ok {
 		// RFC 5321 §4.2.5: 451 asks the sender to come back later.
 		return replyRateMessages(key, s.id)
 	}
@@ -249,7 +251,10 @@ func (s *session) cmdRcpt(arg string) smtpreply.Reply {
 		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: v.Reply.String(), Rule: v.Reason})
 		return v.Reply
 	}
-	if ok, key := s.rate.allow(s.ctx, rateRcpt, s.client.Addr.Addr()); !ok {
+	if s.rcptReserved {
+		// Charged with the MAIL that started the transaction.
+		s.rcptReserved = false
+	} else if ok, key := s.rate.allow(s.ctx, rateRcpt, s.client.Addr.Addr()); !ok {
 		rep := replyRateRecipients(key, s.id)
 		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: rep.String(), Rule: "rate"})
 		return rep

@@ -216,8 +216,22 @@ func (r *rateLimiter) exempted(ip netip.Addr) bool {
 // other event is decided by the store, whose answer the front then records
 // (see rateLimiter.ask). ctx bounds the wait for the store.
 func (r *rateLimiter) allow(ctx context.Context, kind rateKind, ip netip.Addr) (ok bool, key string) {
+	ok, key, _ = r.allowReserving(ctx, kind, -1, ip)
+	return ok, key
+}
+
+// allowReserving is allow, and with a store it also reserves, in the same
+// round trip, an event of kind then still to come: a MAIL reserves the
+// transaction's first recipient, which then costs no round trip of its
+// own (see state.Store.Allow). reserved says whether it did; the caller
+// admits that event without asking when it comes. then -1 reserves
+// nothing. Without a store nothing is reserved: the limiter is in this
+// process and exact already.
+func (r *rateLimiter) allowReserving(ctx context.Context, kind, then rateKind, ip netip.Addr) (ok bool, key string, reserved bool) {
 	if kind < 0 || kind >= numRateKinds || r.addr[kind].interval == 0 || r.exempted(ip) {
-		return true, ""
+		// An exempt client, or a limit that is off: then is decided
+		// when it comes (its own limit may be on).
+		return true, "", false
 	}
 	ak, nk := rateKeys(ip)
 	checkNet := nk.IsValid() && r.net[kind].interval != 0
@@ -228,7 +242,7 @@ func (r *rateLimiter) allow(ctx context.Context, kind rateKind, ip netip.Addr) (
 	if !r.addr[kind].conforms(*a, now) {
 		r.addr[kind].refuse(a, now)
 		r.mu.Unlock()
-		return false, rateKeyString(ak, true)
+		return false, rateKeyString(ak, true), false
 	}
 	if checkNet {
 		// The address's state pointer stays valid even if this evicts its
@@ -237,7 +251,7 @@ func (r *rateLimiter) allow(ctx context.Context, kind rateKind, ip netip.Addr) (
 		if !r.net[kind].conforms(*n, now) {
 			r.addr[kind].refuse(a, now)
 			r.mu.Unlock()
-			return false, rateKeyString(nk, false)
+			return false, rateKeyString(nk, false), false
 		}
 		if r.store == nil {
 			r.net[kind].admit(n, now)
@@ -246,8 +260,23 @@ func (r *rateLimiter) allow(ctx context.Context, kind rateKind, ip netip.Addr) (
 	if r.store == nil {
 		r.addr[kind].admit(a, now)
 		r.mu.Unlock()
-		return true, ""
+		return true, "", false
 	}
+	// Reserve only what the front does not already refuse: the store
+	// would refuse it too.
+	reserve := then >= 0 && then < numRateKinds && r.addr[then].interval != 0 && r.frontConforms(then, ak, nk, now)
 	r.mu.Unlock()
-	return r.ask(ctx, kind, ak, nk, checkNet)
+	if !reserve {
+		then = -1
+	}
+	return r.ask(ctx, kind, then, ak, nk, checkNet)
+}
+
+// frontConforms reports whether the front admits an event of kind for
+// the address ak and its network nk at now. Called with r.mu held.
+func (r *rateLimiter) frontConforms(kind rateKind, ak, nk netip.Prefix, now time.Duration) bool {
+	if !r.addr[kind].conforms(r.state(ak).tat[kind], now) {
+		return false
+	}
+	return !nk.IsValid() || r.net[kind].interval == 0 || r.net[kind].conforms(r.state(nk).tat[kind], now)
 }

@@ -60,37 +60,43 @@ func (r *rateLimiter) storeKey(kind rateKind, p netip.Prefix, isAddr bool) strin
 }
 
 // ask lets the store decide an event that the front admits, and records
-// the answer in the front.
+// the answer in the front; with then >= 0 it asks the store to reserve an
+// event of that kind in the same round trip (see allowReserving).
 //
 // The front mirrors each of this instance's events as the store decided
 // it, so it never knows more than the store (every admitted event is
 // charged to the store first: a fleet never admits more than one limit's
-// worth), only less (other instances' events). What it adds is the debt
-// of refused retries: the events it refuses on its own are charged to it
-// alone, as the in-process limiter charges them, so a client hammering
-// one instance is refused there without a round trip per attempt.
+// worth), only less (other instances' events). A reservation is recorded
+// in the front when the store makes it, as the store charges it. What the
+// front adds is the debt of refused retries: the events it refuses on its
+// own are charged to it alone, as the in-process limiter charges them, so
+// a client hammering one instance is refused there without a round trip
+// per attempt.
 //
-// A store that fails (or outlasts rateStoreTimeout) allows the event: mail is never refused because the
-// state store failed. The front then limits this instance's events alone.
-func (r *rateLimiter) ask(ctx context.Context, kind rateKind, ak, nk netip.Prefix, checkNet bool) (bool, string) {
-	var buf [2]state.Limit
+// A store that fails (or outlasts rateStoreTimeout) allows the event: mail
+// is never refused because the state store failed. The front then limits
+// this instance's events alone, and nothing is reserved.
+func (r *rateLimiter) ask(ctx context.Context, kind, then rateKind, ak, nk netip.Prefix, checkNet bool) (bool, string, bool) {
+	var buf, rbuf [2]state.Limit
 	r.mu.Lock()
-	chain := append(buf[:0], state.Limit{Key: r.storeKey(kind, ak, true), Interval: r.addr[kind].interval, Window: rateWindow})
-	if checkNet {
-		chain = append(chain, state.Limit{Key: r.storeKey(kind, nk, false), Interval: r.net[kind].interval, Window: rateWindow})
+	chain := r.chain(buf[:0], kind, ak, nk, checkNet)
+	var reserve []state.Limit
+	thenNet := then >= 0 && nk.IsValid() && r.net[then].interval != 0
+	if then >= 0 {
+		reserve = r.chain(rbuf[:0], then, ak, nk, thenNet)
 	}
 	r.mu.Unlock()
 
 	sctx, cancel := context.WithTimeout(ctx, rateStoreTimeout)
-	refused, err := r.store.Allow(sctx, chain)
+	refused, reserved, err := r.store.Allow(sctx, chain, reserve)
 	cancel()
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// The session ended (a forced drain): not the store's failure.
-		refused = -1
+		refused, reserved = -1, false
 	case err != nil:
 		r.health.failed(r.log, err)
-		refused = -1
+		refused, reserved = -1, false
 	default:
 		r.health.answered(r.log)
 	}
@@ -105,11 +111,27 @@ func (r *rateLimiter) ask(ctx context.Context, kind rateKind, ak, nk netip.Prefi
 		if checkNet {
 			r.net[kind].admit(&r.state(nk).tat[kind], now)
 		}
-		return true, ""
+		if reserved {
+			r.addr[then].admit(&r.state(ak).tat[then], now)
+			if thenNet {
+				r.net[then].admit(&r.state(nk).tat[then], now)
+			}
+		}
+		return true, "", reserved
 	case 0:
 		r.addr[kind].refuse(a, now)
-		return false, rateKeyString(ak, true)
+		return false, rateKeyString(ak, true), false
 	}
 	r.addr[kind].refuse(a, now)
-	return false, rateKeyString(nk, false)
+	return false, rateKeyString(nk, false), false
+}
+
+// chain appends the store's buckets of kind for the address ak and, with
+// withNet, its network nk. Called with r.mu held.
+func (r *rateLimiter) chain(dst []state.Limit, kind rateKind, ak, nk netip.Prefix, withNet bool) []state.Limit {
+	dst = append(dst, state.Limit{Key: r.storeKey(kind, ak, true), Interval: r.addr[kind].interval, Window: rateWindow})
+	if withNet {
+		dst = append(dst, state.Limit{Key: r.storeKey(kind, nk, false), Interval: r.net[kind].interval, Window: rateWindow})
+	}
+	return dst
 }

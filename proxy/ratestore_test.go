@@ -25,12 +25,12 @@ type countingStore struct {
 
 var errStoreDown = errors.New("state: connection refused")
 
-func (c *countingStore) Allow(ctx context.Context, chain []state.Limit) (int, error) {
+func (c *countingStore) Allow(ctx context.Context, chain, reserve []state.Limit) (int, bool, error) {
 	c.allows.Add(1)
 	if c.fail.Load() {
-		return 0, errStoreDown
+		return 0, false, errStoreDown
 	}
-	return c.Store.Allow(ctx, chain)
+	return c.Store.Allow(ctx, chain, reserve)
 }
 
 func newCountingStore() *countingStore {
@@ -161,9 +161,10 @@ func TestRateStoreFailureAllows(t *testing.T) {
 }
 
 // TestRateStoreRoundTrips counts the store's round trips: one per event
-// the front does not already refuse, so a transaction costs one for its
-// MAIL and one per accepted recipient, and a connection one; a client
-// over its limit on this instance costs none.
+// the front does not already refuse, but a MAIL reserves the transaction's
+// first recipient in its own round trip, so a transaction costs one for
+// its MAIL and one per accepted recipient after the first, and a
+// connection one; a client over its limit on this instance costs none.
 func TestRateStoreRoundTrips(t *testing.T) {
 	be := startBackend(t, nil)
 	st := newCountingStore()
@@ -176,8 +177,8 @@ func TestRateStoreRoundTrips(t *testing.T) {
 		t.Fatalf("a connection cost %d round trips, want 1", n)
 	}
 	sendOK(d, "a@sender.test", []string{"a@example.org", "b@example.org", "c@example.org"})
-	if n := st.allows.Load() - 1; n != 4 {
-		t.Fatalf("a transaction with 3 recipients cost %d round trips, want 4", n)
+	if n := st.allows.Load() - 1; n != 3 {
+		t.Fatalf("a transaction with 3 recipients cost %d round trips, want 3", n)
 	}
 	// The second message is the last of the minute: the front has
 	// counted both, and refuses the next ones without asking.
@@ -189,6 +190,35 @@ func TestRateStoreRoundTrips(t *testing.T) {
 	if n := st.allows.Load() - before; n != 0 {
 		t.Fatalf("20 refused MAIL commands cost %d round trips, want 0", n)
 	}
+}
+
+// TestRateStoreReservationExact: a recipient reserved with its MAIL counts
+// as the limit's event, so reserving never lets a client past its limit,
+// and a reservation a transaction does not use (RSET) stays charged.
+func TestRateStoreReservationExact(t *testing.T) {
+	be := startBackend(t, nil)
+	st := newCountingStore()
+	px := startProxy(t, be.addr, func(o *Options, _ *BackendOptions) {
+		o.Rate = withRate(RateLimits{ConnectionsPerMinute: 100, MessagesPerMinute: 100, RecipientsPerMinute: 3})
+		o.State = st
+	})
+	d := hello(t, px.addr)
+	before := st.allows.Load()
+	sendOK(d, "a@sender.test", []string{"a@example.org"})
+	if n := st.allows.Load() - before; n != 1 {
+		t.Fatalf("a message to one recipient cost %d round trips, want 1", n)
+	}
+	// A transaction abandoned before its RCPT: its reservation is spent.
+	d.expect("MAIL FROM:<a@sender.test>", "250 2.1.0 Ok")
+	d.expect("RSET", "250 2.0.0 Ok")
+	// One recipient of the three a minute is left.
+	d.expect("MAIL FROM:<a@sender.test>", "250 2.1.0 Ok")
+	d.expect("RCPT TO:<b@example.org>", "250 2.1.5 Ok")
+	d.expect("RCPT TO:<c@example.org>", "451 4.7.1 too many recipients per minute from 127.0.0.1")
+	// And the next transaction reserves nothing and is refused at RCPT.
+	d.expect("RSET", "250 2.0.0 Ok")
+	d.expect("MAIL FROM:<a@sender.test>", "250 2.1.0 Ok")
+	d.expect("RCPT TO:<d@example.org>", "451 4.7.1 too many recipients per minute from 127.0.0.1")
 }
 
 // TestRateStoreExempt: an exempt client is never limited and costs the
@@ -232,9 +262,9 @@ func TestRateStoreRemembersWhatTheFrontForgets(t *testing.T) {
 // network store does with a session that a forced drain cancelled.
 type ctxStore struct{ state.Store }
 
-func (ctxStore) Allow(ctx context.Context, _ []state.Limit) (int, error) {
+func (ctxStore) Allow(ctx context.Context, _, _ []state.Limit) (int, bool, error) {
 	<-ctx.Done()
-	return 0, ctx.Err()
+	return 0, false, ctx.Err()
 }
 
 // TestRateStoreSessionEnded: a question cut short because the session

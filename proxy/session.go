@@ -58,10 +58,13 @@ type session struct {
 	pol    *policy.Session
 	tx     *policy.Transaction
 	txSeq  int
-	bdat   *bdatState
-	errors int
-	junk   int // commands that moved nothing forward (see MaxJunkCommands)
-	quit   bool
+	// rcptReserved: the MAIL of the transaction reserved its first
+	// recipient in the rate limits' store (see allowReserving).
+	rcptReserved bool
+	bdat         *bdatState
+	errors       int
+	junk         int // commands that moved nothing forward (see MaxJunkCommands)
+	quit         bool
 	// verdict waits for the reply that tells the client (see send).
 	verdict *pendingVerdict
 

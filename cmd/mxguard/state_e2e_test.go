@@ -38,7 +38,7 @@ func seedState(t *testing.T, dir string) {
 		// A bucket lives until its TAT, one interval after the event: an
 		// hour, so that none runs out while the test runs on a busy
 		// machine (a second's interval did, after two seconds).
-		if _, err := s.Allow(ctx, []state.Limit{{Key: k, Interval: time.Hour, Window: time.Hour}}); err != nil {
+		if _, _, err := s.Allow(ctx, []state.Limit{{Key: k, Interval: time.Hour, Window: time.Hour}}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -58,7 +58,7 @@ func BenchmarkAllow(b *testing.B) {
 			}
 		}
 		for i := 0; b.Loop(); i++ {
-			if _, err := s.Allow(ctx, chains[i%len(chains)]); err != nil {
+			if _, _, err := s.Allow(ctx, chains[i%len(chains)], nil); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -98,7 +98,7 @@ func BenchmarkAllowConcurrent(b *testing.B) {
 		b.SetParallelism(8)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if _, err := s.Allow(ctx, chains[next.Add(1)%int64(len(chains))]); err != nil {
+				if _, _, err := s.Allow(ctx, chains[next.Add(1)%int64(len(chains))], nil); err != nil {
 					b.Error(err)
 					return
 				}

@@ -41,7 +41,7 @@ func TestEmbeddedSurvivesRestart(t *testing.T) {
 		Delay: 5 * time.Minute, RetryWindow: time.Hour, PassLifetime: 24 * time.Hour}
 	_ = s.RecordGreylist(ctx, tr, Grey{State: GreyNew})
 	chain := []Limit{minuteLimit("rate:a", 1)}
-	if r, _ := s.Allow(ctx, chain); r != -1 {
+	if r, _, _ := s.Allow(ctx, chain, nil); r != -1 {
 		t.Fatal("first event refused")
 	}
 	_, _ = s.Count(ctx, "c:long", 5, time.Hour)

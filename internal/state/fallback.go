@@ -143,8 +143,16 @@ func do[T any](ctx context.Context, f *Fallback, op string, fn func(Store) (T, e
 }
 
 // Allow implements Store.
-func (f *Fallback) Allow(ctx context.Context, chain []Limit) (int, error) {
-	return do(ctx, f, "allow", func(s Store) (int, error) { return s.Allow(ctx, chain) })
+func (f *Fallback) Allow(ctx context.Context, chain, reserve []Limit) (int, bool, error) {
+	type allowed struct {
+		refused  int
+		reserved bool
+	}
+	a, err := do(ctx, f, "allow", func(s Store) (allowed, error) {
+		refused, reserved, err := s.Allow(ctx, chain, reserve)
+		return allowed{refused, reserved}, err
+	})
+	return a.refused, a.reserved, err
 }
 
 // Count implements Store.
@@ -220,11 +228,11 @@ func (i *Instrumented) observe(op string, start time.Time, err error) {
 }
 
 // Allow implements Store.
-func (i *Instrumented) Allow(ctx context.Context, chain []Limit) (int, error) {
+func (i *Instrumented) Allow(ctx context.Context, chain, reserve []Limit) (int, bool, error) {
 	start := time.Now()
-	n, err := i.Store.Allow(ctx, chain)
+	n, reserved, err := i.Store.Allow(ctx, chain, reserve)
 	i.observe("allow", start, err)
-	return n, err
+	return n, reserved, err
 }
 
 // Count implements Store.

@@ -68,7 +68,7 @@ func TestFallback(t *testing.T) {
 			t.Fatalf("count during the episode: %d %v (want %d from memory)", n, err, i+1)
 		}
 	}
-	if r, err := f.Allow(ctx, []Limit{minuteLimit("rate:a", 1)}); err != nil || r != -1 {
+	if r, _, err := f.Allow(ctx, []Limit{minuteLimit("rate:a", 1)}, nil); err != nil || r != -1 {
 		t.Fatalf("allow during the episode: %d %v", r, err)
 	}
 	if !f.InEpisode() {

@@ -143,31 +143,64 @@ func (m *Memory) markDirty(key string) {
 func offset(t time.Time) time.Duration { return time.Duration(t.UnixNano()) }
 
 // Allow implements Store.
-func (m *Memory) Allow(_ context.Context, chain []Limit) (int, error) {
+func (m *Memory) Allow(_ context.Context, chain, reserve []Limit) (int, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return 0, ErrClosed
+		return 0, false, ErrClosed
 	}
 	now := m.now()
 	at := offset(now)
-	tats := make([]time.Duration, len(chain))
+	if i, tat := m.conforms(chain, now); i >= 0 {
+		first := chain[0]
+		t := first.Refuse(tat, at)
+		m.set(first.Key, &entry{n: int64(t), expires: now.Add(first.Expiry(t, at))})
+		return i, false, nil
+	}
+	m.admit(chain, now)
+	if len(reserve) == 0 {
+		return -1, false, nil
+	}
+	if i, _ := m.conforms(reserve, now); i >= 0 {
+		return -1, false, nil
+	}
+	m.admit(reserve, now)
+	return -1, true, nil
+}
+
+// conforms returns the index of the first bucket of chain an event at now
+// does not conform to, with the chain's first bucket's TAT; -1 when it
+// conforms to every bucket. Called with m.mu held.
+func (m *Memory) conforms(chain []Limit, now time.Time) (int, time.Duration) {
+	at := offset(now)
+	var first time.Duration
 	for i, l := range chain {
+		var tat time.Duration
 		if e, ok := m.get(l.Key, now); ok {
-			tats[i] = time.Duration(e.n)
+			tat = time.Duration(e.n)
 		}
-		if !l.Conforms(tats[i], at) {
-			first := chain[0]
-			t := first.Refuse(tats[0], at)
-			m.set(first.Key, &entry{n: int64(t), expires: now.Add(first.Expiry(t, at))})
-			return i, nil
+		if i == 0 {
+			first = tat
+		}
+		if !l.Conforms(tat, at) {
+			return i, first
 		}
 	}
-	for i, l := range chain {
-		t := l.Admit(tats[i], at)
+	return -1, first
+}
+
+// admit charges an admitted event at now to every bucket of chain. Called
+// with m.mu held.
+func (m *Memory) admit(chain []Limit, now time.Time) {
+	at := offset(now)
+	for _, l := range chain {
+		var tat time.Duration
+		if e, ok := m.get(l.Key, now); ok {
+			tat = time.Duration(e.n)
+		}
+		t := l.Admit(tat, at)
 		m.set(l.Key, &entry{n: int64(t), expires: now.Add(l.Expiry(t, at))})
 	}
-	return -1, nil
 }
 
 // Count implements Store.

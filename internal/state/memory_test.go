@@ -24,24 +24,24 @@ func TestMemoryAllow(t *testing.T) {
 	ctx := context.Background()
 	chain := []Limit{minuteLimit("rate:a", 3), minuteLimit("rate:n", 4)}
 	for i := range 3 {
-		if r, err := m.Allow(ctx, chain); err != nil || r != -1 {
+		if r, _, err := m.Allow(ctx, chain, nil); err != nil || r != -1 {
 			t.Fatalf("event %d: refused at %d, %v", i, r, err)
 		}
 	}
-	if r, _ := m.Allow(ctx, chain); r != 0 {
+	if r, _, _ := m.Allow(ctx, chain, nil); r != 0 {
 		t.Fatalf("4th event: refused at %d, want 0 (the address)", r)
 	}
 	// Another address of the network: one more fits the network's 4.
 	other := []Limit{minuteLimit("rate:b", 3), minuteLimit("rate:n", 4)}
-	if r, _ := m.Allow(ctx, other); r != -1 {
+	if r, _, _ := m.Allow(ctx, other, nil); r != -1 {
 		t.Fatalf("neighbour: refused at %d", r)
 	}
-	if r, _ := m.Allow(ctx, other); r != 1 {
+	if r, _, _ := m.Allow(ctx, other, nil); r != 1 {
 		t.Fatalf("neighbour over the network's limit: refused at %d, want 1", r)
 	}
 	// A minute on, the burst is back.
 	c.add(2 * time.Minute)
-	if r, _ := m.Allow(ctx, chain); r != -1 {
+	if r, _, _ := m.Allow(ctx, chain, nil); r != -1 {
 		t.Fatalf("after two minutes: refused at %d", r)
 	}
 }

@@ -109,54 +109,72 @@ const luaNow = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `
 
-// allowScript is Limit's GCRA over a chain: KEYS are the buckets, ARGV
-// their intervals and windows in pairs, in microseconds. It returns the
-// 0-based index of the refusing bucket, or -1. The arithmetic is Limit's
-// (Conforms, Admit, Refuse, Expiry), in microseconds.
+// allowScript is Limit's GCRA over a chain and its reservation: KEYS are
+// the buckets, the chain's first (ARGV[1] of them), then the
+// reservation's; ARGV[2..] their intervals and windows in pairs, in
+// microseconds. It returns the 0-based index of the refusing bucket of
+// the chain, or -1 when the chain admits the event, -2 when the
+// reservation was charged as well. The arithmetic is Limit's (Conforms,
+// Admit, Refuse, Expiry), in microseconds.
 var allowScript = redis.NewScript(luaNow + `
+local n = tonumber(ARGV[1])
 local tats = {}
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2*i-1])
-  local window = tonumber(ARGV[2*i])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
-  tats[i] = tat
-  if math.max(tat, now) - now > window - interval then
-    local i1 = tonumber(ARGV[1])
-    local w1 = tonumber(ARGV[2])
-    local t1 = math.min(math.max(tats[1], now) + i1, now + (w1 - i1) + w1)
-    redis.call('SET', KEYS[1], string.format('%.0f', t1), 'PX', string.format('%.0f', math.floor((math.max(t1 - now, 0) + 1000000) / 1000)))
-    return i - 1
+local function conforms(from, to)
+  for i = from, to do
+    local interval = tonumber(ARGV[2*i])
+    local window = tonumber(ARGV[2*i+1])
+    local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+    tats[i] = tat
+    if math.max(tat, now) - now > window - interval then return i end
+  end
+  return 0
+end
+local function admit(from, to)
+  for i = from, to do
+    local t = math.max(tats[i], now) + tonumber(ARGV[2*i])
+    redis.call('SET', KEYS[i], string.format('%.0f', t), 'PX', string.format('%.0f', math.floor((t - now + 1000000) / 1000)))
   end
 end
-for i = 1, #KEYS do
-  local t = math.max(tats[i], now) + tonumber(ARGV[2*i-1])
-  redis.call('SET', KEYS[i], string.format('%.0f', t), 'PX', string.format('%.0f', math.floor((t - now + 1000000) / 1000)))
+local refused = conforms(1, n)
+if refused > 0 then
+  local i1 = tonumber(ARGV[2])
+  local w1 = tonumber(ARGV[3])
+  local t1 = math.min(math.max(tats[1], now) + i1, now + (w1 - i1) + w1)
+  redis.call('SET', KEYS[1], string.format('%.0f', t1), 'PX', string.format('%.0f', math.floor((math.max(t1 - now, 0) + 1000000) / 1000)))
+  return refused - 1
 end
-return -1
+admit(1, n)
+if #KEYS == n or conforms(n + 1, #KEYS) > 0 then return -1 end
+admit(n + 1, #KEYS)
+return -2
 `)
 
 func micros(d time.Duration) int64 { return d.Microseconds() }
 
 // Allow implements Store.
-func (r *Redis) Allow(ctx context.Context, chain []Limit) (int, error) {
+func (r *Redis) Allow(ctx context.Context, chain, reserve []Limit) (int, bool, error) {
 	if len(chain) == 0 {
-		return -1, nil
+		return -1, false, nil
 	}
-	keys := make([]string, len(chain))
-	args := make([]any, 0, 2*len(chain))
-	for i, l := range chain {
-		keys[i] = r.key(l.Key)
+	keys := make([]string, 0, len(chain)+len(reserve))
+	args := make([]any, 1, 1+2*(len(chain)+len(reserve)))
+	args[0] = len(chain)
+	for _, l := range append(chain[:len(chain):len(chain)], reserve...) {
+		keys = append(keys, r.key(l.Key))
 		args = append(args, micros(l.Interval), micros(l.Window))
 	}
 	cmd, err := r.pipe.do(ctx, script(allowScript, keys, args...))
 	if err != nil {
-		return 0, r.wrap("allow", err)
+		return 0, false, r.wrap("allow", err)
 	}
 	n, err := cmd.(*redis.Cmd).Int()
 	if err != nil {
-		return 0, r.wrap("allow", err)
+		return 0, false, r.wrap("allow", err)
 	}
-	return n, nil
+	if n == -2 {
+		return -1, true, nil
+	}
+	return n, false, nil
 }
 
 // countScript adds ARGV[1] to KEYS[1], starting its window (ARGV[2],

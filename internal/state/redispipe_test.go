@@ -30,7 +30,7 @@ func TestRedisBatchesConcurrentOperations(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			refused, err := s.Allow(ctx, []Limit{minuteLimit("rate:a", 100)})
+			refused, _, err := s.Allow(ctx, []Limit{minuteLimit("rate:a", 100)}, nil)
 			if err != nil {
 				errs.Add(1)
 				return

@@ -28,7 +28,16 @@ type Store interface {
 	// every bucket, each is charged and Allow returns -1; else it returns
 	// the index of the first bucket that refused it, and only the first
 	// bucket is charged, with a refusal (see Limit).
-	Allow(ctx context.Context, chain []Limit) (refused int, err error)
+	//
+	// reserve, when not empty, is a second chain charged in the same
+	// step for an event still to come (a transaction's first recipient,
+	// reserved with its MAIL): only when the first event is admitted and
+	// the second conforms to every bucket of reserve, and never with a
+	// refusal; reserved says whether it was. The caller then admits that
+	// event without asking again, saving a round trip; a reservation it
+	// does not use stays charged, so the limits err on the side of fewer
+	// events, never more.
+	Allow(ctx context.Context, chain, reserve []Limit) (refused int, reserved bool, err error)
 	// Count adds n to the counter key and returns its new value. A
 	// counter lives for window from its first event (a fixed window);
 	// n = 0 reads it.

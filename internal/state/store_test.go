@@ -91,7 +91,7 @@ func TestStoreAllow(t *testing.T) {
 		chain := []Limit{minuteLimit("rate:a", 3), minuteLimit("rate:n", 4)}
 		allow := func(what string, chain []Limit, want int) {
 			t.Helper()
-			if r, err := s.Allow(ctx, chain); err != nil || r != want {
+			if r, _, err := s.Allow(ctx, chain, nil); err != nil || r != want {
 				t.Fatalf("%s: refused at %d (%v), want %d", what, r, err, want)
 			}
 		}
@@ -112,6 +112,37 @@ func TestStoreAllow(t *testing.T) {
 		advance(3 * time.Minute)
 		allow("after three minutes", chain, -1)
 		allow("empty chain", nil, -1)
+	})
+}
+
+// TestStoreAllowReserve: a reservation is charged with the event it rides
+// on when its buckets have room, never when the event is refused, never
+// with a refusal's debt, and an event it cannot reserve for is still
+// admitted.
+func TestStoreAllowReserve(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store, advance func(time.Duration)) {
+		ctx := context.Background()
+		msgs := []Limit{minuteLimit("rate:msg:a", 3), minuteLimit("rate:msg:n", 10)}
+		rcpts := []Limit{minuteLimit("rate:rcpt:a", 2), minuteLimit("rate:rcpt:n", 10)}
+		allow := func(what string, chain, reserve []Limit, want int, wantReserved bool) {
+			t.Helper()
+			r, reserved, err := s.Allow(ctx, chain, reserve)
+			if err != nil || r != want || reserved != wantReserved {
+				t.Fatalf("%s: refused at %d, reserved %v (%v); want %d, %v", what, r, reserved, err, want, wantReserved)
+			}
+		}
+		allow("1st message, reserving its recipient", msgs, rcpts, -1, true)
+		allow("2nd message, reserving its recipient", msgs, rcpts, -1, true)
+		// The recipients' bucket (2 a minute) is full: the 3rd message is
+		// admitted without a reservation, and the recipient asked alone is
+		// refused: the two reservations were charged.
+		allow("3rd message, recipients full", msgs, rcpts, -1, false)
+		allow("a recipient asked alone", rcpts, nil, 0, false)
+		// A refused message charges nothing to the reservation's buckets.
+		allow("4th message, refused", msgs, []Limit{minuteLimit("rate:rcpt:other", 5)}, 0, false)
+		allow("the untouched bucket", []Limit{minuteLimit("rate:rcpt:other", 1)}, nil, -1, false)
+		advance(3 * time.Minute)
+		allow("after three minutes", msgs, rcpts, -1, true)
 	})
 }
 
@@ -279,7 +310,7 @@ func TestStoreEntries(t *testing.T) {
 		if err := s.RecordGreylist(ctx, tr, Grey{State: GreyNew}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Allow(ctx, []Limit{minuteLimit("rate:198.51.100.7", 10)}); err != nil {
+		if _, _, err := s.Allow(ctx, []Limit{minuteLimit("rate:198.51.100.7", 10)}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Count(ctx, "c:198.51.100.7", 4, time.Hour); err != nil {
@@ -348,13 +379,13 @@ func TestRedisPrefixes(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	chain := []Limit{minuteLimit("rate:x", 1)}
-	if r, _ := a.Allow(ctx, chain); r != -1 {
+	if r, _, _ := a.Allow(ctx, chain, nil); r != -1 {
 		t.Fatal("first event refused")
 	}
-	if r, _ := a.Allow(ctx, chain); r != 0 {
+	if r, _, _ := a.Allow(ctx, chain, nil); r != 0 {
 		t.Fatal("second event in A admitted")
 	}
-	if r, _ := b.Allow(ctx, chain); r != -1 {
+	if r, _, _ := b.Allow(ctx, chain, nil); r != -1 {
 		t.Fatal("B sees A's bucket")
 	}
 	_ = a.Put(ctx, "k", []byte("a"), time.Minute)
@@ -383,7 +414,7 @@ func TestRedisOneRoundTrip(t *testing.T) {
 	tr := Triplet{Network: "192.0.2.0/24", Sender: "a@s.test", Rcpt: "u@example.org", Delay: time.Minute, RetryWindow: time.Hour, PassLifetime: time.Hour}
 	ops := map[string]func() error{
 		"allow": func() error {
-			_, err := s.Allow(ctx, []Limit{minuteLimit("rate:a", 100), minuteLimit("rate:n", 400)})
+			_, _, err := s.Allow(ctx, []Limit{minuteLimit("rate:a", 100), minuteLimit("rate:n", 400)}, nil)
 			return err
 		},
 		"count":    func() error { _, err := s.Count(ctx, "c:x", 1, time.Minute); return err },
