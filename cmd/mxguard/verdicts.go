@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -46,10 +45,6 @@ a line was not a verdict or a file could not be read, 2 for bad usage.
 flags:
 `
 
-// The actions a verdict line can carry; --action refuses anything else so
-// that a typo ("rejected") is an error rather than an empty result.
-var verdictActions = []string{"accept", "reject", "tempfail", "quarantine", "tag", "abandoned"}
-
 const (
 	verdictMaxLine    = 1 << 20 // records carry facts, a few KiB; 1 MiB is corruption
 	verdictMaxReports = 20      // bad lines reported one by one before going quiet
@@ -80,19 +75,19 @@ func isTerminal(r io.Reader) bool {
 func runVerdicts(args []string, stdin io.Reader, stdout, stderr io.Writer, now time.Time) int {
 	fs := flag.NewFlagSet("verdicts", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var f verdictFilter
+	var f policy.VerdictFilter
 	timeFlag := func(dst *time.Time) func(string) error {
 		return func(s string) (err error) { *dst, err = parseVerdictTime(s, now); return err }
 	}
-	fs.Func("since", "only records at or after `T`", timeFlag(&f.since))
-	fs.Func("until", "only records before `T`", timeFlag(&f.until))
-	fs.Func("action", "only records whose action is one of `A[,A...]` ("+strings.Join(verdictActions, ", ")+")", f.addActions)
-	fs.StringVar(&f.rule, "rule", "", "only records where rule `R` matched, enforced or in monitor mode")
-	fs.Func("check", "only records where check NAME gave RESULT, or ran at all without =RESULT (`NAME[=RESULT]`, repeatable)", f.addCheck)
-	fs.Func("from", "only records whose sender contains `S` (any case; <> is the null sender)", func(s string) error { f.from = strings.ToLower(s); return nil })
-	fs.Func("rcpt", "only records with a recipient, accepted or refused, containing `R` (any case)", func(s string) error { f.rcpt = strings.ToLower(s); return nil })
-	fs.Func("client", "only records from client `IP`, or from a network in CIDR form (203.0.113.0/24)", f.setClient)
-	fs.StringVar(&f.session, "session", "", "only records whose session or transaction id starts with `ID`")
+	fs.Func("since", "only records at or after `T`", timeFlag(&f.Since))
+	fs.Func("until", "only records before `T`", timeFlag(&f.Until))
+	fs.Func("action", "only records whose action is one of `A[,A...]` ("+strings.Join(policy.VerdictActions, ", ")+")", f.AddActions)
+	fs.StringVar(&f.Rule, "rule", "", "only records where rule `R` matched, enforced or in monitor mode")
+	fs.Func("check", "only records where check NAME gave RESULT, or ran at all without =RESULT (`NAME[=RESULT]`, repeatable)", f.AddCheck)
+	fs.Func("from", "only records whose sender contains `S` (any case; <> is the null sender)", func(s string) error { f.From = strings.ToLower(s); return nil })
+	fs.Func("rcpt", "only records with a recipient, accepted or refused, containing `R` (any case)", func(s string) error { f.Rcpt = strings.ToLower(s); return nil })
+	fs.Func("client", "only records from client `IP`, or from a network in CIDR form (203.0.113.0/24)", f.SetClient)
+	fs.StringVar(&f.Session, "session", "", "only records whose session or transaction id starts with `ID`")
 	asJSON := fs.Bool("json", false, "print the matching lines as they are in the log, nothing else")
 	summary := fs.Bool("summary", false, "print counts by action, rule, check result, sending domain and client instead of records")
 	top := fs.Int("top", 10, "with --summary, list the `N` most frequent sending domains and clients (0: all)")
@@ -107,7 +102,7 @@ func runVerdicts(args []string, stdin io.Reader, stdout, stderr io.Writer, now t
 		fmt.Fprintf(stderr, "mxguard verdicts: "+format+"\n", a...)
 		return exitUsage
 	}
-	if !f.since.IsZero() && !f.until.IsZero() && !f.since.Before(f.until) {
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		return bad("--since is not before --until: nothing could match")
 	}
 	if *asJSON && *summary {
@@ -181,100 +176,10 @@ func parseVerdictTime(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// verdictFilter holds the filters; zero fields do not filter.
-type verdictFilter struct {
-	since, until time.Time
-	actions      map[string]bool
-	rule         string
-	checks       []verdictCheck
-	from, rcpt   string // lower-cased
-	network      netip.Prefix
-	session      string
-}
-
-// verdictCheck is one --check: the check ran, and gave result if set.
-type verdictCheck struct {
-	name, result string
-	anyResult    bool
-}
-
-func (f *verdictFilter) addCheck(s string) error {
-	name, result, hasResult := strings.Cut(s, "=")
-	if name == "" || (hasResult && result == "") {
-		return errors.New("want NAME=RESULT or NAME")
-	}
-	f.checks = append(f.checks, verdictCheck{name: name, result: result, anyResult: !hasResult})
-	return nil
-}
-
-// addActions adds to the actions wanted, so that --action may be repeated.
-func (f *verdictFilter) addActions(s string) error {
-	if f.actions == nil {
-		f.actions = map[string]bool{}
-	}
-	for _, a := range strings.Split(s, ",") {
-		a = strings.ToLower(strings.TrimSpace(a))
-		if !slices.Contains(verdictActions, a) {
-			return fmt.Errorf("unknown action %q (want %s)", a, strings.Join(verdictActions, ", "))
-		}
-		f.actions[a] = true
-	}
-	return nil
-}
-
-func (f *verdictFilter) setClient(s string) error {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		f.network = p.Masked()
-		return err
-	}
-	a, err := netip.ParseAddr(s)
-	// A one-address prefix, so that one comparison serves both forms.
-	f.network = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-	return err
-}
-
-func (f *verdictFilter) match(r *policy.Record) bool {
-	if !f.since.IsZero() && r.Time.Before(f.since) || !f.until.IsZero() && !r.Time.Before(f.until) ||
-		f.actions != nil && !f.actions[r.Action] {
-		return false
-	}
-	if f.rule != "" && !slices.ContainsFunc(r.Rules, func(m policy.RuleMatch) bool { return m.Name == f.rule }) {
-		return false
-	}
-	for _, c := range f.checks {
-		got, ok := r.Checks[c.name]
-		if !ok || (!c.anyResult && got.Result != c.result) {
-			return false
-		}
-	}
-	// "<>" asks for the null sender, which is logged as "".
-	if f.from == "<>" && verdictSender(r) != "<>" ||
-		f.from != "" && f.from != "<>" && !strings.Contains(strings.ToLower(r.MailFrom), f.from) {
-		return false
-	}
-	if f.rcpt != "" {
-		has := func(a string) bool { return strings.Contains(strings.ToLower(a), f.rcpt) }
-		if !slices.ContainsFunc(r.Rcpts, has) && !slices.ContainsFunc(r.Refused, func(x policy.RcptRefusal) bool { return has(x.Rcpt) }) {
-			return false
-		}
-	}
-	if f.network.IsValid() {
-		a, err := netip.ParseAddr(r.ClientIP)
-		if err != nil || !f.network.Contains(a.Unmap()) {
-			return false
-		}
-	}
-	if f.session != "" && !strings.HasPrefix(r.Session, f.session) && !strings.HasPrefix(r.Tx, f.session) {
-		return false
-	}
-	return true
-}
-
 // verdictReader streams files line by line through the filter and prints
 // what matches in the chosen form.
 type verdictReader struct {
-	filter                  *verdictFilter
+	filter                  *policy.VerdictFilter
 	stdin                   io.Reader
 	stdout, stderr          io.Writer
 	json                    bool
@@ -341,7 +246,7 @@ func (v *verdictReader) line(file string, n int, line []byte, tooLong bool) {
 		return
 	}
 	v.read++
-	if v.filter.match(&rec) {
+	if v.filter.Match(&rec) {
 		v.record(&rec, line)
 	}
 }
@@ -449,7 +354,7 @@ func verdictRow(r *policy.Record) []string {
 		when,
 		verdictOrDash(verdictClean(session)),
 		verdictOrDash(verdictClean(r.ClientIP)),
-		verdictClean(verdictSender(r)),
+		verdictClean(r.Sender()),
 		verdictOrDash(verdictClean(rcpt)),
 		verdictOrDash(verdictClean(r.Action)),
 		verdictOrDash(verdictClean(strings.Join(rules, ","))),
@@ -472,18 +377,6 @@ func verdictRuleKeys(r *policy.Record) []verdictRuleKey {
 	return keys
 }
 
-// verdictSender is the sender as shown: "<>" for the null sender, "-" when the
-// session ended before MAIL FROM (the log has "" for both).
-func verdictSender(r *policy.Record) string {
-	if r.MailFrom != "" {
-		return r.MailFrom
-	}
-	if r.Tx == "" || r.Stage == "connect" || r.Stage == "helo" {
-		return "-"
-	}
-	return "<>"
-}
-
 // verdictSummary counts matching records; each record counts once per
 // action, rule, check, domain and client.
 type verdictSummary struct {
@@ -502,7 +395,7 @@ func (s *verdictSummary) add(r *policy.Record) {
 	for name, c := range r.Checks {
 		s.checks[verdictClean(name)+"="+verdictClean(c.Result)]++
 	}
-	domain := verdictSender(r)
+	domain := r.Sender()
 	if domain != "<>" && domain != "-" {
 		if d := policy.Domain(domain); d != "" {
 			domain = d
