@@ -77,7 +77,7 @@ func OpenIndex(path string, o IndexOptions) (*Index, error) {
 		return nil, fmt.Errorf("console: index %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRecords, bucketKeys, bucketMeta} {
+		for _, b := range [][]byte{bucketRecords, bucketKeys, bucketMeta, bucketHours} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -239,9 +239,10 @@ func (x *Index) add(lines [][]byte, pos *filePosition, consumed int64) error {
 	next := *pos
 	err := x.db.Update(func(tx *bolt.Tx) error {
 		recs, keys := tx.Bucket(bucketRecords), tx.Bucket(bucketKeys)
+		added := make([]*policy.Record, 0, len(lines))
 		for _, line := range lines {
-			var r policy.Record
-			if err := json.Unmarshal(line, &r); err != nil || r.Time.IsZero() {
+			r := new(policy.Record)
+			if err := json.Unmarshal(line, r); err != nil || r.Time.IsZero() {
 				x.log.Warn("console: a verdict log line that is not a verdict is not indexed", "offset", next.Offset)
 				continue
 			}
@@ -250,11 +251,15 @@ func (x *Index) add(lines [][]byte, pos *filePosition, consumed int64) error {
 			if err := recs.Put(key, bytes.TrimRight(line, "\r\n")); err != nil {
 				return err
 			}
-			for _, k := range secondaryKeys(&r, key) {
+			for _, k := range secondaryKeys(r, key) {
 				if err := keys.Put(k, nil); err != nil {
 					return err
 				}
 			}
+			added = append(added, r)
+		}
+		if err := addStats(tx, added); err != nil {
+			return err
 		}
 		next.Offset += consumed
 		b, err := json.Marshal(next)
@@ -317,7 +322,11 @@ func (x *Index) Prune() error {
 	if x.keep <= 0 {
 		return nil
 	}
-	limit := recordKey(x.now().Add(-x.keep), 0)
+	cut := x.now().Add(-x.keep)
+	limit := recordKey(cut, 0)
+	if err := x.db.Update(func(tx *bolt.Tx) error { return pruneStats(tx, cut) }); err != nil {
+		return fmt.Errorf("console: index: %w", err)
+	}
 	for {
 		done := true
 		err := x.db.Update(func(tx *bolt.Tx) error {

@@ -25,12 +25,16 @@ import (
 // option (64 MiB, 3 passes), with 2 lanes for a small server. A login
 // costs about 50-100 ms of one core, which the login limiter bounds.
 const (
-	argonTime    = 3
-	argonMemory  = 64 * 1024 // KiB
-	argonThreads = 2
 	argonKeyLen  = 32
 	argonSaltLen = 16
 )
+
+// argonParams are the cost parameters of new hashes (a hash keeps its
+// own, so changing them leaves the existing ones valid).
+var argonParams = struct {
+	time, memory uint32 // passes, KiB
+	threads      uint8
+}{time: 3, memory: 64 * 1024, threads: 2}
 
 // HashPassword returns password's argon2id hash in the PHC string format
 // ("$argon2id$v=19$m=65536,t=3,p=2$salt$hash"), as the users file holds it.
@@ -39,9 +43,10 @@ func HashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("console: salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	p := argonParams
+	key := argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, argonKeyLen)
 	enc := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.memory, p.time, p.threads,
 		enc.EncodeToString(salt), enc.EncodeToString(key)), nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -132,4 +133,36 @@ func (r *Record) Sender() string {
 		return "-"
 	}
 	return "<>"
+}
+
+// ParseVerdictTime reads the forms of a filter's times (the verdicts
+// command's --since and --until, the console's search): RFC 3339, a date
+// at midnight in now's location, or a duration before now with days ("d")
+// allowed because log questions are asked in days.
+func ParseVerdictTime(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, s, now.Location()); err == nil {
+		return t, nil
+	}
+	bad := fmt.Errorf("%q is not a time (RFC 3339, YYYY-MM-DD, or a duration like 30m, 2h, 7d)", s)
+	days, rest, hasDays := strings.Cut(s, "d")
+	if !hasDays {
+		days, rest = "0", s
+	}
+	// Digits only (Atoi takes signs); 100000 days cannot overflow a Duration.
+	n, err := strconv.Atoi(days)
+	if err != nil || days[0] < '0' || days[0] > '9' || n > 100000 {
+		return time.Time{}, bad
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest != "" || !hasDays {
+		more, err := time.ParseDuration(rest)
+		if err != nil || more < 0 {
+			return time.Time{}, bad
+		}
+		d += more
+	}
+	return now.Add(-d), nil
 }

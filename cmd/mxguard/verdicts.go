@@ -77,7 +77,7 @@ func runVerdicts(args []string, stdin io.Reader, stdout, stderr io.Writer, now t
 	fs.SetOutput(stderr)
 	var f policy.VerdictFilter
 	timeFlag := func(dst *time.Time) func(string) error {
-		return func(s string) (err error) { *dst, err = parseVerdictTime(s, now); return err }
+		return func(s string) (err error) { *dst, err = policy.ParseVerdictTime(s, now); return err }
 	}
 	fs.Func("since", "only records at or after `T`", timeFlag(&f.Since))
 	fs.Func("until", "only records before `T`", timeFlag(&f.Until))
@@ -145,36 +145,6 @@ func runVerdicts(args []string, stdin io.Reader, stdout, stderr io.Writer, now t
 	return exitOK
 }
 
-// parseVerdictTime reads the --since and --until forms: RFC 3339, a date
-// at midnight in now's location, or a duration before now with days ("d")
-// allowed because log questions are asked in days.
-func parseVerdictTime(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.ParseInLocation(time.DateOnly, s, now.Location()); err == nil {
-		return t, nil
-	}
-	bad := fmt.Errorf("%q is not a time (RFC 3339, YYYY-MM-DD, or a duration like 30m, 2h, 7d)", s)
-	days, rest, hasDays := strings.Cut(s, "d")
-	if !hasDays {
-		days, rest = "0", s
-	}
-	// Digits only (Atoi takes signs); 100000 days cannot overflow a Duration.
-	n, err := strconv.Atoi(days)
-	if err != nil || days[0] < '0' || days[0] > '9' || n > 100000 {
-		return time.Time{}, bad
-	}
-	d := time.Duration(n) * 24 * time.Hour
-	if rest != "" || !hasDays {
-		more, err := time.ParseDuration(rest)
-		if err != nil || more < 0 {
-			return time.Time{}, bad
-		}
-		d += more
-	}
-	return now.Add(-d), nil
-}
 
 // verdictReader streams files line by line through the filter and prints
 // what matches in the chosen form.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mxguard/policy"
 )
 
 const (
@@ -345,13 +347,13 @@ func TestVerdictsParseTime(t *testing.T) {
 		"0s":                          now,
 		"0d":                          now,
 	} {
-		got, err := parseVerdictTime(in, now)
+		got, err := policy.ParseVerdictTime(in, now)
 		if err != nil || !got.Equal(want) {
 			t.Errorf("%q: got %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "d", "7", "-1h", "-1d", "+1d", "1d-1h", "1dd", "1.5d", "2026-13-01", "2026-11-25T10:00:00", "1w"} {
-		if got, err := parseVerdictTime(in, now); err == nil {
+		if got, err := policy.ParseVerdictTime(in, now); err == nil {
 			t.Errorf("%q: got %v, want an error", in, got)
 		}
 	}
