@@ -100,6 +100,9 @@ type Config struct {
 
 	// Metrics configures the Prometheus metrics and health endpoints.
 	Metrics Metrics `yaml:"metrics"`
+	// Console (console) is the web console, off by default; its keys are
+	// in Console.
+	Console Console `yaml:"console"`
 	// VerdictLog (verdict_log, default "") is where one JSON line per
 	// message verdict is appended: a path, "-" for stdout, "" to disable.
 	VerdictLog string `yaml:"verdict_log" expect:"a file path, \"-\" or \"\""`
@@ -389,6 +392,7 @@ func Default() *Config {
 		},
 		DrainTimeout:          Dur(30 * time.Second),
 		State:                 defaultState(),
+		Console:               Console{Keep: Dur(30 * 24 * time.Hour)},
 		AuthenticationResults: true,
 		Log: Log{
 			Format: FormatText,

@@ -85,6 +85,7 @@ func validate(d *yamlpos.Decoder, c *Config) {
 	if n := d.Node("metrics.pprof"); n != nil && c.Metrics.Pprof && c.Metrics.Address == "" {
 		d.Errorf(n, "metrics.pprof: profiles are served on metrics.address, which is not set")
 	}
+	validateConsole(d, c)
 	// drain_timeout may be 0: "stop immediately" is a legitimate choice.
 }
 
