@@ -12,6 +12,7 @@
 //	mxguard check ... MESSAGE.eml  explain a verdict
 //	mxguard verdicts FILE...       search and summarise verdict logs
 //	mxguard state list|show|delete list, show and delete greylist entries and rate-limit buckets
+//	mxguard console adduser NAME   add an account to the web console
 //	mxguard version
 package main
 
@@ -39,6 +40,7 @@ commands:
   check     explain what mxguard would do with a stored message
   verdicts  search and summarise verdict logs
   state     list, show and delete greylist entries and rate-limit buckets
+  console   add an account to the web console's users file
   zone-serve  serve DNS zone files on loopback (for demos, benchmarks, tests)
   version   print the version
 
@@ -71,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdVerdicts(args[1:], stdout, stderr)
 	case "state":
 		return cmdState(args[1:], stdout, stderr)
+	case "console":
+		return cmdConsole(args[1:], os.Stdin, stdout, stderr)
 	case "zone-serve":
 		return cmdZoneServe(args[1:], stdout, stderr)
 	case "version", "--version":

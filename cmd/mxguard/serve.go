@@ -20,6 +20,7 @@ import (
 
 	"mxguard/checks/resolver"
 	"mxguard/config"
+	"mxguard/console"
 	"mxguard/internal/membudget"
 	"mxguard/internal/metrics"
 	"mxguard/internal/state"
@@ -39,9 +40,16 @@ type instance struct {
 	metrics *metrics.Metrics
 	mem     *membudget.Budget
 	http    *http.Server
-	srv     *proxy.Server
-	lns     []net.Listener
-	addrs   []string
+	// The console, when configured: its pages, its address, its index
+	// and what stops the index following the verdict log.
+	consoleHTTP  *http.Server
+	consoleAddr  string
+	consoleIndex *console.Index
+	stopConsole  context.CancelFunc
+	consoleDone  <-chan struct{}
+	srv          *proxy.Server
+	lns          []net.Listener
+	addrs        []string
 	// sockets hold, by index of boot.Listen, what a reload changes on a
 	// socket already listening.
 	sockets []*socket
@@ -126,6 +134,13 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 			return nil, err
 		}
 	}
+	if cfg.Console.Address != "" {
+		ctx, cancel := context.WithCancel(context.Background())
+		in.stopConsole = cancel
+		if err := in.serveConsole(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
 	for i, lc := range cfg.Listen {
 		sock := &socket{}
 		sock.tls.Store(rt.tls[i])
@@ -173,6 +188,7 @@ func (in *instance) closeAll() {
 	if in.http != nil {
 		_ = in.http.Close()
 	}
+	in.closeConsole()
 	for _, l := range in.lns {
 		_ = l.Close()
 	}
@@ -271,8 +287,10 @@ func serve(cfg *config.Config, path string, logw io.Writer) int {
 	if err != nil {
 		newLogger(logw, cfg.Log.Format, cfg.Log.SlogLevel()).Error("cannot start", "err", err)
 		var se *stateDirError
-		if errors.As(err, &se) {
-			// The state directory is the configuration's to fix.
+		var ce *configError
+		if errors.As(err, &se) || errors.As(err, &ce) {
+			// The state directory, the console's users file: the
+			// configuration's to fix.
 			return exitUsage
 		}
 		return exitFailed

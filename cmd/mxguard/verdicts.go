@@ -145,7 +145,6 @@ func runVerdicts(args []string, stdin io.Reader, stdout, stderr io.Writer, now t
 	return exitOK
 }
 
-
 // verdictReader streams files line by line through the filter and prints
 // what matches in the chosen form.
 type verdictReader struct {

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// consoleUsers writes a users file with admin / password through
+// mxguard console adduser, the password on standard input.
+func consoleUsers(t *testing.T, password string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "console-users")
+	cmd := exec.Command(binary, "console", "adduser", "--users", path, "admin")
+	cmd.Stdin = strings.NewReader(password + "\n")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("console adduser: %v\n%s", err, out.String())
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("users file: %v, mode %v; want 0600", err, fi.Mode())
+	}
+	return path
+}
+
+var consoleCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// consoleLogin logs a fresh client into the console at base.
+func consoleLogin(t *testing.T, base, password string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	_, page := consoleGet(t, c, base+"/login")
+	m := consoleCSRF.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("login page without a CSRF field:\n%s", page)
+	}
+	resp, err := c.PostForm(base+"/login", url.Values{"csrf": {m[1]}, "user": {"admin"}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/verdicts" {
+		t.Fatalf("login: %d at %s", resp.StatusCode, resp.Request.URL.Path)
+	}
+	return c
+}
+
+func consoleGet(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// TestConsoleFindsARefusalBySession: a message refused through serve is
+// found in the console by the session id its reply carries, and its page
+// says why; what the client sent is shown as text, never as markup.
+func TestConsoleFindsARefusalBySession(t *testing.T) {
+	dir := t.TempDir()
+	vlog := filepath.Join(dir, "verdicts.jsonl")
+	users := consoleUsers(t, "correct horse battery")
+	consoleAddr := freePort(t)
+	listen, _ := sinkMxguard(t, "verdict_log: "+vlog+"\nconsole:\n  address: "+consoleAddr+"\n  users_file: "+users+"\n")
+	base := "http://" + consoleAddr
+
+	c := dialConv(t, "", listen)
+	c.say("", "220 ")
+	c.say("EHLO client.sender.test", "250 ")
+	// A quoted local part may hold any printable character (RFC 5321
+	// §4.1.2): markup in the one field every page shows.
+	c.say(`MAIL FROM:<"<script>alert(1)</script>"@sender.test>`, "250 ")
+	refusal := c.say("RCPT TO:<victim@elsewhere.test>", "550 5.7.1")
+	m := regexp.MustCompile(`session ([A-Za-z0-9]+)`).FindStringSubmatch(refusal)
+	if m == nil {
+		t.Fatalf("no session id in %q", refusal)
+	}
+	session := m[1]
+	c.say("QUIT", "221 ")
+	waitVerdicts(t, vlog, 1)
+
+	hc := consoleLogin(t, base, "correct horse battery")
+	var resp *http.Response
+	var page string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// The index reads the log every second.
+		resp, page = consoleGet(t, hc, base+"/verdicts?session="+session)
+		if strings.HasPrefix(resp.Request.URL.Path, "/tx/") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if resp.Request.URL.Path != "/tx/"+session {
+		t.Fatalf("searching the session id landed on %s, want /tx/%s", resp.Request.URL.Path, session)
+	}
+	for _, want := range []string{"reject", "relay", "victim@elsewhere.test", "550 5.7.1"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the transaction page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script>alert") {
+		t.Error("the client's sender came out as markup")
+	}
+	if !strings.Contains(page, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Error("the client's sender is not shown (escaped)")
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
+	if resp, _ := consoleGet(t, hc, base+"/charts"); resp.StatusCode != 200 {
+		t.Errorf("charts: %d", resp.StatusCode)
+	}
+}
+
+// TestConsoleConfigErrors: a console without the verdict log, or on a
+// public address without TLS, is a configuration error; a users file that
+// does not parse stops serve with its file and line.
+func TestConsoleConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	os.WriteFile(users, []byte("admin:not-a-hash\n"), 0o600)
+	base := "hostname: mx.example.org\nlisten:\n  - address: 127.0.0.1:" + strings.Split(freePort(t), ":")[1] + "\nbackend:\n  address: builtin:" + dir + "\ndomains: [example.org]\n"
+	for name, c := range map[string]struct{ cfg, want string }{
+		"no verdict log": {base + "console:\n  address: 127.0.0.1:8025\n  users_file: " + users + "\n", "set verdict_log to a file"},
+		"public no tls":  {base + "verdict_log: " + dir + "/v.jsonl\nconsole:\n  address: 0.0.0.0:8025\n  users_file: " + users + "\n", "needs console.tls"},
+		"bad users file": {base + "verdict_log: " + dir + "/v.jsonl\nconsole:\n  address: " + freePort(t) + "\n  users_file: " + users + "\n", users + ":1:7: expected an argon2id hash"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "mxguard.yaml")
+			os.WriteFile(path, []byte(c.cfg), 0o600)
+			code, _, stderr := runBinary(t, "serve", "--config", path)
+			if code != exitUsage || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit 2 and %q", code, stderr, c.want)
+			}
+		})
+	}
+}
