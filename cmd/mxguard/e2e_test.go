@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"mxguard/checks/resolver/dnstest"
+	"mxguard/internal/testbrowser"
 	"mxguard/internal/testclamd"
 )
 
@@ -41,6 +42,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testclamd.StopShared()
+	testbrowser.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
