@@ -19,6 +19,7 @@ import (
 	"mxguard/checks/headers"
 	"mxguard/checks/mime"
 	"mxguard/checks/rdns"
+	"mxguard/checks/rspamd"
 	"mxguard/checks/spf"
 	"mxguard/checks/uribl"
 	"mxguard/internal/mailhdr"
@@ -51,6 +52,7 @@ type Found struct {
 	MIME    mime.Facts    `expr:"mime" json:"mime"`
 	ClamAV  clamav.Facts  `expr:"clamav" json:"clamav"`
 	URIBL   uribl.Facts   `expr:"uribl" json:"uribl"`
+	Rspamd  rspamd.Facts  `expr:"rspamd" json:"rspamd"`
 }
 
 // registered is one field of Found.
