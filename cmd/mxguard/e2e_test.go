@@ -19,6 +19,7 @@ import (
 
 	"mxguard/checks/resolver/dnstest"
 	"mxguard/internal/testclamd"
+	"mxguard/internal/testrspamd"
 )
 
 // binary is the mxguard binary built once for the black-box tests.
@@ -41,6 +42,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testclamd.StopShared()
+	testrspamd.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
