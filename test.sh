@@ -41,6 +41,10 @@ want 'test -x /usr/sbin/haproxy' haproxy
 # download one, never runs. The clamav package brings sigtool, to read or
 # extend that database (docs/testing.md).
 want 'test -x /usr/sbin/clamd && command -v sigtool' clamav-daemon clamav
+# rspamd: the rspamd check's tests run a real rspamd with a configuration
+# of their own (internal/testrspamd): its normal worker on loopback, no
+# Redis, no module that would use the network, test symbols in lua.
+want 'test -x /usr/bin/rspamd' rspamd
 if [ ${#need[@]} -gt 0 ]; then
 	$sudo apt-get update
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
@@ -61,6 +65,11 @@ for service in clamav-daemon clamav-freshclam; do
 	$sudo update-rc.d "$service" disable >/dev/null 2>&1 || true
 	$sudo systemctl disable --now "$service" >/dev/null 2>&1 || true
 done
+# So do the tests' rspamd: the package's own (its workers on ports
+# 11332-11334) must not run.
+$sudo service rspamd stop >/dev/null 2>&1 || true
+$sudo update-rc.d rspamd disable >/dev/null 2>&1 || true
+$sudo systemctl disable --now rspamd >/dev/null 2>&1 || true
 for daemon in clamd freshclam; do
 	$sudo pkill -x "$daemon" >/dev/null 2>&1 || true
 done

@@ -31,6 +31,7 @@ import (
 	"mxguard/checks/mime"
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
+	"mxguard/checks/rspamd"
 	"mxguard/checks/uribl"
 	"mxguard/internal/boundedfile"
 	"mxguard/internal/confval"
@@ -97,6 +98,10 @@ type Config struct {
 	// looked up in (off by default); its keys and defaults are in
 	// uribl.Config.
 	URIBL uribl.Config `yaml:"uribl"`
+
+	// Rspamd (rspamd) names the rspamd that scores messages (off by
+	// default); its keys and defaults are in rspamd.Config.
+	Rspamd rspamd.Config `yaml:"rspamd"`
 
 	// Metrics configures the Prometheus metrics and health endpoints.
 	Metrics Metrics `yaml:"metrics"`

@@ -38,7 +38,7 @@ type Facts struct {
 	// Temperrors is derived from Checks, so that rules about temporary
 	// failures need not walk the map (which costs the rule engine ten
 	// times more) and replay of older lines without it still works.
-	Temperrors []string `expr:"temperrors" json:"-" doc:"the names of the checks run so far whose result is temperror, sorted" values:"dnsbl,rdns,spf,dkim,dmarc,headers,greylist,harvest,mime,clamav,uribl"`
+	Temperrors []string `expr:"temperrors" json:"-" doc:"the names of the checks run so far whose result is temperror, sorted" values:"dnsbl,rdns,spf,dkim,dmarc,headers,greylist,harvest,mime,clamav,uribl,rspamd"`
 }
 
 // ClientFacts describe the SMTP client.
@@ -57,7 +57,7 @@ type AddressFacts struct {
 
 // CheckFacts is one check's result as rules see it.
 type CheckFacts struct {
-	Result string `expr:"result" json:"result" doc:"the check's result (\"\" when it has not run)" values:"pass,fail,softfail,policy,neutral,none,temperror,permerror,listed,known,unknown,unchecked,new,early,passed,allowed,infected,clean,\"\""`
+	Result string `expr:"result" json:"result" doc:"the check's result (\"\" when it has not run)" values:"pass,fail,softfail,policy,neutral,none,temperror,permerror,listed,known,unknown,unchecked,new,early,passed,allowed,infected,clean,scanned,\"\""`
 	Detail string `expr:"detail" json:"detail" doc:"what the check found, for people"`
 }
 

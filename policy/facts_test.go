@@ -22,6 +22,7 @@ import (
 	"mxguard/checks/rcpt"
 	"mxguard/checks/resolver"
 	"mxguard/checks/resolver/dnstest"
+	"mxguard/checks/rspamd"
 	"mxguard/checks/spf"
 	"mxguard/checks/uribl"
 	"mxguard/rules"
@@ -40,10 +41,10 @@ func TestRulesNeverMatchingValue(t *testing.T) {
 		{"data", `any(dkim.signatures, .result == "none")`, `dkim.signatures[].result is never "none": expected one of pass, fail, policy, temperror, permerror`},
 		{"data", `dmarc.policy in ["reject", "p=reject"]`, `dmarc.policy is never "p=reject": expected one of none, quarantine, reject, ""`},
 		{"rcpt", `rcpt_verify.result == "unkown"`, `rcpt_verify.result is never "unkown": expected one of known, unknown, temperror, unchecked`},
-		{"data", `checks.spf.result == "Pass"`, `checks.spf.result is never "Pass": expected one of pass, fail, softfail, policy, neutral, none, temperror, permerror, listed, known, unknown, unchecked, new, early, passed, allowed, infected, clean, "" (did you mean "pass"?)`},
+		{"data", `checks.spf.result == "Pass"`, `checks.spf.result is never "Pass": expected one of pass, fail, softfail, policy, neutral, none, temperror, permerror, listed, known, unknown, unchecked, new, early, passed, allowed, infected, clean, scanned, "" (did you mean "pass"?)`},
 		{"data", `stage == "DATA"`, `stage is never "DATA": expected one of connect, helo, mail, rcpt, data (did you mean "data"?)`},
 		{"connect", `tls_version == "TLSv1.3"`, `tls_version is never "TLSv1.3": expected one of "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3", ""`},
-		{"data", `"SPF" in temperrors`, `temperrors never holds "SPF": expected one of dnsbl, rdns, spf, dkim, dmarc, headers, greylist, harvest, mime, clamav, uribl (did you mean "spf"?)`},
+		{"data", `"SPF" in temperrors`, `temperrors never holds "SPF": expected one of dnsbl, rdns, spf, dkim, dmarc, headers, greylist, harvest, mime, clamav, uribl, rspamd (did you mean "spf"?)`},
 		{"data", `"from" in headers.duplicates`, `headers.duplicates never holds "from": expected one of Bcc, Cc, Date, From, In-Reply-To, Message-ID, References, Reply-To, Sender, Subject, To (did you mean "From"?)`},
 
 		{"mail", `spf.result in ["fail", "softfail"] && spf.identity == "mailfrom" && spf.helo_result != "pass"`, ""},
@@ -92,7 +93,7 @@ func TestFactValuesAreTheChecks(t *testing.T) {
 	// headers pass or fail), and in a replay the recipients' verification.
 	var any []string
 	greyStates := []string{string(store.GreyNew), string(store.GreyEarly), string(store.GreyPassed), string(store.GreyKnown), greylist.Allowed}
-	for _, set := range [][]string{spfResults, dkimResults, dmarcResults, {"listed"}, rcptResults, greyStates, {rdns.Fail, rdns.None}, {clamav.Infected, clamav.Clean}} {
+	for _, set := range [][]string{spfResults, dkimResults, dmarcResults, {"listed"}, rcptResults, greyStates, {rdns.Fail, rdns.None}, {clamav.Infected, clamav.Clean}, {rspamd.Scanned}} {
 		for _, v := range set {
 			if !slices.Contains(any, v) {
 				any = append(any, v)
@@ -116,6 +117,8 @@ func TestFactValuesAreTheChecks(t *testing.T) {
 		"headers.duplicates":       duplicatedFields(t),
 		"greylist.state":           append(slices.Clone(greyStates), ""),
 		"rdns.result":              {rdns.Pass, rdns.Fail, rdns.None, rdns.Temperror, ""},
+		"rspamd.action": {rspamd.NoAction, rspamd.Greylist, rspamd.AddHeader, rspamd.RewriteSubject, rspamd.SoftReject,
+			rspamd.Reject, rspamd.Discard, rspamd.Quarantine, ""},
 	}
 	got := map[string][]string{}
 	for _, f := range Schema() {
@@ -167,7 +170,8 @@ func registeredChecks(t *testing.T) []string {
 	e := NewEngine(Options{Domains: []string{"example.org"}, Resolver: r, State: st, Sections: map[string]any{
 		"dnsbl": []dnsbl.Zone{{Zone: "bl.test", Weight: 1}}, "greylist": greylist.Config{Enabled: true},
 		"clamav": clamav.Config{Address: "unix:/nonexistent/clamd.ctl"},
-		"uribl":  uribl.Config{MaxDomains: 1, Zones: []dnsbl.Config{{Zone: "dbl.test", Weight: 1}}}}})
+		"uribl":  uribl.Config{MaxDomains: 1, Zones: []dnsbl.Config{{Zone: "dbl.test", Weight: 1}}},
+		"rspamd": rspamd.Config{URL: "http://127.0.0.1:11333"}}})
 	return slices.Sorted(maps.Keys(e.checks))
 }
 

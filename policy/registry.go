@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 
 	"mxguard/checks/check"
@@ -18,6 +19,7 @@ import (
 	"mxguard/checks/headers"
 	"mxguard/checks/mime"
 	"mxguard/checks/rdns"
+	"mxguard/checks/rspamd"
 	"mxguard/checks/spf"
 	"mxguard/checks/uribl"
 	"mxguard/internal/mailhdr"
@@ -50,6 +52,7 @@ type Found struct {
 	MIME    mime.Facts    `expr:"mime" json:"mime"`
 	ClamAV  clamav.Facts  `expr:"clamav" json:"clamav"`
 	URIBL   uribl.Facts   `expr:"uribl" json:"uribl"`
+	Rspamd  rspamd.Facts  `expr:"rspamd" json:"rspamd"`
 }
 
 // registered is one field of Found.
@@ -99,6 +102,9 @@ type view struct {
 	helo      string
 	mailFrom  string
 	rcpt      string
+	rcpts     []string
+	ptr       string
+	txID      string
 	smtputf8  bool
 	messageID string
 	domains   []string
@@ -115,7 +121,8 @@ type view struct {
 // view takes c's view of tx.
 func (tx *Transaction) view(c *checker) *view {
 	v := &view{client: tx.Client.Addr.Addr().Unmap(), helo: tx.Client.HELO, mailFrom: tx.MailFrom,
-		smtputf8: tx.SMTPUTF8, messageID: tx.MessageID, domains: tx.localDomains, content: tx.Content}
+		smtputf8: tx.SMTPUTF8, messageID: tx.MessageID, domains: tx.localDomains, content: tx.Content,
+		rcpts: slices.Clip(tx.Rcpts), ptr: tx.Client.PTR, txID: tx.ID}
 	if c.PerRcpt {
 		v.rcpt = tx.Rcpt
 	}
@@ -145,6 +152,9 @@ func (v *view) Client() netip.Addr                  { return v.client }
 func (v *view) HELO() string                        { return v.helo }
 func (v *view) MailFrom() string                    { return v.mailFrom }
 func (v *view) Rcpt() string                        { return v.rcpt }
+func (v *view) Rcpts() []string                     { return v.rcpts }
+func (v *view) ClientPTR() string                   { return v.ptr }
+func (v *view) TxID() string                        { return v.txID }
 func (v *view) SMTPUTF8() bool                      { return v.smtputf8 }
 func (v *view) MessageID() string                   { return v.messageID }
 func (v *view) LocalDomains() []string              { return v.domains }

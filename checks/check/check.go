@@ -95,6 +95,15 @@ type View interface {
 	// Rcpt is the recipient being decided, for a per-recipient check
 	// (Def.PerRcpt); "" for the others.
 	Rcpt() string
+	// Rcpts are the recipients accepted so far: all of them at data.
+	// Callers must not modify the result.
+	Rcpts() []string
+	// ClientPTR is the client's verified reverse DNS name, "" when it is
+	// not known (the rdns check has not run, or found none).
+	ClientPTR() string
+	// TxID is the transaction's id (the session id and a sequence
+	// number), as the verdict log and the Received header give it.
+	TxID() string
 	// SMTPUTF8 reports whether the client asked for SMTPUTF8 at MAIL.
 	SMTPUTF8() bool
 	// MessageID is the Message-ID without angle brackets ("" before data).

@@ -138,7 +138,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		if !v.Action.Refuses() {
 			o.Reply = "(the backend's reply)"
 		}
-		tree := func(w io.Writer, rec *policy.Record) { printMIMETree(w, rec, cfg, msg.Reader) }
+		tree := func(w io.Writer, rec *policy.Record) { printMIMETree(w, rec, cfg, msg.Reader); printRspamd(w, rec) }
 		return explain(stdout, tx, o, lines, set == nil, *asJSON, tree)
 	}
 	r := sess.Walk(ctx, policy.Walk{

@@ -20,6 +20,7 @@ import (
 	"mxguard/checks/resolver/dnstest"
 	"mxguard/internal/testbrowser"
 	"mxguard/internal/testclamd"
+	"mxguard/internal/testrspamd"
 )
 
 // binary is the mxguard binary built once for the black-box tests.
@@ -43,6 +44,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testclamd.StopShared()
 	testbrowser.StopShared()
+	testrspamd.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -25,6 +25,10 @@ type View struct {
 	SplitErr                           error
 	FromDomain                         string
 	FromErr                            error
+	// Recipients are what Rcpts returns (Recipient is the one being
+	// decided), PTR what ClientPTR returns and ID what TxID returns.
+	Recipients []string
+	PTR, ID    string
 	// Message is what Content reads.
 	Message []byte
 	// Deps are the facts of the checks the check depends on, by name.
@@ -46,6 +50,15 @@ func (v View) MailFrom() string { return v.Sender }
 
 // Rcpt implements check.View.
 func (v View) Rcpt() string { return v.Recipient }
+
+// Rcpts implements check.View.
+func (v View) Rcpts() []string { return v.Recipients }
+
+// ClientPTR implements check.View.
+func (v View) ClientPTR() string { return v.PTR }
+
+// TxID implements check.View.
+func (v View) TxID() string { return v.ID }
 
 // SMTPUTF8 implements check.View.
 func (v View) SMTPUTF8() bool { return v.UTF8 }
