@@ -45,6 +45,9 @@ want 'test -x /usr/sbin/clamd && command -v sigtool' clamav-daemon clamav
 # of their own (internal/testrspamd): its normal worker on loopback, no
 # Redis, no module that would use the network, test symbols in lua.
 want 'test -x /usr/bin/rspamd' rspamd
+# chromium: the console's tests drive a real headless Chromium
+# (internal/testbrowser), on loopback only.
+want 'test -x /usr/bin/chromium' chromium
 if [ ${#need[@]} -gt 0 ]; then
 	$sudo apt-get update
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
