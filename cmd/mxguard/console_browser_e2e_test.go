@@ -21,7 +21,7 @@ import (
 // artifact folder (go test -artifacts keeps them).
 func shot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -100,6 +100,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.HasSuffix(loc, "/tx/"+session) {
 		t.Fatalf("searching %s landed on %s", session, loc)
 	}
+	must("verdicts", chromedp.Do(ctx,
+		chromedp.Navigate(base+"/verdicts"),
+		chromedp.WaitVisible(chromedp.CSS(`table.verdicts`)),
+	))
+	shot(t, ctx, "2-verdicts")
+	must("back to the transaction", chromedp.Do(ctx,
+		chromedp.Navigate(loc),
+		chromedp.WaitVisible(chromedp.CSS(`section.record`)),
+	))
 	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
 	must("page text", err)
 	for _, want := range []string{"reject", "relay", "victim@elsewhere.test", "550 5.7.1", "onerror=document.title"} {
@@ -118,7 +127,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d img or script elements in the page, want 0", n)
 	}
-	shot(t, ctx, "2-transaction")
+	shot(t, ctx, "3-transaction")
 
 	must("charts", chromedp.Do(ctx,
 		chromedp.Navigate(base+"/charts"),
@@ -129,7 +138,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if bars == 0 {
 		t.Error("no refusal drawn in the charts")
 	}
-	shot(t, ctx, "3-charts")
+	shot(t, ctx, "4-charts")
 
 	// A page of another origin (another port of the same host: the same
 	// site, so SameSite lets the cookie go) posts a logout without the
