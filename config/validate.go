@@ -77,6 +77,7 @@ func validate(d *yamlpos.Decoder, c *Config) {
 	c.Harvest.Validate(d, "harvest")
 	c.ClamAV.Validate(d, "clamav")
 	c.URIBL.Validate(d, "uribl")
+	c.Hold.Validate(d, "hold")
 	if n := d.Node("metrics.address"); n != nil && c.Metrics.Address != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Address); err != nil {
 			d.Errorf(n, "metrics.address: expected host:port like 127.0.0.1:9325, got %s", yamlpos.Lit(c.Metrics.Address))
