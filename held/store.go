@@ -493,6 +493,10 @@ func (s *Store) Expire() ([]Meta, error) {
 type Result struct {
 	// Delivered is true when the backend answered 250.
 	Delivered bool
+	// Unknown is true when the backend had the whole message but its
+	// reply never came (the connection broke, or timed out): it may have
+	// taken it. The message becomes StatePossiblyDelivered.
+	Unknown bool
 	// Reply is the backend's reply, or why there was none.
 	Reply string
 }
@@ -534,6 +538,8 @@ func (s *Store) Release(ctx context.Context, id, by string, force bool, deliver 
 	switch {
 	case res.Delivered:
 		m.State = StateReleased
+	case res.Unknown:
+		m.State = StatePossiblyDelivered
 	case prev == StateHeld:
 		m.State = StateHeld
 	default:

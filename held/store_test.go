@@ -267,6 +267,26 @@ func TestReleaseInterrupted(t *testing.T) {
 	}
 }
 
+// A delivery whose outcome is unknown (the backend had the message, its
+// reply never came) leaves the message possibly delivered, as a crash
+// does: a plain release sends nothing more.
+func TestReleaseUnknownOutcome(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{})
+	m := hold(t, s, testMeta())
+	n := 0
+	lost := func(context.Context, Meta, io.Reader) Result {
+		n++
+		return Result{Unknown: true, Reply: "backend: end of data: connection reset"}
+	}
+	got, err := s.Release(context.Background(), m.ID, "alice", false, lost)
+	if err != nil || got.State != StatePossiblyDelivered {
+		t.Fatalf("release with a lost reply: %+v, %v", got, err)
+	}
+	if _, err := s.Release(context.Background(), m.ID, "alice", false, lost); !errors.Is(err, ErrPossiblyDelivered) || n != 1 {
+		t.Fatalf("second release: %v, %d deliveries", err, n)
+	}
+}
+
 // The filters of List, and its order: newest first.
 func TestListFilters(t *testing.T) {
 	c := &clock{now: time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)}

@@ -80,7 +80,9 @@ func (f *Forwarder) Release(ctx context.Context, m held.Meta, content io.Reader)
 		MailFrom: m.MailFrom, Rcpts: m.Rcpts, SMTPUTF8: m.SMTPUTF8, Body8Bit: m.Body8Bit, Size: m.Size}
 	hdr := ReleaseHeader + ": " + m.ID + "\r\n"
 	start := time.Now()
+	sent := false // the backend said 354: the content went out
 	d, kind := f.deliver(ctx, tx, int64(len(hdr))+m.Size, func(w io.Writer) error {
+		sent = true
 		if _, err := io.WriteString(w, hdr); err != nil {
 			return err
 		}
@@ -92,5 +94,8 @@ func (f *Forwarder) Release(ctx context.Context, m held.Meta, content io.Reader)
 	if reply == "" {
 		reply = d.Reply.String()
 	}
-	return held.Result{Delivered: d.Reply.Code/100 == 2, Reply: reply}
+	// A broken connection after the content went out (no reply to the
+	// end of data, or one out of step) says nothing of whether the
+	// backend took it: the same doubt as a crash during the release.
+	return held.Result{Delivered: d.Reply.Code/100 == 2, Unknown: sent && kind == "connection", Reply: reply}
 }

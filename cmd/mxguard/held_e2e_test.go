@@ -235,6 +235,34 @@ func TestHeldReleaseRefusedAndNoServer(t *testing.T) {
 	}
 }
 
+// A backend whose reply to the released message is out of step (two
+// replies to one end of data) may or may not have taken it: the message
+// is possibly delivered, and a plain release sends nothing more.
+func TestHeldReleaseLostReplyIsPossiblyDelivered(t *testing.T) {
+	b := startRawBackend(t, func(b *rawBackend) {
+		b.ext = []string{"SMTPUTF8"}
+		b.script = func(verb string) string {
+			if verb == "END" {
+				return "250 2.0.0 Ok: queued as RAW1\r\n250 2.0.0 Ok: queued as RAW2\r\n"
+			}
+			return ""
+		}
+	})
+	s := startHeld(t, b, "")
+	s.send("lost reply")
+	id := s.heldIDOf(1)
+	code, out, errOut := s.held("release", id, "--by", "tester")
+	if code != 1 || !strings.Contains(errOut, "but mxguard did not get its reply") || !strings.Contains(errOut, "possibly delivered") {
+		t.Fatalf("release with a reply out of step: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := s.held("release", id, "--by", "tester"); code != 1 || !strings.Contains(errOut, "is possibly delivered") {
+		t.Fatalf("second release: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, stored := b.seen(); len(stored) != 1 {
+		t.Errorf("the backend got %d copies, want 1", len(stored))
+	}
+}
+
 // kill9 kills mxguard as a crash would: no drain, no cleanup.
 func (s *heldSetup) kill9() {
 	s.t.Helper()

@@ -328,6 +328,9 @@ func heldRelease(dir, id, by string, force bool, stdout, stderr io.Writer) int {
 		return exitOK
 	case "refused":
 		fmt.Fprintf(stderr, "mxguard held: the backend refused %s: %s; it stays %s\n", id, printable(r.Held.LastAttempt().Reply), r.Held.State)
+	case "unknown":
+		fmt.Fprintf(stderr, "mxguard held: the backend had all of %s but mxguard did not get its reply (%s): it is possibly delivered. --force sends it again, with the same X-Mxguard-Release-Id: %s header for the backend to drop a duplicate\n",
+			id, printable(r.Held.LastAttempt().Reply), id)
 	case "released-already":
 		a := r.Held.LastAttempt()
 		fmt.Fprintf(stderr, "mxguard held: %s was released already, by %s at %s (%s); nothing was sent\n", id, printable(a.By), a.Ended.Format(time.RFC3339), printable(a.Reply))

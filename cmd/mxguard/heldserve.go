@@ -93,7 +93,8 @@ type heldReply struct {
 	Held  *held.Meta `json:"held,omitempty"`
 	Error string     `json:"error,omitempty"`
 	// Code tells the admin's command what happened: "released",
-	// "refused" (the backend did not take it), "deleted", or the error's
+	// "refused" (the backend did not take it), "unknown" (the backend had
+	// it all, its reply was lost), "deleted", or the error's
 	// kind: "not-found", "released-already", "possibly-delivered", "busy",
 	// "failed".
 	Code string `json:"code"`
@@ -158,7 +159,10 @@ func (in *instance) serveHeldControl(dir string) (*http.Server, error) {
 		a := m.LastAttempt()
 		in.auditHeld(m, policy.ActionRelease, by, a.Reply)
 		code := "released"
-		if !a.Delivered {
+		switch {
+		case m.State == held.StatePossiblyDelivered:
+			code = "unknown"
+		case !a.Delivered:
 			code = "refused"
 		}
 		write(w, http.StatusOK, heldReply{Held: &m, Code: code})
