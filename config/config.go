@@ -33,6 +33,7 @@ import (
 	"mxguard/checks/resolver"
 	"mxguard/checks/rspamd"
 	"mxguard/checks/uribl"
+	"mxguard/held"
 	"mxguard/internal/boundedfile"
 	"mxguard/internal/confval"
 	"mxguard/internal/mailaddr"
@@ -130,6 +131,10 @@ type Config struct {
 	// State (state) is where state that outlives a transaction is kept;
 	// its keys are in State.
 	State State `yaml:"state"`
+
+	// Hold (hold) is the store of the mail rules hold; its keys and
+	// defaults are in held.Config.
+	Hold held.Config `yaml:"hold"`
 
 	// AuthenticationResults adds an Authentication-Results header (RFC
 	// 8601) with the SPF, DKIM and DMARC results to every accepted message,
@@ -398,6 +403,7 @@ func Default() *Config {
 		DrainTimeout:          Dur(30 * time.Second),
 		State:                 defaultState(),
 		Console:               Console{Keep: Dur(30 * 24 * time.Hour)},
+		Hold:                  held.DefaultConfig(),
 		AuthenticationResults: true,
 		Log: Log{
 			Format: FormatText,

@@ -37,6 +37,7 @@ func normalize(c *Config, dir string) {
 	}
 	c.Headers.Normalize()
 	normalizeState(&c.State)
+	c.Hold.Normalize()
 	c.Greylist.Normalize()
 	for i, srv := range c.DNS.Servers {
 		if a, err := netip.ParseAddr(srv); err == nil && a.Zone() == "" {

@@ -78,6 +78,7 @@ func validate(d *yamlpos.Decoder, c *Config) {
 	c.ClamAV.Validate(d, "clamav")
 	c.URIBL.Validate(d, "uribl")
 	c.Rspamd.Validate(d, "rspamd")
+	c.Hold.Validate(d, "hold")
 	if n := d.Node("metrics.address"); n != nil && c.Metrics.Address != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Address); err != nil {
 			d.Errorf(n, "metrics.address: expected host:port like 127.0.0.1:9325, got %s", yamlpos.Lit(c.Metrics.Address))

@@ -413,6 +413,10 @@ func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome, f *Fact
 			return Verdict{Action: ActionAccept, Reason: r.Name}
 		case rules.Quarantine:
 			tx.quarantined = r.Name
+		case rules.Hold:
+			// Rules load only at stage data (rules.Parse): the message is
+			// complete, and what holds it is this rule, whatever the score.
+			return Verdict{Action: ActionHold, Reason: r.Name}
 		case rules.Reject:
 			rep := replyRuleReject
 			if r.Reply != nil {

@@ -371,3 +371,32 @@ func TestCheckOwnTimeout(t *testing.T) {
 		t.Fatalf("dnsbl: %+v, want temperror, no answer within 20ms", got)
 	}
 }
+
+// A hold rule at data gives ActionHold, which is not a refusal (the client
+// hears 250 for a held message), and replay decides the logged line again
+// as a hold; the lines of a release are left as they are.
+func TestHoldVerdictAndReplay(t *testing.T) {
+	set := mustRules(t, "rules:\n  - name: hold-big\n    when: size > 100\n    action: hold\n")
+	e := NewEngine(Options{Domains: []string{"example.org"}, Rules: set})
+	tx := testTx()
+	tx.Size = 500
+	v := e.NewSession().Decide(context.Background(), StageData, tx)
+	if v.Action != ActionHold || v.Reason != "hold-big" || v.Action.Refuses() || v.Action.String() != "hold" {
+		t.Fatalf("verdict %+v (%s), want hold by hold-big, not a refusal", v, v.Action)
+	}
+	rec := NewRecord(tx, Outcome{Stage: StageData, Action: v.Action.String(), Reason: v.Reason, HeldID: "H1"}, time.Now())
+	if rec.HeldID != "H1" {
+		t.Errorf("record's held_id %q", rec.HeldID)
+	}
+	if got := Replay(rec, set); got.Action != "hold" || got.Reason != "hold-big" {
+		t.Fatalf("replay: %+v, want hold by hold-big", got)
+	}
+	if got := Replay(rec, mustRules(t, "rules:\n  - name: huge\n    when: size > 1000\n    action: hold\n")); got.Action != "accept" {
+		t.Fatalf("replay with a lenient rule: %+v", got)
+	}
+	rel := *rec
+	rel.Action, rel.By, rel.BackendReply = ActionRelease, "admin", "250 2.0.0 Ok"
+	if got := Replay(&rel, set); got.Action != ActionRelease {
+		t.Fatalf("replay of a release line: %+v, want it left as it is", got)
+	}
+}

@@ -26,8 +26,10 @@ type Record struct {
 	Rules     []RuleMatch            `json:"rules"`
 	Score     float64                `json:"score"`
 	// Stage is where the final action was taken; Action is that action
-	// ("accept", "reject", "tempfail", "quarantine", "tag", or "abandoned"
-	// when the client left before the end of DATA).
+	// ("accept", "reject", "tempfail", "quarantine", "tag", "hold", or
+	// "abandoned" when the client left before the end of DATA). A held
+	// message gets later lines of its own: "release" and "delete" (see
+	// HeldID and By).
 	Stage  string `json:"stage"`
 	Action string `json:"action"`
 	// Reason is what decided: the deciding rule's name, or "relay",
@@ -38,7 +40,22 @@ type Record struct {
 	// Facts are the facts at the end of the transaction, the input of
 	// "mxguard rules replay".
 	Facts *Facts `json:"facts,omitempty"`
+	// HeldID is the id of the message in the held-mail store, on the
+	// line of the transaction a rule held and on the lines of its
+	// release and deletion.
+	HeldID string `json:"held_id,omitempty"`
+	// By is who released or deleted a held message (an admin's name,
+	// or "expiry").
+	By string `json:"by,omitempty"`
 }
+
+// The actions of the lines written about a held message after the
+// transaction that held it. No rule decides them: replay leaves them as
+// they are.
+const (
+	ActionRelease = "release"
+	ActionDelete  = "delete"
+)
 
 // RcptRefusal is a recipient refused at RCPT.
 type RcptRefusal struct {

@@ -10,11 +10,14 @@ import (
 )
 
 // Decisions that no rule makes: replaying other rules cannot change them.
-var fixedReasons = map[string]bool{"relay": true, "size": true, "spool": true, "non-smtp": true}
+var fixedReasons = map[string]bool{"relay": true, "size": true, "spool": true, "non-smtp": true, "hold-store": true}
+
+// fixedActions are the lines about a held message after it was held.
+var fixedActions = map[string]bool{ActionRelease: true, ActionDelete: true}
 
 // ReplayResult is what a rule set would have done to a logged transaction.
 type ReplayResult struct {
-	Action string // accept, reject, tempfail, quarantine, tag, abandoned
+	Action string // accept, reject, tempfail, quarantine, tag, hold, abandoned (release, delete: as logged)
 	Stage  string
 	Reason string // the deciding rule, or why no rule decided
 	Reply  string
@@ -25,7 +28,7 @@ type ReplayResult struct {
 // stages are replayed in order as the client went through them; recipients
 // refused by relaying stay refused.
 func Replay(rec *Record, set *rules.Set) ReplayResult {
-	if fixedReasons[rec.Reason] {
+	if fixedReasons[rec.Reason] || fixedActions[rec.Action] {
 		return ReplayResult{Action: rec.Action, Stage: rec.Stage, Reason: rec.Reason, Reply: rec.Reply}
 	}
 	e := NewEngine(Options{Rules: set, Domains: replayDomains(rec)})

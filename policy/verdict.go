@@ -20,6 +20,9 @@ const (
 	ActionTempfail
 	ActionQuarantine
 	ActionTag
+	// ActionHold keeps the message in mxguard's held-mail store instead
+	// of delivering it: the client gets 250 once it is on disk.
+	ActionHold
 )
 
 var actionNames = map[Action]string{
@@ -29,6 +32,7 @@ var actionNames = map[Action]string{
 	ActionTempfail:   "tempfail",
 	ActionQuarantine: "quarantine",
 	ActionTag:        "tag",
+	ActionHold:       "hold",
 }
 
 // String returns the name used in rules files and logs.
@@ -40,8 +44,10 @@ func (a Action) String() string {
 }
 
 // Refuses reports whether the proxy must refuse the command or message.
+// A held message is not refused: the client hears 250 for it, and it is
+// kept as the backend would have received it, our headers included.
 func (a Action) Refuses() bool {
-	return a != ActionAccept && a != ActionQuarantine && a != ActionTag
+	return a != ActionAccept && a != ActionQuarantine && a != ActionTag && a != ActionHold
 }
 
 // Verdict is the engine's answer at one stage.

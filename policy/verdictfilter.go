@@ -13,7 +13,7 @@ import (
 // VerdictActions are the actions a verdict line can carry. A filter
 // refuses anything else, so that a typo ("rejected") is an error rather
 // than an empty result.
-var VerdictActions = []string{"accept", "reject", "tempfail", "quarantine", "tag", "abandoned"}
+var VerdictActions = []string{"accept", "reject", "tempfail", "quarantine", "tag", "hold", "abandoned", ActionRelease, ActionDelete}
 
 // VerdictFilter selects verdict records: `mxguard verdicts` and the
 // console search with it, so a question asked of either gets the same

@@ -85,11 +85,13 @@ func (l *VerdictLog) Close() error {
 // proxy saw it.
 type Outcome struct {
 	Stage  Stage
-	Action string // accept, reject, tempfail, quarantine, tag, abandoned
+	Action string // accept, reject, tempfail, quarantine, tag, hold, abandoned
 	// Reason is what decided: a rule's name, "relay", "score", "size", …
 	Reason       string
 	Reply        string // the reply we sent for it
 	BackendReply string
+	// HeldID is the held-mail store's id for a held message.
+	HeldID string
 }
 
 // Finish writes the verdict line for tx.
@@ -146,5 +148,6 @@ func NewRecord(tx *Transaction, o Outcome, now time.Time) *Record {
 		Reply:        o.Reply,
 		BackendReply: o.BackendReply,
 		Facts:        f,
+		HeldID:       o.HeldID,
 	}
 }

@@ -186,14 +186,18 @@ func (f *Forwarder) Ping(ctx context.Context) error {
 // which every check read.
 func (f *Forwarder) Deliver(ctx context.Context, tx *policy.Transaction, msg *Message) Delivery {
 	start := time.Now()
-	d, kind := f.deliver(ctx, tx, msg)
+	d, kind := f.deliver(ctx, tx, msg.Size(), func(w io.Writer) error {
+		return renderMessage(w, f.opts.Hostname, tx, msg, time.Now())
+	})
 	f.opts.Metrics.Backend(time.Since(start), kind)
 	return d
 }
 
-// deliver is Deliver, with the kind of failure for the metrics ("" when
-// the backend took the message).
-func (f *Forwarder) deliver(ctx context.Context, tx *policy.Transaction, msg *Message) (Delivery, string) {
+// deliver sends what render writes (size octets, about, for SIZE) to the
+// backend with tx's envelope, and returns the delivery with the kind of
+// failure for the metrics ("" when the backend took the message). render
+// is called at most once, when the backend is ready for the content.
+func (f *Forwarder) deliver(ctx context.Context, tx *policy.Transaction, size int64, render func(io.Writer) error) (Delivery, string) {
 	log := txLogger{f.opts.Logger, []any{"session", tx.Session, "tx", tx.ID}}
 	for {
 		b := f.take()
@@ -205,7 +209,7 @@ func (f *Forwarder) deliver(ctx context.Context, tx *policy.Transaction, msg *Me
 				return Delivery{Reply: replyBackendUnavailable.WithSession(tx.Session), Backend: err.Error()}, "unavailable"
 			}
 		}
-		rep, committed, err := f.transact(b, reused, tx, msg)
+		rep, committed, err := f.transact(b, reused, tx, size, render)
 		if err != nil {
 			b.close()
 			var dr deliveryError
@@ -289,7 +293,7 @@ func (e deliveryError) Error() string { return e.err.Error() }
 // transact runs one transaction on b. committed reports whether any of the
 // message content may have reached the backend; before that, a failure of a
 // kept connection can be retried on a fresh one.
-func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg *Message) (_ Delivery, committed bool, err error) {
+func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, size int64, render func(io.Writer) error) (_ Delivery, committed bool, err error) {
 	// RSET proves a kept connection is alive (RFC 5321 §4.1.1.5); with
 	// PIPELINING it travels in the same packet as the envelope.
 	var prefix []string
@@ -311,7 +315,7 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 	}
 	mail := "MAIL FROM:<" + tx.MailFrom + ">"
 	if _, ok := b.ext["SIZE"]; ok {
-		mail += fmt.Sprintf(" SIZE=%d", msg.Size())
+		mail += fmt.Sprintf(" SIZE=%d", size)
 	}
 	if _, ok := b.ext["8BITMIME"]; ok && tx.Body8Bit {
 		mail += " BODY=8BITMIME"
@@ -392,7 +396,7 @@ func (f *Forwarder) transact(b *bconn, reused bool, tx *policy.Transaction, msg 
 	if r := *dataReply; r.Code != smtpreply.C354Continue {
 		return Delivery{}, false, deliveryError{Delivery: relay(tx, r), err: fmt.Errorf("backend: DATA: %s", r)}
 	}
-	if err := f.writeMessage(b, tx, msg); err != nil {
+	if err := f.writeMessage(b, render); err != nil {
 		return Delivery{}, true, err
 	}
 	rep, err := f.finalReply(b, tx)
@@ -562,37 +566,48 @@ func xforwardCmd(b *bconn, tx *policy.Transaction) string {
 	return cmd.String()
 }
 
-// writeMessage sends the Received header and the content, dot-stuffed
-// (RFC 5321 §4.5.2), then the end-of-data line. The content already has
-// canonical CRLF line endings: the proxy made it so while receiving it.
-func (f *Forwarder) writeMessage(b *bconn, tx *policy.Transaction, msg *Message) error {
-	b.setWriteDeadline(f.opts.DataTimeout)
-	if _, err := io.WriteString(b.w, receivedHeader(f.opts.Hostname, tx, time.Now())); err != nil {
-		return ioErr("write", err)
+// renderMessage writes the message as the backend gets it, before
+// dot-stuffing: our Received header, the headers of tag and quarantine
+// verdicts, then the content without the header fields only mxguard may
+// write (see forged). The content already has canonical CRLF line
+// endings: the proxy made it so while receiving it. It is the one
+// rendering of a message: the forwarder sends it, dot-stuffed, and the
+// held-mail store keeps it, so that a released message is the one the
+// backend would have received.
+func renderMessage(w io.Writer, hostname string, tx *policy.Transaction, msg *Message, now time.Time) error {
+	if _, err := io.WriteString(w, receivedHeader(hostname, tx, now)); err != nil {
+		return err
 	}
 	// Headers from tag and quarantine verdicts go on top, beside ours.
 	for _, h := range tx.Headers {
-		if _, err := fmt.Fprintf(b.w, "%s: %s\r\n", h.Name, h.Value); err != nil {
-			return ioErr("write", err)
+		if _, err := fmt.Fprintf(w, "%s: %s\r\n", h.Name, h.Value); err != nil {
+			return err
 		}
 	}
 	split, err := tx.HeaderSplit()
 	if err != nil {
-		return fmt.Errorf("backend: %w", err)
+		return err
 	}
 	r, err := msg.Reader()
 	if err != nil {
-		return fmt.Errorf("backend: %w", err)
+		return err
 	}
 	if _, err := io.CopyN(io.Discard, r, int64(split.Body)); err != nil {
-		return fmt.Errorf("backend: reading spool: %w", err)
+		return fmt.Errorf("reading spool: %w", err)
 	}
+	return writeContent(w, tx.Header(), r, hostname)
+}
+
+// writeMessage sends what render writes, dot-stuffed (RFC 5321 §4.5.2),
+// then the end-of-data line.
+func (f *Forwarder) writeMessage(b *bconn, render func(io.Writer) error) error {
+	b.setWriteDeadline(f.opts.DataTimeout)
 	dw := &dotWriter{w: b.w, bol: true}
-	if err := writeContent(dw, tx.Header(), r, f.opts.Hostname); err != nil {
+	if err := render(dw); err != nil {
 		if dw.err != nil {
 			return ioErr("write", err)
 		}
-		return fmt.Errorf("backend: reading spool: %w", err)
+		return fmt.Errorf("backend: reading the message: %w", err)
 	}
 	end := ".\r\n"
 	if !dw.bol {

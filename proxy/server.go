@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mxguard/held"
 	"mxguard/internal/metrics"
 	"mxguard/internal/smtpreply"
 	"mxguard/internal/state"
@@ -105,6 +106,9 @@ type Options struct {
 	// Policy decides at each stage; Backend delivers accepted messages.
 	Policy  Decider
 	Backend Deliverer
+	// Hold keeps the messages a rule holds (hold.dir); nil answers them
+	// 451, as a store that cannot take them would.
+	Hold *held.Store
 	// Logger gets the proxy's log lines; nil is slog.Default().
 	Logger *slog.Logger
 	// State is the store of what outlives a session (the rate limits'

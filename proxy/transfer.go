@@ -173,6 +173,11 @@ func (s *session) finishMessage(msg *Message, scan *dataScanner) smtpreply.Reply
 	if v.Action.Refuses() {
 		return finish(v, v.Reply, "", func() { log.Info("message refused", "action", v.Action, "reason", v.Reason, "reply", v.Reply.String()) })
 	}
+	if v.Action == policy.ActionHold {
+		r, o, logLine := s.hold(tx, msg, v, log)
+		s.logVerdict(tx, o, logLine)
+		return r
+	}
 	start := time.Now()
 	d := s.opts.Backend.Deliver(ctx, tx, msg)
 	backendMS, spooled := time.Since(start).Milliseconds(), msg.Spilled()

@@ -13,8 +13,8 @@ type Outcome struct {
 	// Matches are every rule whose condition held, in order, monitor rules
 	// included and rules after the decisive one excluded.
 	Matches []*Rule
-	// Decisive is the first enforced accept, reject, tempfail or
-	// quarantine that matched, or nil.
+	// Decisive is the first enforced accept, reject, tempfail,
+	// quarantine or hold that matched, or nil.
 	Decisive *Rule
 	// Score is the sum of the enforced score rules that matched.
 	Score float64

@@ -47,7 +47,7 @@ type ruleSpec struct {
 	Name    string            `yaml:"name" required:"true" expect:"a rule name"`
 	Stage   string            `yaml:"stage" enum:"connect,helo,mail,rcpt,data"`
 	When    condition         `yaml:"when" required:"true" expect:"a condition over the facts"`
-	Action  string            `yaml:"action" required:"true" enum:"accept,reject,tempfail,quarantine,tag,score"`
+	Action  string            `yaml:"action" required:"true" enum:"accept,reject,tempfail,quarantine,hold,tag,score"`
 	Reply   string            `yaml:"reply" expect:"a reply like \"550 5.7.1 text\""`
 	Score   float64           `yaml:"score"`
 	Headers map[string]string `yaml:"headers" expect:"a mapping of header names to values"`
@@ -190,6 +190,12 @@ func Parse(file string, data []byte, o Options) (*Set, error) {
 			names[rs.Name] = i
 		}
 		validateAction(d, at, path, r, rs, o)
+		if rs.Action == Hold && r.Stage != "data" {
+			// What is held is the message: before the end of DATA there is
+			// none, and holding "the session" would have to quietly carry
+			// the decision over to a later stage, as quarantine does.
+			d.Errorf(at("stage"), "%s.stage: a hold rule keeps the message, which exists only at stage data, not %s", path, r.Stage)
+		}
 		if len(rs.Domains) > 0 {
 			if r.Stage != "rcpt" && r.Stage != "data" {
 				d.Errorf(at("domains"), "%s.domains: recipient domains are known only at stage rcpt or data, not %s", path, r.Stage)
@@ -237,6 +243,8 @@ func validateAction(d *yamlpos.Decoder, at func(string) *yaml.Node, path string,
 				}
 			}
 		case "":
+		case Hold:
+			d.Errorf(at("reply"), "%s.reply: only reject and tempfail rules give a reply; with hold mxguard answers that the message is held", path)
 		default:
 			d.Errorf(at("reply"), "%s.reply: only reject and tempfail rules give a reply; with %s the backend answers", path, rs.Action)
 		}

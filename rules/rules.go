@@ -22,8 +22,12 @@ const (
 	Reject     = "reject"
 	Tempfail   = "tempfail"
 	Quarantine = "quarantine"
-	Tag        = "tag"
-	Score      = "score"
+	// Hold keeps the message in mxguard's own store instead of delivering
+	// it, until an admin releases or deletes it. The message exists only
+	// at the end of DATA, so only data-stage rules hold.
+	Hold  = "hold"
+	Tag   = "tag"
+	Score = "score"
 )
 
 // Modes of a rule.
@@ -35,7 +39,7 @@ const (
 // Decisive reports whether an action ends the evaluation of a stage: the
 // first decisive match wins. Tag and score matches add up instead.
 func Decisive(action string) bool {
-	return action == Accept || action == Reject || action == Tempfail || action == Quarantine
+	return action == Accept || action == Reject || action == Tempfail || action == Quarantine || action == Hold
 }
 
 // Rule is one compiled rule.

@@ -120,6 +120,30 @@ thresholds: {reject: 10, quarantine: 5}
 	}
 }
 
+// A hold rule at stage data decides like reject and quarantine: the first
+// decisive match wins, and the rules after it are not evaluated.
+func TestHoldIsDecisive(t *testing.T) {
+	s := mustParse(t, `
+rules:
+  - name: hold-big
+    when: size > 100
+    action: hold
+  - name: quarantine-big
+    when: size > 100
+    action: quarantine
+`)
+	out := s.Eval("data", &testEnv{Size: 500}, nil)
+	if out.Decisive == nil || out.Decisive.Name != "hold-big" || out.Decisive.Action != Hold {
+		t.Fatalf("decisive %+v, want hold-big", out.Decisive)
+	}
+	if len(out.Matches) != 1 {
+		t.Errorf("matches after the decisive hold: %d", len(out.Matches))
+	}
+	if out := s.Eval("data", &testEnv{Size: 50}, nil); out.Decisive != nil {
+		t.Errorf("size 50 decided by %s", out.Decisive.Name)
+	}
+}
+
 func TestDomainsAndFunctions(t *testing.T) {
 	s := mustParse(t, `
 rules:

@@ -135,7 +135,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	final := func(tx *policy.Transaction, stage policy.Stage, v policy.Verdict) int {
 		step(stage, "", v)
 		o := policy.Outcome{Stage: stage, Action: v.Action.String(), Reason: v.Reason, Reply: v.Reply.String()}
-		if !v.Action.Refuses() {
+		if v.Action == policy.ActionHold {
+			o.Reply = "(250, held in hold.dir)"
+		} else if !v.Action.Refuses() {
 			o.Reply = "(the backend's reply)"
 		}
 		tree := func(w io.Writer, rec *policy.Record) { printMIMETree(w, rec, cfg, msg.Reader); printRspamd(w, rec) }

@@ -39,6 +39,8 @@ spool:
 verdict_log: {{.Verdicts}}
 state:
   dir: {{.State}}
+hold:
+  dir: {{.Held}}
 limits:
   max_message_bytes: 10MiB
 log:
@@ -82,7 +84,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	defer zone.Close()
 	var text bytes.Buffer
-	_ = demoConfig.Execute(&text, map[string]string{"DNS": zone.Addr(), "Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": string(level), "State": filepath.Join(*dir, "state")})
+	_ = demoConfig.Execute(&text, map[string]string{"DNS": zone.Addr(), "Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": string(level), "State": filepath.Join(*dir, "state"), "Held": filepath.Join(*dir, "held")})
 	cfg, err := config.Parse("demo.yaml", text.Bytes())
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -13,6 +13,7 @@
 //	mxguard verdicts FILE...       search and summarise verdict logs
 //	mxguard state list|show|delete list, show and delete greylist entries and rate-limit buckets
 //	mxguard console adduser NAME   add an account to the web console
+//	mxguard held list|show|release|delete  review the mail rules hold
 //	mxguard version
 package main
 
@@ -41,6 +42,7 @@ commands:
   verdicts  search and summarise verdict logs
   state     list, show and delete greylist entries and rate-limit buckets
   console   add an account to the web console's users file
+  held      list, show, release and delete the mail rules hold
   zone-serve  serve DNS zone files on loopback (for demos, benchmarks, tests)
   version   print the version
 
@@ -75,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdState(args[1:], stdout, stderr)
 	case "console":
 		return cmdConsole(args[1:], os.Stdin, stdout, stderr)
+	case "held":
+		return cmdHeld(args[1:], stdout, stderr)
 	case "zone-serve":
 		return cmdZoneServe(args[1:], stdout, stderr)
 	case "version", "--version":

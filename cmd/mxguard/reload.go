@@ -110,8 +110,8 @@ type pendingChange struct {
 // restartKeys lists the settings of next that a running mxguard cannot
 // apply, compared with boot, the configuration it started with: the
 // listening sockets (address, PROXY protocol, how many), the metrics
-// endpoint, the log format, the memory budget (one for the process) and
-// the state store.
+// endpoint, the log format, the memory budget (one for the process), the
+// state store and the held-mail store (hold.*).
 func restartKeys(boot, next *config.Config) []pendingChange {
 	var out []pendingChange
 	add := func(key string, running, configured any) {
@@ -140,6 +140,9 @@ func restartKeys(boot, next *config.Config) []pendingChange {
 	add("state.dir", boot.State.Dir, next.State.Dir)
 	add("state.max_entries", boot.State.MaxEntries, next.State.MaxEntries)
 	add("state.redis", redisDesc(boot.State.Redis), redisDesc(next.State.Redis))
+	add("hold.dir", boot.Hold.Dir, next.Hold.Dir)
+	add("hold.keep", boot.Hold.Keep.String(), next.Hold.Keep.String())
+	add("hold.max_bytes", boot.Hold.MaxBytes, next.Hold.MaxBytes)
 	return out
 }
 

@@ -217,6 +217,7 @@ func (in *instance) build(cfg *config.Config, prev *runtime) (_ *runtime, err er
 		Spool:   proxy.Spool{Dir: cfg.Spool.Dir, Threshold: int(cfg.Spool.MemoryThreshold), Memory: in.mem},
 		Policy:  rt.eng,
 		Backend: rt.fwd,
+		Hold:    in.held,
 		Logger:  in.log,
 		State:   in.store,
 	}

@@ -21,6 +21,7 @@ import (
 	"mxguard/checks/resolver"
 	"mxguard/config"
 	"mxguard/console"
+	"mxguard/held"
 	"mxguard/internal/membudget"
 	"mxguard/internal/metrics"
 	"mxguard/internal/state"
@@ -71,6 +72,12 @@ type instance struct {
 	// admin's requests for the embedded store.
 	store state.Store
 	ctl   *http.Server
+	// held is the held-mail store (hold.dir), opened once at start like
+	// the state store; heldCtl serves its releases and deletions, and
+	// heldStop ends its expiry sweep.
+	held     *held.Store
+	heldCtl  *http.Server
+	heldStop chan struct{}
 }
 
 // socket is what a reload can change on a listening socket: the STARTTLS
@@ -117,11 +124,22 @@ func start(cfg *config.Config, logw io.Writer) (_ *instance, err error) {
 			return nil, err
 		}
 	}
+	if in.held, err = openHeld(cfg, in.log); err != nil {
+		return nil, err
+	}
 	rt, err := in.build(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
 	in.commit(rt, nil)
+	if in.heldCtl, err = in.serveHeldControl(cfg.Hold.Dir); err != nil {
+		return nil, err
+	}
+	// Expiry runs at start too: a server that was down past hold.keep
+	// does not keep old mail until its first tick.
+	in.expireHeld()
+	in.heldStop = make(chan struct{})
+	go in.sweepHeld(cfg.Hold.Keep.Duration, in.heldStop)
 	in.metrics.DNSStats(func() (uint64, uint64, uint64, uint64) {
 		st := in.cur.Load().res.Stats()
 		in.dnsMu.Lock()
@@ -210,6 +228,15 @@ func (in *instance) closeAll() {
 	if in.ctl != nil {
 		_ = in.ctl.Close()
 	}
+	if in.heldStop != nil {
+		close(in.heldStop)
+	}
+	if in.heldCtl != nil {
+		_ = in.heldCtl.Close()
+	}
+	if in.held != nil {
+		_ = in.held.Close()
+	}
 	if in.store != nil {
 		// Last: the sessions have drained, so what they recorded is in
 		// the store, and the embedded store writes it out now.
@@ -288,9 +315,10 @@ func serve(cfg *config.Config, path string, logw io.Writer) int {
 		newLogger(logw, cfg.Log.Format, cfg.Log.SlogLevel()).Error("cannot start", "err", err)
 		var se *stateDirError
 		var ce *configError
-		if errors.As(err, &se) || errors.As(err, &ce) {
-			// The state directory, the console's users file: the
-			// configuration's to fix.
+		var he *heldDirError
+		if errors.As(err, &se) || errors.As(err, &ce) || errors.As(err, &he) {
+			// The state directory, the held-mail directory, the console's
+			// users file: the configuration's to fix.
 			return exitUsage
 		}
 		return exitFailed
