@@ -277,7 +277,18 @@ func (s *Server) Serve(l net.Listener, lo Listener) error {
 			return fmt.Errorf("proxy: accept: %w", err)
 		}
 		delay = 0
+		// The session is counted under mu, where Shutdown sets draining
+		// before it waits: an Add concurrent with that Wait is a race
+		// (and a session Shutdown would not wait for). A connection
+		// accepted as the drain began is closed: its listener is gone.
+		s.mu.Lock()
+		if s.draining {
+			s.mu.Unlock()
+			_ = c.Close()
+			return ErrServerClosed
+		}
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			s.handle(c, lo)
