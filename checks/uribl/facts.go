@@ -15,6 +15,7 @@ type Facts struct {
 	IPs           []string `expr:"ips" json:"ips,omitempty" doc:"the distinct addresses of URLs whose host is an IP address, at most uribl.max_domains"`
 	Listed        []string `expr:"listed" json:"listed,omitempty" doc:"the zones that list any of the domains or addresses, in config order"`
 	ListedDomains []string `expr:"listed_domains" json:"listed_domains,omitempty" doc:"the listings, as domain=zone (or address=zone)"`
+	Codes         []string `expr:"codes" json:"codes,omitempty" doc:"the listings with the return codes that counted, as domain=zone=code (a bitmask list's code holds the sub-lists' bits: 127.0.0.68 is 64+4)"`
 	Score         float64  `expr:"score" json:"score" doc:"the sum of the weights of the zones that list any domain or address (each zone once)"`
 	Errors        []string `expr:"errors" json:"errors,omitempty" doc:"lookups that failed (temperror, or a list's error code): not listings"`
 	Truncated     bool     `expr:"truncated" json:"truncated,omitempty" doc:"more domains or addresses than uribl.max_domains, or more text than is read: the rest was not looked up"`
@@ -59,8 +60,8 @@ func (c *Checker) Check(ctx context.Context, v check.View) check.Result {
 
 // result is the check's result and facts for res.
 func (res Result) result() check.Result {
-	f := Facts{URLs: res.URLs, Domains: res.Domains, Listed: res.Listed, ListedDomains: res.ListedDomains,
-		Score: res.Score, Errors: res.Errors, Truncated: res.Truncated}
+	f := Facts{URLs: res.URLs, Domains: res.Domains, Listed: res.Listed, ListedDomains: res.ListedDomains(),
+		Codes: res.Codes(), Score: res.Score, Errors: res.Errors, Truncated: res.Truncated}
 	for _, a := range res.IPs {
 		f.IPs = append(f.IPs, a.String())
 	}
@@ -68,7 +69,7 @@ func (res Result) result() check.Result {
 	detail := fmt.Sprintf("%d URLs, %d domains, %d addresses", res.URLs, len(res.Domains), len(res.IPs))
 	if len(res.Listed) > 0 {
 		result = "listed"
-		detail += fmt.Sprintf("; score %g: %s", res.Score, strings.Join(res.ListedDomains, ", "))
+		detail += fmt.Sprintf("; score %g: %s", res.Score, strings.Join(f.Codes, ", "))
 	}
 	if len(res.Errors) > 0 {
 		detail += "; failed: " + strings.Join(res.Errors, ", ")
