@@ -357,8 +357,14 @@ func normalise(host string) (key string, ip netip.Addr, ok bool) {
 		return "", netip.Addr{}, false
 	}
 	name = strings.TrimSuffix(strings.ToLower(name), ".")
-	if a, err := netip.ParseAddr(name); err == nil && a.Is4() {
-		// Fullwidth digits and dots map to an address too.
+	if endsInNumber(name) {
+		// 3232235777, 0xC0A80101, 0300.0250.1.1, 192.168.257 and
+		// fullwidth digits all go to 192.168.1.1 in a browser; a host
+		// that ends in a number and is no address is no host at all.
+		a, ok := parseIPv4(name)
+		if !ok {
+			return "", netip.Addr{}, false
+		}
 		return a.String(), a, true
 	}
 	if !strings.Contains(name, ".") {
