@@ -34,6 +34,8 @@ const (
 	// maxURLs bounds the URLs counted in one message, so that a message
 	// of nothing but links costs a bounded number of host parses.
 	maxURLs = 10000
+	// maxSkipped bounds the hosts past the max named in Found.Hosts.
+	maxSkipped = 100
 )
 
 // stopChars end a URL in text: white space, and the characters RFC 3986
@@ -117,13 +119,28 @@ type Found struct {
 	// seen, or a bound of the walk stopped it: what follows was not
 	// looked up.
 	Truncated bool
+	// Hosts are the distinct domains and addresses in order of first
+	// sight, with how many URLs each: those of Domains and IPs, and up to
+	// maxSkipped of those past the max, marked Skipped. For display
+	// ("mxguard check"); rules read Domains and IPs.
+	Hosts []Host
+}
+
+// Host is one domain or address of a message's URLs.
+type Host struct {
+	// Name is the registered domain or the address.
+	Name string
+	// URLs is how many URLs have it as host.
+	URLs int
+	// Skipped is set for a host past the max: not looked up.
+	Skipped bool
 }
 
 // extractor accumulates the URLs of one message.
 type extractor struct {
 	max      int
 	f        Found
-	seen     map[string]bool
+	hosts    map[string]int // index in f.Hosts
 	budget   int64
 	entities int
 }
@@ -136,7 +153,7 @@ var errStop = errors.New("uribl: bound reached")
 // addresses. A message it cannot parse as MIME is scanned as it is:
 // malformed mail is where obfuscated links are.
 func Extract(ctx context.Context, r io.Reader, max int) (Found, error) {
-	x := &extractor{max: max, seen: map[string]bool{}, budget: maxTextBytes}
+	x := &extractor{max: max, hosts: map[string]int{}, budget: maxTextBytes}
 	err := x.message(ctx, r, 0)
 	if errors.Is(err, errStop) {
 		x.f.Truncated = true
@@ -259,9 +276,7 @@ func (x *extractor) scan(s string, nested int) error {
 		}
 		x.f.URLs++
 		host, rest := splitURL(m)
-		if err := x.add(host); err != nil {
-			return err
-		}
+		x.add(host)
 		if nested < maxNested && rest != "" {
 			// A redirector's target is in its path or query, often
 			// percent-encoded: https://good.example/r?u=https%3A%2F%2Fbad.example/
@@ -276,26 +291,33 @@ func (x *extractor) scan(s string, nested int) error {
 	return nil
 }
 
-// add records the host of a URL.
-func (x *extractor) add(raw string) error {
+// add records the host of a URL. A host past the max is not looked up,
+// but the walk goes on, so that the URLs are all counted and the hosts
+// that were not looked up can be named.
+func (x *extractor) add(raw string) {
 	key, ip, ok := normalise(raw)
-	if !ok || x.seen[key] {
-		return nil
+	if !ok {
+		return
 	}
-	if ip.IsValid() {
-		if len(x.f.IPs) >= x.max {
-			return errStop
-		}
-		x.seen[key] = true
+	if i, seen := x.hosts[key]; seen {
+		x.f.Hosts[i].URLs++
+		return
+	}
+	h := Host{Name: key, URLs: 1}
+	switch {
+	case ip.IsValid() && len(x.f.IPs) < x.max:
 		x.f.IPs = append(x.f.IPs, ip)
-		return nil
+	case !ip.IsValid() && len(x.f.Domains) < x.max:
+		x.f.Domains = append(x.f.Domains, key)
+	default:
+		x.f.Truncated = true
+		if len(x.f.Hosts) >= 2*x.max+maxSkipped {
+			return // counted as a URL, not named
+		}
+		h.Skipped = true
 	}
-	if len(x.f.Domains) >= x.max {
-		return errStop
-	}
-	x.seen[key] = true
-	x.f.Domains = append(x.f.Domains, key)
-	return nil
+	x.hosts[key] = len(x.f.Hosts)
+	x.f.Hosts = append(x.f.Hosts, h)
 }
 
 // splitURL returns the host part of a URL as the regexp found it (still

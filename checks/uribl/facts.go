@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"mxguard/checks/check"
+	"mxguard/checks/dnsbl"
 )
 
 // Facts are the URL block list check's facts, as rules read them.
@@ -30,19 +31,28 @@ func (Facts) Define(env check.Env) check.Def {
 	if !ok || env.Resolver == nil || len(c.Zones) == 0 {
 		return d
 	}
-	if c.MaxDomains < 1 {
-		c.MaxDomains = DefaultMaxDomains
-	}
-	zones, err := c.compile()
+	ch, err := NewChecker(c, env.Resolver)
 	if err != nil {
 		// The loader compiles every entry (Config.Validate): a build
 		// defect, which must show rather than pass every message.
 		d.Run = func(context.Context, check.View) check.Result { return check.Errorf(check.Temperror, "%v", err) }
 		return d
 	}
-	ch := &Checker{Lookup: env.Resolver, Zones: zones, MaxDomains: c.MaxDomains}
 	d.Run = func(ctx context.Context, v check.View) check.Result { return ch.Check(ctx, v) }
 	return d
+}
+
+// NewChecker returns the checker of the section c, asking l: what the
+// check runs, and what "mxguard check" shows the URLs with.
+func NewChecker(c Config, l dnsbl.Lookup) (*Checker, error) {
+	if c.MaxDomains < 1 {
+		c.MaxDomains = DefaultMaxDomains
+	}
+	zones, err := c.compile()
+	if err != nil {
+		return nil, err
+	}
+	return &Checker{Lookup: l, Zones: zones, MaxDomains: c.MaxDomains}, nil
 }
 
 // Check extracts the URLs of v's message and looks them up.

@@ -30,6 +30,21 @@ func FuzzExtract(f *testing.F) {
 		if len(got.Domains) > max || len(got.IPs) > max || got.URLs > maxURLs {
 			t.Fatalf("bounds exceeded: %+v", got)
 		}
+		var named, counted int
+		seen := map[string]bool{}
+		for _, h := range got.Hosts {
+			if seen[h.Name] || h.URLs < 1 {
+				t.Fatalf("host %+v twice or without a URL", h)
+			}
+			seen[h.Name] = true
+			counted += h.URLs
+			if !h.Skipped {
+				named++
+			}
+		}
+		if named != len(got.Domains)+len(got.IPs) || counted > got.URLs {
+			t.Fatalf("hosts %+v disagree with %d domains, %d addresses, %d URLs", got.Hosts, len(got.Domains), len(got.IPs), got.URLs)
+		}
 		for _, a := range got.IPs {
 			if !a.IsValid() || a.Zone() != "" || a.Is4In6() {
 				t.Fatalf("address %v: not a plain IPv4 or IPv6 address", a)
