@@ -36,34 +36,59 @@ const (
 	maxURLs = 10000
 	// maxSkipped bounds the hosts past the max named in Found.Hosts.
 	maxSkipped = 100
+	// maxMemo bounds the hosts, as written, whose normal form is kept:
+	// a newsletter links to the same few hosts hundreds of times, and
+	// IDN mapping and the public suffix search are most of a URL's cost.
+	maxMemo = 1000
 )
 
 // stopChars end a URL in text: white space, and the characters RFC 3986
 // §2 excludes and text puts around URLs (quotes, angle brackets).
 const stopChars = " \t\r\n\f\v\"'<>{}|\\^`"
 
+// stops is stopChars as a table: the scan for a URL's end looks at every
+// byte of it.
+var stops = func() (t [256]bool) {
+	for i := range len(stopChars) {
+		t[stopChars[i]] = true
+	}
+	return t
+}()
+
 // findURLs returns the URLs of s: those with an http, https or ftp scheme,
 // and bare www. names, as mail clients make them links. It is a scan for
 // "://" and "www." rather than a regexp: Go's regexp engine runs at a few
-// tens of MB/s on such a pattern, a byte search at memory speed.
+// tens of MB/s on such a pattern, a byte search at memory speed. Where
+// each pattern is next is kept until the scan passes it, so that text
+// with many of one and none of the other is searched once, not once per
+// URL.
 func findURLs(s string) []string {
 	low := asciiLower(s)
 	var out []string
+	a, w := -2, -2 // the next "://" and "www.", -1 for none, -2 for not searched
+	next := func(pat string, at, pos int) int {
+		if at == -1 || at >= pos {
+			return at
+		}
+		if i := bytes.Index(low[pos:], []byte(pat)); i >= 0 {
+			return pos + i
+		}
+		return -1
+	}
 	for pos := 0; pos < len(s); {
-		a := strings.Index(low[pos:], "://")
-		w := strings.Index(low[pos:], "www.")
+		a, w = next("://", a, pos), next("www.", w, pos)
 		if a < 0 && w < 0 {
 			break
 		}
 		var start int
 		if a >= 0 && (w < 0 || a < w) {
 			// The scheme is the letters before "://".
-			at := pos + a
+			at := a
 			start = at
 			for start > 0 && start > at-5 && isLetter(low[start-1]) {
 				start--
 			}
-			if sch := low[start:at]; sch != "http" && sch != "https" && sch != "ftp" {
+			if sch := string(low[start:at]); sch != "http" && sch != "https" && sch != "ftp" {
 				pos = at + 3
 				continue
 			}
@@ -72,14 +97,14 @@ func findURLs(s string) []string {
 				continue
 			}
 		} else {
-			start = pos + w
+			start = w
 			if start > 0 && !strings.ContainsRune(stopChars+"(,;=:", rune(low[start-1])) {
 				pos = start + 4 // part of a word or of a URL's path
 				continue
 			}
 		}
 		end := start
-		for end < len(s) && !strings.ContainsRune(stopChars, rune(s[end])) {
+		for end < len(s) && !stops[s[end]] {
 			end++
 		}
 		out = append(out, s[start:end])
@@ -89,15 +114,16 @@ func findURLs(s string) []string {
 }
 
 // asciiLower is s with A-Z lowered and every other byte kept, so that
-// offsets in it are offsets in s.
-func asciiLower(s string) string {
+// offsets in it are offsets in s. It is bytes, one copy of s rather than
+// the two a string would take: it is made for every chunk of text.
+func asciiLower(s string) []byte {
 	b := []byte(s)
 	for i, c := range b {
 		if 'A' <= c && c <= 'Z' {
 			b[i] = c + 'a' - 'A'
 		}
 	}
-	return string(b)
+	return b
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' }
@@ -141,6 +167,7 @@ type extractor struct {
 	max      int
 	f        Found
 	hosts    map[string]int // index in f.Hosts
+	memo     map[string]normal
 	budget   int64
 	entities int
 }
@@ -153,7 +180,7 @@ var errStop = errors.New("uribl: bound reached")
 // addresses. A message it cannot parse as MIME is scanned as it is:
 // malformed mail is where obfuscated links are.
 func Extract(ctx context.Context, r io.Reader, max int) (Found, error) {
-	x := &extractor{max: max, hosts: map[string]int{}, budget: maxTextBytes}
+	x := &extractor{max: max, hosts: map[string]int{}, memo: map[string]normal{}, budget: maxTextBytes}
 	err := x.message(ctx, r, 0)
 	if errors.Is(err, errStop) {
 		x.f.Truncated = true
@@ -295,10 +322,20 @@ func (x *extractor) scan(s string, nested int) error {
 // but the walk goes on, so that the URLs are all counted and the hosts
 // that were not looked up can be named.
 func (x *extractor) add(raw string) {
-	key, ip, ok := normalise(raw)
-	if !ok {
+	n, seen := x.memo[raw]
+	if !seen {
+		n.key, n.ip, n.ok = normalise(raw)
+		// Clones: raw, and key when normalise had nothing to change,
+		// are slices of a chunk of text, which they would keep alive.
+		n.key = strings.Clone(n.key)
+		if len(x.memo) < maxMemo {
+			x.memo[strings.Clone(raw)] = n
+		}
+	}
+	if !n.ok {
 		return
 	}
+	key, ip := n.key, n.ip
 	if i, seen := x.hosts[key]; seen {
 		x.f.Hosts[i].URLs++
 		return
@@ -318,6 +355,13 @@ func (x *extractor) add(raw string) {
 	}
 	x.hosts[key] = len(x.f.Hosts)
 	x.f.Hosts = append(x.f.Hosts, h)
+}
+
+// normal is what normalise returned for a host.
+type normal struct {
+	key string
+	ip  netip.Addr
+	ok  bool
 }
 
 // splitURL returns the host part of a URL as the regexp found it (still
