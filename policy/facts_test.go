@@ -170,7 +170,7 @@ func registeredChecks(t *testing.T) []string {
 	e := NewEngine(Options{Domains: []string{"example.org"}, Resolver: r, State: st, Sections: map[string]any{
 		"dnsbl": []dnsbl.Zone{{Zone: "bl.test", Weight: 1}}, "greylist": greylist.Config{Enabled: true},
 		"clamav": clamav.Config{Address: "unix:/nonexistent/clamd.ctl"},
-		"uribl":  uribl.Config{MaxDomains: 1, Zones: []dnsbl.Config{{Zone: "dbl.test", Weight: 1}}},
+		"uribl":  uribl.Config{MaxDomains: 1, Zones: []uribl.ZoneConfig{{Zone: "dbl.test", Weight: 1}}},
 		"rspamd": rspamd.Config{URL: "http://127.0.0.1:11333"}}})
 	return slices.Sorted(maps.Keys(e.checks))
 }

@@ -25,3 +25,22 @@ func BenchmarkExtract100KB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExtractManyHosts measures the worst case of the walk past
+// max_domains: a message of maxURLs links, each to a domain of its own,
+// every one parsed and counted though only DefaultMaxDomains are looked up.
+func BenchmarkExtractManyHosts(b *testing.B) {
+	var body strings.Builder
+	for i := range maxURLs {
+		fmt.Fprintf(&body, "http://www.host%d.example/ ", i)
+	}
+	m := []byte(msg("text/plain", body.String()))
+	b.SetBytes(int64(len(m)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := Extract(context.Background(), bytes.NewReader(m), DefaultMaxDomains)
+		if err != nil || f.URLs != maxURLs || !f.Truncated {
+			b.Fatalf("%d URLs, truncated %v, %v", f.URLs, f.Truncated, err)
+		}
+	}
+}

@@ -34,34 +34,61 @@ const (
 	// maxURLs bounds the URLs counted in one message, so that a message
 	// of nothing but links costs a bounded number of host parses.
 	maxURLs = 10000
+	// maxSkipped bounds the hosts past the max named in Found.Hosts.
+	maxSkipped = 100
+	// maxMemo bounds the hosts, as written, whose normal form is kept:
+	// a newsletter links to the same few hosts hundreds of times, and
+	// IDN mapping and the public suffix search are most of a URL's cost.
+	maxMemo = 1000
 )
 
 // stopChars end a URL in text: white space, and the characters RFC 3986
 // §2 excludes and text puts around URLs (quotes, angle brackets).
 const stopChars = " \t\r\n\f\v\"'<>{}|\\^`"
 
+// stops is stopChars as a table: the scan for a URL's end looks at every
+// byte of it.
+var stops = func() (t [256]bool) {
+	for i := range len(stopChars) {
+		t[stopChars[i]] = true
+	}
+	return t
+}()
+
 // findURLs returns the URLs of s: those with an http, https or ftp scheme,
 // and bare www. names, as mail clients make them links. It is a scan for
 // "://" and "www." rather than a regexp: Go's regexp engine runs at a few
-// tens of MB/s on such a pattern, a byte search at memory speed.
+// tens of MB/s on such a pattern, a byte search at memory speed. Where
+// each pattern is next is kept until the scan passes it, so that text
+// with many of one and none of the other is searched once, not once per
+// URL.
 func findURLs(s string) []string {
 	low := asciiLower(s)
 	var out []string
+	a, w := -2, -2 // the next "://" and "www.", -1 for none, -2 for not searched
+	next := func(pat string, at, pos int) int {
+		if at == -1 || at >= pos {
+			return at
+		}
+		if i := bytes.Index(low[pos:], []byte(pat)); i >= 0 {
+			return pos + i
+		}
+		return -1
+	}
 	for pos := 0; pos < len(s); {
-		a := strings.Index(low[pos:], "://")
-		w := strings.Index(low[pos:], "www.")
+		a, w = next("://", a, pos), next("www.", w, pos)
 		if a < 0 && w < 0 {
 			break
 		}
 		var start int
 		if a >= 0 && (w < 0 || a < w) {
 			// The scheme is the letters before "://".
-			at := pos + a
+			at := a
 			start = at
 			for start > 0 && start > at-5 && isLetter(low[start-1]) {
 				start--
 			}
-			if sch := low[start:at]; sch != "http" && sch != "https" && sch != "ftp" {
+			if sch := string(low[start:at]); sch != "http" && sch != "https" && sch != "ftp" {
 				pos = at + 3
 				continue
 			}
@@ -70,14 +97,14 @@ func findURLs(s string) []string {
 				continue
 			}
 		} else {
-			start = pos + w
+			start = w
 			if start > 0 && !strings.ContainsRune(stopChars+"(,;=:", rune(low[start-1])) {
 				pos = start + 4 // part of a word or of a URL's path
 				continue
 			}
 		}
 		end := start
-		for end < len(s) && !strings.ContainsRune(stopChars, rune(s[end])) {
+		for end < len(s) && !stops[s[end]] {
 			end++
 		}
 		out = append(out, s[start:end])
@@ -87,15 +114,16 @@ func findURLs(s string) []string {
 }
 
 // asciiLower is s with A-Z lowered and every other byte kept, so that
-// offsets in it are offsets in s.
-func asciiLower(s string) string {
+// offsets in it are offsets in s. It is bytes, one copy of s rather than
+// the two a string would take: it is made for every chunk of text.
+func asciiLower(s string) []byte {
 	b := []byte(s)
 	for i, c := range b {
 		if 'A' <= c && c <= 'Z' {
 			b[i] = c + 'a' - 'A'
 		}
 	}
-	return string(b)
+	return b
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' }
@@ -117,13 +145,29 @@ type Found struct {
 	// seen, or a bound of the walk stopped it: what follows was not
 	// looked up.
 	Truncated bool
+	// Hosts are the distinct domains and addresses in order of first
+	// sight, with how many URLs each: those of Domains and IPs, and up to
+	// maxSkipped of those past the max, marked Skipped. For display
+	// ("mxguard check"); rules read Domains and IPs.
+	Hosts []Host
+}
+
+// Host is one domain or address of a message's URLs.
+type Host struct {
+	// Name is the registered domain or the address.
+	Name string
+	// URLs is how many URLs have it as host.
+	URLs int
+	// Skipped is set for a host past the max: not looked up.
+	Skipped bool
 }
 
 // extractor accumulates the URLs of one message.
 type extractor struct {
 	max      int
 	f        Found
-	seen     map[string]bool
+	hosts    map[string]int // index in f.Hosts
+	memo     map[string]normal
 	budget   int64
 	entities int
 }
@@ -136,7 +180,7 @@ var errStop = errors.New("uribl: bound reached")
 // addresses. A message it cannot parse as MIME is scanned as it is:
 // malformed mail is where obfuscated links are.
 func Extract(ctx context.Context, r io.Reader, max int) (Found, error) {
-	x := &extractor{max: max, seen: map[string]bool{}, budget: maxTextBytes}
+	x := &extractor{max: max, hosts: map[string]int{}, memo: map[string]normal{}, budget: maxTextBytes}
 	err := x.message(ctx, r, 0)
 	if errors.Is(err, errStop) {
 		x.f.Truncated = true
@@ -259,9 +303,7 @@ func (x *extractor) scan(s string, nested int) error {
 		}
 		x.f.URLs++
 		host, rest := splitURL(m)
-		if err := x.add(host); err != nil {
-			return err
-		}
+		x.add(host)
 		if nested < maxNested && rest != "" {
 			// A redirector's target is in its path or query, often
 			// percent-encoded: https://good.example/r?u=https%3A%2F%2Fbad.example/
@@ -276,26 +318,50 @@ func (x *extractor) scan(s string, nested int) error {
 	return nil
 }
 
-// add records the host of a URL.
-func (x *extractor) add(raw string) error {
-	key, ip, ok := normalise(raw)
-	if !ok || x.seen[key] {
-		return nil
-	}
-	if ip.IsValid() {
-		if len(x.f.IPs) >= x.max {
-			return errStop
+// add records the host of a URL. A host past the max is not looked up,
+// but the walk goes on, so that the URLs are all counted and the hosts
+// that were not looked up can be named.
+func (x *extractor) add(raw string) {
+	n, seen := x.memo[raw]
+	if !seen {
+		n.key, n.ip, n.ok = normalise(raw)
+		// Clones: raw, and key when normalise had nothing to change,
+		// are slices of a chunk of text, which they would keep alive.
+		n.key = strings.Clone(n.key)
+		if len(x.memo) < maxMemo {
+			x.memo[strings.Clone(raw)] = n
 		}
-		x.seen[key] = true
+	}
+	if !n.ok {
+		return
+	}
+	key, ip := n.key, n.ip
+	if i, seen := x.hosts[key]; seen {
+		x.f.Hosts[i].URLs++
+		return
+	}
+	h := Host{Name: key, URLs: 1}
+	switch {
+	case ip.IsValid() && len(x.f.IPs) < x.max:
 		x.f.IPs = append(x.f.IPs, ip)
-		return nil
+	case !ip.IsValid() && len(x.f.Domains) < x.max:
+		x.f.Domains = append(x.f.Domains, key)
+	default:
+		x.f.Truncated = true
+		if len(x.f.Hosts) >= 2*x.max+maxSkipped {
+			return // counted as a URL, not named
+		}
+		h.Skipped = true
 	}
-	if len(x.f.Domains) >= x.max {
-		return errStop
-	}
-	x.seen[key] = true
-	x.f.Domains = append(x.f.Domains, key)
-	return nil
+	x.hosts[key] = len(x.f.Hosts)
+	x.f.Hosts = append(x.f.Hosts, h)
+}
+
+// normal is what normalise returned for a host.
+type normal struct {
+	key string
+	ip  netip.Addr
+	ok  bool
 }
 
 // splitURL returns the host part of a URL as the regexp found it (still
@@ -357,8 +423,14 @@ func normalise(host string) (key string, ip netip.Addr, ok bool) {
 		return "", netip.Addr{}, false
 	}
 	name = strings.TrimSuffix(strings.ToLower(name), ".")
-	if a, err := netip.ParseAddr(name); err == nil && a.Is4() {
-		// Fullwidth digits and dots map to an address too.
+	if endsInNumber(name) {
+		// 3232235777, 0xC0A80101, 0300.0250.1.1, 192.168.257 and
+		// fullwidth digits all go to 192.168.1.1 in a browser; a host
+		// that ends in a number and is no address is no host at all.
+		a, ok := parseIPv4(name)
+		if !ok {
+			return "", netip.Addr{}, false
+		}
 		return a.String(), a, true
 	}
 	if !strings.Contains(name, ".") {

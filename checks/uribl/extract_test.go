@@ -85,6 +85,20 @@ func TestExtractBound(t *testing.T) {
 	}
 }
 
+// TestExtractHosts shows the URLs counted per host, and the hosts past
+// the max named as not looked up, the URLs after them still counted.
+func TestExtractHosts(t *testing.T) {
+	f := extract(t, msg("text/plain", "http://a.example/1 http://www.a.example/2 http://192.0.2.1/ "+
+		"http://b.example/ http://c.example/ http://c.example/x http://a.example/3"), 2)
+	want := []Host{{Name: "a.example", URLs: 3}, {Name: "192.0.2.1", URLs: 1}, {Name: "b.example", URLs: 1}, {Name: "c.example", URLs: 2, Skipped: true}}
+	if !slices.Equal(f.Hosts, want) || f.URLs != 7 || !f.Truncated {
+		t.Errorf("hosts %+v, %d URLs, truncated %v; want %+v, 7, true", f.Hosts, f.URLs, f.Truncated, want)
+	}
+	if !slices.Equal(f.Domains, []string{"a.example", "b.example"}) {
+		t.Errorf("domains %q", f.Domains)
+	}
+}
+
 // TestExtractAcrossChunks shows a URL and an entity that straddle the
 // boundary of the chunks text is read in found whole, in plain text and
 // in base64-encoded HTML.

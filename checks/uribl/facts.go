@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"mxguard/checks/check"
+	"mxguard/checks/dnsbl"
 )
 
 // Facts are the URL block list check's facts, as rules read them.
@@ -15,6 +16,7 @@ type Facts struct {
 	IPs           []string `expr:"ips" json:"ips,omitempty" doc:"the distinct addresses of URLs whose host is an IP address, at most uribl.max_domains"`
 	Listed        []string `expr:"listed" json:"listed,omitempty" doc:"the zones that list any of the domains or addresses, in config order"`
 	ListedDomains []string `expr:"listed_domains" json:"listed_domains,omitempty" doc:"the listings, as domain=zone (or address=zone)"`
+	Codes         []string `expr:"codes" json:"codes,omitempty" doc:"the listings with the return codes that counted, as domain=zone=code (a bitmask list's code holds the sub-lists' bits: 127.0.0.68 is 64+4)"`
 	Score         float64  `expr:"score" json:"score" doc:"the sum of the weights of the zones that list any domain or address (each zone once)"`
 	Errors        []string `expr:"errors" json:"errors,omitempty" doc:"lookups that failed (temperror, or a list's error code): not listings"`
 	Truncated     bool     `expr:"truncated" json:"truncated,omitempty" doc:"more domains or addresses than uribl.max_domains, or more text than is read: the rest was not looked up"`
@@ -29,19 +31,28 @@ func (Facts) Define(env check.Env) check.Def {
 	if !ok || env.Resolver == nil || len(c.Zones) == 0 {
 		return d
 	}
-	if c.MaxDomains < 1 {
-		c.MaxDomains = DefaultMaxDomains
-	}
-	zones, err := c.compile()
+	ch, err := NewChecker(c, env.Resolver)
 	if err != nil {
 		// The loader compiles every entry (Config.Validate): a build
 		// defect, which must show rather than pass every message.
 		d.Run = func(context.Context, check.View) check.Result { return check.Errorf(check.Temperror, "%v", err) }
 		return d
 	}
-	ch := &Checker{Lookup: env.Resolver, Zones: zones, MaxDomains: c.MaxDomains}
 	d.Run = func(ctx context.Context, v check.View) check.Result { return ch.Check(ctx, v) }
 	return d
+}
+
+// NewChecker returns the checker of the section c, asking l: what the
+// check runs, and what "mxguard check" shows the URLs with.
+func NewChecker(c Config, l dnsbl.Lookup) (*Checker, error) {
+	if c.MaxDomains < 1 {
+		c.MaxDomains = DefaultMaxDomains
+	}
+	zones, err := c.compile()
+	if err != nil {
+		return nil, err
+	}
+	return &Checker{Lookup: l, Zones: zones, MaxDomains: c.MaxDomains}, nil
 }
 
 // Check extracts the URLs of v's message and looks them up.
@@ -59,8 +70,8 @@ func (c *Checker) Check(ctx context.Context, v check.View) check.Result {
 
 // result is the check's result and facts for res.
 func (res Result) result() check.Result {
-	f := Facts{URLs: res.URLs, Domains: res.Domains, Listed: res.Listed, ListedDomains: res.ListedDomains,
-		Score: res.Score, Errors: res.Errors, Truncated: res.Truncated}
+	f := Facts{URLs: res.URLs, Domains: res.Domains, Listed: res.Listed, ListedDomains: res.ListedDomains(),
+		Codes: res.Codes(), Score: res.Score, Errors: res.Errors, Truncated: res.Truncated}
 	for _, a := range res.IPs {
 		f.IPs = append(f.IPs, a.String())
 	}
@@ -68,7 +79,7 @@ func (res Result) result() check.Result {
 	detail := fmt.Sprintf("%d URLs, %d domains, %d addresses", res.URLs, len(res.Domains), len(res.IPs))
 	if len(res.Listed) > 0 {
 		result = "listed"
-		detail += fmt.Sprintf("; score %g: %s", res.Score, strings.Join(res.ListedDomains, ", "))
+		detail += fmt.Sprintf("; score %g: %s", res.Score, strings.Join(f.Codes, ", "))
 	}
 	if len(res.Errors) > 0 {
 		detail += "; failed: " + strings.Join(res.Errors, ", ")

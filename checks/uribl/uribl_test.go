@@ -8,32 +8,31 @@ import (
 
 	"mxguard/checks/check"
 	"mxguard/checks/check/checktest"
-	"mxguard/checks/dnsbl"
 	"mxguard/checks/resolver"
 	"mxguard/checks/resolver/dnstest"
 )
 
-// testZones: dbl.test answers in 127.0.1.0/24 like Spamhaus DBL (with its
-// error code for one name); ip.test is an IP list.
-const testZones = `
-$ORIGIN dbl.test.
-bad.example       A    127.0.1.2
-spam.example      A    127.0.1.2
-abused.example    A    127.0.1.102
-refused.example   A    127.255.255.254
-$ORIGIN ip.test.
-1.2.0.192         A    127.0.0.2
-1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2 A 127.0.0.2
-`
+// zoneFile holds dbl.test (answers in 127.0.1.0/24 like Spamhaus DBL,
+// with its error code for one name), multi.test (SURBL-style bitmasks)
+// and ip.test (an IP list).
+const zoneFile = "../../testdata/zones/uribl.zone"
 
 func newResolver(t *testing.T) *resolver.Resolver {
 	t.Helper()
-	s := dnstest.Start(t, testZones)
+	r, _ := newServer(t)
+	return r
+}
+
+// newServer is newResolver with the DNS server, whose answers a test can
+// change (ServFail).
+func newServer(t *testing.T) (*resolver.Resolver, *dnstest.Server) {
+	t.Helper()
+	s := dnstest.StartFiles(t, zoneFile)
 	r, err := resolver.New(resolver.Options{Servers: []string{s.Addr()}, Timeout: 2 * time.Second, Attempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return r, s
 }
 
 // define builds the check as the engine does, from a config section.
@@ -52,7 +51,7 @@ func run(t *testing.T, d check.Def, m string) (check.Result, Facts) {
 	return r, f
 }
 
-var testConfig = Config{MaxDomains: 20, Zones: []dnsbl.Config{
+var testConfig = Config{MaxDomains: 20, Zones: []ZoneConfig{
 	{Zone: "dbl.test", Weight: 10, Codes: "127.0.1.2-127.0.1.99"},
 	{Zone: "ip.test", Weight: 5},
 }}

@@ -140,7 +140,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		} else if !v.Action.Refuses() {
 			o.Reply = "(the backend's reply)"
 		}
-		tree := func(w io.Writer, rec *policy.Record) { printMIMETree(w, rec, cfg, msg.Reader); printRspamd(w, rec) }
+		tree := func(w io.Writer, rec *policy.Record) {
+			printMIMETree(w, rec, cfg, msg.Reader)
+			printURLs(w, cfg, res, msg.Reader)
+			printRspamd(w, rec)
+		}
 		return explain(stdout, tx, o, lines, set == nil, *asJSON, tree)
 	}
 	r := sess.Walk(ctx, policy.Walk{
@@ -171,7 +175,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // explain prints how the pipeline decided, or the verdict line with --json.
-// tree prints the MIME tree.
+// tree prints the MIME tree, the URLs and the scanners' answers.
 func explain(w io.Writer, tx *policy.Transaction, o policy.Outcome, stages []string, builtin, asJSON bool,
 	tree func(io.Writer, *policy.Record)) int {
 	rec := policy.NewRecord(tx, o, time.Now())
