@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mxguard/internal/testcert"
 )
 
 // consoleUsers writes a users file with admin / password through
@@ -149,5 +152,50 @@ func TestConsoleConfigErrors(t *testing.T) {
 				t.Fatalf("exit %d, stderr:\n%s\nwant exit 2 and %q", code, stderr, c.want)
 			}
 		})
+	}
+}
+
+// TestConsoleOverTLS: with console.tls the console speaks HTTPS only, and
+// its session cookie is Secure and __Host- prefixed, so no plain-HTTP
+// page of the host can read or plant it.
+func TestConsoleOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	vlog := filepath.Join(dir, "verdicts.jsonl")
+	users := consoleUsers(t, "correct horse battery")
+	cert := testcert.New(t, "127.0.0.1", "console.test")
+	consoleAddr := freePort(t)
+	sinkMxguard(t, "verdict_log: "+vlog+"\nconsole:\n  address: "+consoleAddr+"\n  users_file: "+users+
+		"\n  tls:\n    cert: "+cert.CertFile+"\n    key: "+cert.KeyFile+"\n")
+
+	// Plain HTTP gets no page.
+	if resp, err := http.Get("http://" + consoleAddr + "/login"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("the TLS console answered plain HTTP with a page")
+		}
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool, ServerName: "console.test"}}}
+	base := "https://" + consoleAddr
+	_, page := consoleGet(t, c, base+"/login")
+	tok := consoleCSRF.FindStringSubmatch(page)
+	if tok == nil {
+		t.Fatalf("no login form over TLS:\n%s", page)
+	}
+	// The login answer itself, to read its Set-Cookie.
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.PostForm(base+"/login", url.Values{"csrf": {tok[1]}, "user": {"admin"}, "password": {"correct horse battery"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	set := resp.Header.Get("Set-Cookie")
+	for _, want := range []string{"__Host-mxguard=", "Secure", "HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(set, want) {
+			t.Errorf("session cookie %q lacks %s", set, want)
+		}
+	}
+	if hsts := resp.Header.Get("Strict-Transport-Security"); hsts == "" {
+		t.Error("no Strict-Transport-Security over TLS")
 	}
 }
