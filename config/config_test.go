@@ -59,6 +59,7 @@ func TestIssueExample(t *testing.T) {
 	want.Backend.Address = "127.0.0.1:2526"
 	want.Backend.HELO = "mx.example.org"     // derived from hostname
 	want.Backend.TLSServerName = "127.0.0.1" // derived from address
+	want.Hold.Dir = want.State.Dir + "/held" // derived from state.dir
 	want.Domains = []string{"example.org"}
 	want.DNS.Servers = []string{"127.0.0.1:5353"}
 	want.VerdictLog = "/var/log/mxguard/verdicts.jsonl"

@@ -37,7 +37,10 @@ func normalize(c *Config, dir string) {
 	}
 	c.Headers.Normalize()
 	normalizeState(&c.State)
-	c.Hold.Normalize()
+	// Held mail lives with the rest of what outlives a process unless the
+	// file says otherwise: instances on one host that each have their own
+	// state.dir then each have their own held mail too.
+	c.Hold.Normalize(c.State.Dir)
 	c.Greylist.Normalize()
 	for i, srv := range c.DNS.Servers {
 		if a, err := netip.ParseAddr(srv); err == nil && a.Zone() == "" {

@@ -78,6 +78,7 @@ func MarshalDefaults() ([]byte, error) {
 func derivedDefaults(c *Config) *Config {
 	d := Default()
 	d.Backend.HELO = c.Hostname
+	d.Hold.Normalize(c.State.Dir)
 	if network, addr := c.Backend.Kind(); network == "tcp" {
 		if host, _, err := net.SplitHostPort(addr); err == nil {
 			d.Backend.TLSServerName = host

@@ -8,7 +8,6 @@ package held
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"mxguard/internal/confval"
@@ -17,9 +16,6 @@ import (
 
 // The section's defaults.
 const (
-	// DefaultDir is hold.dir's default when systemd gives no state
-	// directory: beside the state store's default, /var/lib/mxguard.
-	DefaultDir = "/var/lib/mxguard/held"
 	// DefaultKeep is how long held mail is kept: long enough for an admin
 	// back from a holiday, short enough that a forgotten store does not
 	// keep mail for ever.
@@ -31,7 +27,8 @@ const (
 
 // Config is the hold section.
 type Config struct {
-	// Dir (dir, default $STATE_DIRECTORY/held, else DefaultDir) holds the
+	// Dir (dir, default "held" in state.dir, which the config package
+	// fills in: this package knows nothing of the state store) holds the
 	// held messages, their metadata and the control socket of release.
 	// serve creates it when missing.
 	Dir string `yaml:"dir" expect:"a directory path"`
@@ -43,26 +40,17 @@ type Config struct {
 	MaxBytes confval.ByteSize `yaml:"max_bytes"`
 }
 
-// DefaultConfig is the section as it is when the file leaves it out.
+// DefaultConfig is the section as it is when the file leaves it out; Dir
+// is left empty for the caller to derive (see Config.Dir).
 func DefaultConfig() Config {
-	return Config{Dir: defaultDir(), Keep: confval.Dur(DefaultKeep), MaxBytes: DefaultMaxBytes}
+	return Config{Keep: confval.Dur(DefaultKeep), MaxBytes: DefaultMaxBytes}
 }
 
-// defaultDir is hold.dir's default: "held" in the directory systemd made
-// for the service (StateDirectory= sets $STATE_DIRECTORY, a
-// colon-separated list whose first is the service's), as state.dir's
-// default is that directory itself; else DefaultDir.
-func defaultDir() string {
-	if d, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); d != "" {
-		return filepath.Join(d, "held")
-	}
-	return DefaultDir
-}
-
-// Normalize fills in the defaults of keys written empty.
-func (c *Config) Normalize() {
+// Normalize fills in the defaults of keys written empty: Dir becomes
+// "held" in stateDir.
+func (c *Config) Normalize(stateDir string) {
 	if c.Dir == "" {
-		c.Dir = defaultDir()
+		c.Dir = filepath.Join(stateDir, "held")
 	}
 }
 
