@@ -23,6 +23,12 @@ import (
 // "correct horse", over an index of the verdict log lines given.
 func testConsole(t *testing.T, recs ...*policy.Record) (*httptest.Server, *Index) {
 	t.Helper()
+	return testConsoleWith(t, nil, recs...)
+}
+
+// testConsoleWith is testConsole with more options set by with.
+func testConsoleWith(t *testing.T, with func(*Options), recs ...*policy.Record) (*httptest.Server, *Index) {
+	t.Helper()
 	dir := t.TempDir()
 	// A cheap hash (1 MiB, one pass): the race detector makes the real
 	// parameters cost seconds per login.
@@ -48,11 +54,18 @@ func testConsole(t *testing.T, recs ...*policy.Record) (*httptest.Server, *Index
 		}
 	}
 	l.Close()
-	x := openIndex(t, IndexOptions{})
+	o := Options{Users: u}
+	if with != nil {
+		with(&o)
+	}
+	// The index has the console's clock: the counts of "the last week"
+	// do not depend on the day the test runs.
+	x := openIndex(t, IndexOptions{Now: o.Now})
 	if err := x.CatchUp(logPath); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Users: u, Index: x})
+	o.Index = x
+	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
