@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -138,5 +139,30 @@ func TestConsoleRulesReplay(t *testing.T) {
 	huge := strings.Repeat("<", maxRulesForm)
 	if code, _ := post(t, c, rulesURL, url.Values{"csrf": {tok}, "rules": {huge}}); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("a form over %d octets: %d, want 413", maxRulesForm, code)
+	}
+}
+
+// BenchmarkRulesReplay10k measures the rules page's replay at its bound:
+// 10,000 verdicts read from the index and decided again, and the page.
+func BenchmarkRulesReplay10k(b *testing.B) {
+	recs := make([]*policy.Record, maxReplayed)
+	for i := range recs {
+		r := *hostile
+		r.Session = fmt.Sprintf("S%08d", i)
+		r.Tx = r.Session + ".1"
+		r.Time = hostile.Time.Add(-time.Duration(i) * time.Second)
+		recs[i] = &r
+	}
+	srv, _ := testConsoleWith(b, nil, recs...)
+	c := client(b)
+	login(b, c, srv.URL, "correct horse")
+	_, page := get(b, c, srv.URL+"/rules")
+	tok := csrfField.FindStringSubmatch(page)[1]
+	const accepting = "rules:\n  - name: let-all\n    stage: connect\n    when: client.ip == \"192.0.2.66\"\n    action: accept\n"
+	for b.Loop() {
+		code, page := post(b, c, srv.URL+"/rules", url.Values{"csrf": {tok}, "rules": {accepting}, "n": {"10000"}})
+		if code != http.StatusOK || !strings.Contains(page, "10000 verdicts replayed: 10000 would change") {
+			b.Fatalf("replay: %d", code)
+		}
 	}
 }
