@@ -41,7 +41,7 @@ func writeVerdicts(t *testing.T, path string, t0 time.Time, from, n int) {
 	}
 }
 
-func openIndex(t *testing.T, o IndexOptions) *Index {
+func openIndex(t testing.TB, o IndexOptions) *Index {
 	t.Helper()
 	x, err := OpenIndex(filepath.Join(t.TempDir(), "index.db"), o)
 	if err != nil {

@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"mxguard/checks/mime"
 	"mxguard/policy"
+	"mxguard/rules"
 )
 
 //go:embed templates/*.html
@@ -35,6 +37,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Held is the held-mail store the held pages list, show, release
+	// and delete from; nil leaves the pages out.
+	Held HeldMail
+	// MIME bounds the walk of a held message's parts (the mime check's
+	// bounds: mime.Options{} is its defaults).
+	MIME mime.Options
+	// Rules returns the rules running now, for the rules page (nil: the
+	// page lists none but still replays a pasted file).
+	Rules func() *rules.Set
 }
 
 // Server is the console's HTTP handler.
@@ -85,17 +96,26 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /verdicts", s.authed(s.verdicts))
 	s.mux.HandleFunc("GET /tx/{id}", s.authed(s.transaction))
 	s.mux.HandleFunc("GET /charts", s.authed(s.charts))
+	s.mux.HandleFunc("GET /rules", s.authed(s.rules))
+	s.mux.Handle("POST /rules", limitBody(maxRulesForm, s.authed(s.replay)))
+	if o.Held != nil {
+		s.mux.HandleFunc("GET /held", s.authed(s.heldList))
+		s.mux.HandleFunc("GET /held/{id}", s.authed(s.heldMessage))
+		s.mux.Handle("POST /held/{id}/release", limitBody(4<<10, s.authed(s.heldRelease)))
+		s.mux.Handle("POST /held/{id}/delete", limitBody(4<<10, s.authed(s.heldDelete)))
+	}
 	return s, nil
 }
 
 // parseTemplates parses each page with the layout.
 func (s *Server) parseTemplates() error {
 	funcs := template.FuncMap{
-		"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
-		"join": strings.Join,
+		"time":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+		"join":  strings.Join,
+		"state": stateText,
 	}
 	s.pages = map[string]*template.Template{}
-	for _, page := range []string{"login", "verdicts", "transaction", "charts"} {
+	for _, page := range []string{"login", "verdicts", "transaction", "charts", "held", "heldmsg", "heldresult", "rules"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return fmt.Errorf("console: template %s: %w", page, err)
@@ -146,15 +166,18 @@ func sameOrigin(r *http.Request) bool {
 
 // pageData is what every page's template gets.
 type pageData struct {
-	User  string
-	CSRF  string
-	Title string
-	Error string
-	Data  any
+	// HasHeld shows the held pages in the menu.
+	HasHeld bool
+	User    string
+	CSRF    string
+	Title   string
+	Error   string
+	Data    any
 }
 
 // render writes page with data.
 func (s *Server) render(w http.ResponseWriter, status int, page string, d pageData) {
+	d.HasHeld = s.opts.Held != nil
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := s.pages[page].Execute(w, d); err != nil {

@@ -21,7 +21,13 @@ import (
 
 // testConsole serves a console over loopback HTTP with one user, admin /
 // "correct horse", over an index of the verdict log lines given.
-func testConsole(t *testing.T, recs ...*policy.Record) (*httptest.Server, *Index) {
+func testConsole(t testing.TB, recs ...*policy.Record) (*httptest.Server, *Index) {
+	t.Helper()
+	return testConsoleWith(t, nil, recs...)
+}
+
+// testConsoleWith is testConsole with more options set by with.
+func testConsoleWith(t testing.TB, with func(*Options), recs ...*policy.Record) (*httptest.Server, *Index) {
 	t.Helper()
 	dir := t.TempDir()
 	// A cheap hash (1 MiB, one pass): the race detector makes the real
@@ -48,11 +54,18 @@ func testConsole(t *testing.T, recs ...*policy.Record) (*httptest.Server, *Index
 		}
 	}
 	l.Close()
-	x := openIndex(t, IndexOptions{})
+	o := Options{Users: u}
+	if with != nil {
+		with(&o)
+	}
+	// The index has the console's clock: the counts of "the last week"
+	// do not depend on the day the test runs.
+	x := openIndex(t, IndexOptions{Now: o.Now})
 	if err := x.CatchUp(logPath); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Users: u, Index: x})
+	o.Index = x
+	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,14 +75,14 @@ func testConsole(t *testing.T, recs ...*policy.Record) (*httptest.Server, *Index
 }
 
 // client is a browser-like client: cookies kept, redirects followed.
-func client(t *testing.T) *http.Client {
+func client(t testing.TB) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, Timeout: 10 * time.Second}
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func get(t *testing.T, c *http.Client, u string) (int, string) {
+func get(t testing.TB, c *http.Client, u string) (int, string) {
 	t.Helper()
 	resp, err := c.Get(u)
 	if err != nil {
@@ -80,7 +93,7 @@ func get(t *testing.T, c *http.Client, u string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func post(t *testing.T, c *http.Client, u string, form url.Values) (int, string) {
+func post(t testing.TB, c *http.Client, u string, form url.Values) (int, string) {
 	t.Helper()
 	resp, err := c.PostForm(u, form)
 	if err != nil {
@@ -92,7 +105,7 @@ func post(t *testing.T, c *http.Client, u string, form url.Values) (int, string)
 }
 
 // login logs c in and returns the page it lands on.
-func login(t *testing.T, c *http.Client, base, password string) (int, string) {
+func login(t testing.TB, c *http.Client, base, password string) (int, string) {
 	t.Helper()
 	_, page := get(t, c, base+"/login")
 	m := csrfField.FindStringSubmatch(page)

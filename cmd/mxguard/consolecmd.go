@@ -18,6 +18,8 @@ import (
 
 	"mxguard/config"
 	"mxguard/console"
+	"mxguard/held"
+	"mxguard/rules"
 )
 
 const consoleUsage = `usage: mxguard console adduser [--users FILE | --config FILE] NAME
@@ -226,7 +228,12 @@ func (in *instance) serveConsole(ctx context.Context, cfg *config.Config) error 
 		_ = idx.Follow(ctx, cfg.VerdictLog, time.Second)
 	}()
 	in.consoleDone = followed
-	h, err := console.New(console.Options{Users: users, Index: idx, Secure: c.TLS != nil, Logger: in.log})
+	o := console.Options{Users: users, Index: idx, Secure: c.TLS != nil, Logger: in.log, MIME: cfg.MIME.Options(),
+		Rules: func() *rules.Set { return in.cur.Load().eng.Rules() }}
+	if in.held != nil {
+		o.Held = consoleHeld{in}
+	}
+	h, err := console.New(o)
 	if err != nil {
 		return err
 	}
@@ -252,6 +259,19 @@ func (in *instance) serveConsole(ctx context.Context, cfg *config.Config) error 
 	}()
 	return nil
 }
+
+// consoleHeld is the held-mail store as the console sees it: reads go to
+// the store, releases and deletions through the same code as the control
+// socket's, delivered and audited alike.
+type consoleHeld struct{ in *instance }
+
+func (h consoleHeld) List(f held.Filter) ([]held.Meta, error) { return h.in.held.List(f) }
+func (h consoleHeld) Get(id string) (held.Meta, error)        { return h.in.held.Get(id) }
+func (h consoleHeld) Content(id string) (*os.File, error)     { return h.in.held.Content(id) }
+func (h consoleHeld) Release(ctx context.Context, id, by string, force bool) (held.Meta, error) {
+	return h.in.releaseHeld(ctx, id, by, force)
+}
+func (h consoleHeld) Delete(id, by string) (held.Meta, error) { return h.in.deleteHeld(id, by) }
 
 // closeConsole stops the console: its pages, then the index's reading of
 // the log, then the index.

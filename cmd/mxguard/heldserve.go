@@ -61,6 +61,28 @@ func (in *instance) auditHeld(m held.Meta, action, by, backendReply string) {
 	}
 }
 
+// releaseHeld delivers the held message id to the current backend on
+// behalf of by and records the release: the one way to release, for the
+// control socket and the console alike.
+func (in *instance) releaseHeld(ctx context.Context, id, by string, force bool) (held.Meta, error) {
+	m, err := in.held.Release(ctx, id, by, force, in.cur.Load().fwd.Release)
+	if err != nil {
+		return m, err
+	}
+	in.auditHeld(m, policy.ActionRelease, by, m.LastAttempt().Reply)
+	return m, nil
+}
+
+// deleteHeld deletes the held message id on behalf of by and records it.
+func (in *instance) deleteHeld(id, by string) (held.Meta, error) {
+	m, err := in.held.Delete(id)
+	if err != nil {
+		return m, err
+	}
+	in.auditHeld(m, policy.ActionDelete, by, "")
+	return m, nil
+}
+
 // expireHeld deletes the held mail older than hold.keep.
 func (in *instance) expireHeld() {
 	gone, err := in.held.Expire()
@@ -150,16 +172,13 @@ func (in *instance) serveHeldControl(dir string) (*http.Server, error) {
 		id, by, force := q.Get("id"), q.Get("by"), q.Get("force") == "1"
 		// The delivery goes on if the admin's command goes away: its
 		// outcome must be recorded either way.
-		ctx := context.WithoutCancel(r.Context())
-		m, err := in.held.Release(ctx, id, by, force, in.cur.Load().fwd.Release)
+		m, err := in.releaseHeld(context.WithoutCancel(r.Context()), id, by, force)
 		if err != nil {
 			fail(w, m, err)
 			return
 		}
-		a := m.LastAttempt()
-		in.auditHeld(m, policy.ActionRelease, by, a.Reply)
 		code := "released"
-		switch {
+		switch a := m.LastAttempt(); {
 		case m.State == held.StatePossiblyDelivered:
 			code = "unknown"
 		case !a.Delivered:
@@ -169,12 +188,11 @@ func (in *instance) serveHeldControl(dir string) (*http.Server, error) {
 	})
 	mux.HandleFunc("POST /v1/held/delete", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		m, err := in.held.Delete(q.Get("id"))
+		m, err := in.deleteHeld(q.Get("id"), q.Get("by"))
 		if err != nil {
 			fail(w, m, err)
 			return
 		}
-		in.auditHeld(m, policy.ActionDelete, q.Get("by"), "")
 		write(w, http.StatusOK, heldReply{Held: &m, Code: "deleted"})
 	})
 	srv := &http.Server{Handler: mux, ReadTimeout: 5 * time.Second, WriteTimeout: heldReplyTimeout, MaxHeaderBytes: 16 << 10}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -115,13 +114,6 @@ func valuesText(values []string, show func(string) string) string {
 	return "; one of " + strings.Join(shown, ", ")
 }
 
-// change is one kind of changed outcome, with a few examples.
-type change struct {
-	from, to string
-	count    int
-	examples []string
-}
-
 func cmdRulesReplay(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rules replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -157,59 +149,30 @@ func cmdRulesReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	changes := map[string]*change{}
-	total, bad, line := 0, 0, 0
+	sum := policy.NewReplaySummary(set, *examples)
+	bad, line := 0, 0
 	for sc.Scan() {
 		line++
-		var rec policy.Record
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Session == "" {
+		rec := new(policy.Record)
+		if err := json.Unmarshal(sc.Bytes(), rec); err != nil || rec.Session == "" {
 			fmt.Fprintf(stderr, "%s:%d: not a verdict line\n", *logPath, line)
 			bad++
 			continue
 		}
-		total++
-		got := policy.Replay(&rec, set)
-		if got.Action == rec.Action {
-			continue
-		}
-		key := rec.Action + " → " + got.Action
-		c := changes[key]
-		if c == nil {
-			c = &change{from: rec.Action, to: got.Action}
-			changes[key] = c
-		}
-		c.count++
-		if len(c.examples) < *examples {
-			id := rec.Tx
-			if id == "" {
-				id = rec.Session
-			}
-			c.examples = append(c.examples, fmt.Sprintf("%s %s %s <%s> → %s: was %q (%s), now %s at %s (%s)",
-				rec.Time.Format("2006-01-02 15:04:05"), id, rec.ClientIP, rec.MailFrom, strings.Join(rec.Rcpts, ","),
-				rec.Reply, orDash(rec.Reason), got.Action, got.Stage, orDash(got.Reason)))
-		}
+		sum.Add(rec)
 	}
 	if err := sc.Err(); err != nil {
 		fmt.Fprintln(stderr, "mxguard rules replay:", err)
 		return exitFailed
 	}
-	list := make([]*change, 0, len(changes))
-	n := 0
-	for _, c := range changes {
-		list = append(list, c)
-		n += c.count
-	}
-	sort.Slice(list, func(i, j int) bool {
-		if list[i].count != list[j].count {
-			return list[i].count > list[j].count
-		}
-		return list[i].from+list[i].to < list[j].from+list[j].to
-	})
-	fmt.Fprintf(stdout, "%d transactions replayed with %s: %d would change\n", total, strings.Join(set.Files, ", "), n)
-	for _, c := range list {
-		fmt.Fprintf(stdout, "\n%s → %s: %d\n", c.from, c.to, c.count)
-		for _, e := range c.examples {
-			fmt.Fprintf(stdout, "  %s\n", e)
+	fmt.Fprintf(stdout, "%d transactions replayed with %s: %d would change\n", sum.Total, strings.Join(set.Files, ", "), sum.Changed)
+	for _, c := range sum.Changes() {
+		fmt.Fprintf(stdout, "\n%s → %s: %d\n", c.From, c.To, c.Count)
+		for _, e := range c.Examples {
+			rec, got := e.Record, e.Got
+			fmt.Fprintf(stdout, "  %s %s %s <%s> → %s: was %q (%s), now %s at %s (%s)\n",
+				rec.Time.Format("2006-01-02 15:04:05"), e.ID(), rec.ClientIP, rec.MailFrom, strings.Join(rec.Rcpts, ","),
+				rec.Reply, orDash(rec.Reason), got.Action, got.Stage, orDash(got.Reason))
 		}
 	}
 	if bad > 0 {
