@@ -10,6 +10,9 @@
 #
 #   bench/state.sh [MESSAGES] [SESSIONS] [SIZE]
 #
+# PROFILE=DIR writes a CPU profile of each path's mxguard (its first
+# PROFILE_SECONDS, default 3) to DIR/c.pprof, f.pprof, g.pprof.
+#
 # Needs smtp-source and smtp-sink (Debian package postfix), redis-server
 # and redis-cli (Debian package redis-server) and Go. Everything stays on
 # loopback; nothing asks the machine's resolver.
@@ -56,6 +59,9 @@ config() {
 	[ "$1" = g ] && printf '  redis:\n    address: 127.0.0.1:%s\n' $redis_port
 	if [ "$1" != c ]; then
 		printf 'greylist:\n  enabled: true\n  delay: 1s\n'
+	fi
+	if [ -n "${PROFILE:-}" ]; then
+		printf 'metrics:\n  address: 127.0.0.1:%s\n  pprof: true\n' $(($2 + 10))
 	fi
 }
 declare -A port=([c]=26103 [f]=26104 [g]=26105) pid=()
@@ -104,6 +110,11 @@ for p in c f g; do
 	r0=$(redis_calls) q0=$(redis_reads) rt0=$(awk '{print $14 + $15}' /proc/$redis_pid/stat)
 	t0=$(awk '{print $14 + $15}' /proc/${pid[$p]}/stat)
 	start=$(date +%s.%N)
+	if [ -n "${PROFILE:-}" ]; then
+		# A CPU profile of the first seconds of the run (go tool pprof).
+		mkdir -p "$PROFILE"
+		curl -s -o "$PROFILE/$p.pprof" "http://127.0.0.1:$((${port[$p]} + 10))/debug/pprof/profile?seconds=${PROFILE_SECONDS:-3}" &
+	fi
 	source_msgs ${port[$p]} "$messages"
 	end=$(date +%s.%N)
 	t1=$(awk '{print $14 + $15}' /proc/${pid[$p]}/stat)
