@@ -145,7 +145,7 @@ func (s *session) cmdMail(arg string) smtpreply.Reply {
 	if !ok {
 		return s.fail(smtpreply.C501BadParamSyntax, smtpreply.Se5Proto5InvalidArgs4, "syntax: MAIL FROM:<address>")
 	}
-	ok, key, reserved := s.rate.allowReserving(s.ctx, rateMsg, rateRcpt, s.client.Addr.Addr())
+	ok, key, reserved := s.rate.allowMail(s.ctx, s.client.Addr.Addr(), &s.lease)
 	s.rcptReserved = reserved
 	if !ok {
 		// RFC 5321 §4.2.5: 451 asks the sender to come back later.

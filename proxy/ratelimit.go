@@ -80,6 +80,17 @@ func (g gcra) admit(tat *time.Duration, now time.Duration) {
 	*tat = max(*tat, now) + g.interval
 }
 
+// conformsN reports whether n events at now fit the bucket whose TAT is
+// tat: a reservation of n is one event n intervals long.
+func (g gcra) conformsN(tat, now time.Duration, n int) bool {
+	return max(tat, now)-now <= g.tolerance-time.Duration(n-1)*g.interval
+}
+
+// admitN charges n admitted events.
+func (g gcra) admitN(tat *time.Duration, now time.Duration, n int) {
+	*tat = max(*tat, now) + time.Duration(n)*g.interval
+}
+
 // refuse charges a refused event. Refused events count, so that a client
 // that keeps hammering while refused stays refused instead of getting a
 // fresh slot every interval; the debt is capped at one window beyond the
@@ -216,21 +227,25 @@ func (r *rateLimiter) exempted(ip netip.Addr) bool {
 // other event is decided by the store, whose answer the front then records
 // (see rateLimiter.ask). ctx bounds the wait for the store.
 func (r *rateLimiter) allow(ctx context.Context, kind rateKind, ip netip.Addr) (ok bool, key string) {
-	ok, key, _ = r.allowReserving(ctx, kind, -1, ip)
+	ok, key, _ = r.decide(ctx, kind, ip, nil)
 	return ok, key
 }
 
-// allowReserving is allow, and with a store it also reserves, in the same
-// round trip, an event of kind then still to come: a MAIL reserves the
-// transaction's first recipient, which then costs no round trip of its
-// own (see state.Store.Allow). reserved says whether it did; the caller
-// admits that event without asking when it comes. then -1 reserves
-// nothing. Without a store nothing is reserved: the limiter is in this
-// process and exact already.
-func (r *rateLimiter) allowReserving(ctx context.Context, kind, then rateKind, ip netip.Addr) (ok bool, key string, reserved bool) {
+// rateReservation is a number of events of a kind reserved in the store
+// ahead of their use (see state.Store.Allow's reserve).
+type rateReservation struct {
+	kind rateKind
+	n    int
+}
+
+// decide is allow, and with a store it also asks the store, in the same
+// round trip, to reserve the events of want for later use (all or none);
+// granted says whether it did. Without a store nothing is reserved: the
+// limiter is in this process and exact already.
+func (r *rateLimiter) decide(ctx context.Context, kind rateKind, ip netip.Addr, want []rateReservation) (ok bool, key string, granted bool) {
 	if kind < 0 || kind >= numRateKinds || r.addr[kind].interval == 0 || r.exempted(ip) {
-		// An exempt client, or a limit that is off: then is decided
-		// when it comes (its own limit may be on).
+		// An exempt client, or a limit that is off: what want names is
+		// decided when it comes (its own limit may be on).
 		return true, "", false
 	}
 	ak, nk := rateKeys(ip)
@@ -264,19 +279,21 @@ func (r *rateLimiter) allowReserving(ctx context.Context, kind, then rateKind, i
 	}
 	// Reserve only what the front does not already refuse: the store
 	// would refuse it too.
-	reserve := then >= 0 && then < numRateKinds && r.addr[then].interval != 0 && r.frontConforms(then, ak, nk, now)
-	r.mu.Unlock()
-	if !reserve {
-		then = -1
+	for _, w := range want {
+		if w.kind < 0 || w.kind >= numRateKinds || r.addr[w.kind].interval == 0 || !r.frontConforms(w.kind, w.n, ak, nk, now) {
+			want = nil
+			break
+		}
 	}
-	return r.ask(ctx, kind, then, ak, nk, checkNet)
+	r.mu.Unlock()
+	return r.ask(ctx, kind, want, ak, nk, checkNet)
 }
 
-// frontConforms reports whether the front admits an event of kind for
+// frontConforms reports whether the front admits n events of kind for
 // the address ak and its network nk at now. Called with r.mu held.
-func (r *rateLimiter) frontConforms(kind rateKind, ak, nk netip.Prefix, now time.Duration) bool {
-	if !r.addr[kind].conforms(r.state(ak).tat[kind], now) {
+func (r *rateLimiter) frontConforms(kind rateKind, n int, ak, nk netip.Prefix, now time.Duration) bool {
+	if !r.addr[kind].conformsN(r.state(ak).tat[kind], now, n) {
 		return false
 	}
-	return !nk.IsValid() || r.net[kind].interval == 0 || r.net[kind].conforms(r.state(nk).tat[kind], now)
+	return !nk.IsValid() || r.net[kind].interval == 0 || r.net[kind].conformsN(r.state(nk).tat[kind], now, n)
 }

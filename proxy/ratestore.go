@@ -60,8 +60,8 @@ func (r *rateLimiter) storeKey(kind rateKind, p netip.Prefix, isAddr bool) strin
 }
 
 // ask lets the store decide an event that the front admits, and records
-// the answer in the front; with then >= 0 it asks the store to reserve an
-// event of that kind in the same round trip (see allowReserving).
+// the answer in the front; it asks the store to reserve want in the same
+// round trip (see decide).
 //
 // The front mirrors each of this instance's events as the store decided
 // it, so it never knows more than the store (every admitted event is
@@ -76,14 +76,14 @@ func (r *rateLimiter) storeKey(kind rateKind, p netip.Prefix, isAddr bool) strin
 // A store that fails (or outlasts rateStoreTimeout) allows the event: mail
 // is never refused because the state store failed. The front then limits
 // this instance's events alone, and nothing is reserved.
-func (r *rateLimiter) ask(ctx context.Context, kind, then rateKind, ak, nk netip.Prefix, checkNet bool) (bool, string, bool) {
-	var buf, rbuf [2]state.Limit
+func (r *rateLimiter) ask(ctx context.Context, kind rateKind, want []rateReservation, ak, nk netip.Prefix, checkNet bool) (bool, string, bool) {
+	var buf [2]state.Limit
+	var rbuf [4]state.Limit
 	r.mu.Lock()
-	chain := r.chain(buf[:0], kind, ak, nk, checkNet)
-	var reserve []state.Limit
-	thenNet := then >= 0 && nk.IsValid() && r.net[then].interval != 0
-	if then >= 0 {
-		reserve = r.chain(rbuf[:0], then, ak, nk, thenNet)
+	chain := r.chain(buf[:0], kind, 1, ak, nk, checkNet)
+	reserve := rbuf[:0]
+	for _, w := range want {
+		reserve = r.chain(reserve, w.kind, w.n, ak, nk, nk.IsValid() && r.net[w.kind].interval != 0)
 	}
 	r.mu.Unlock()
 
@@ -112,9 +112,11 @@ func (r *rateLimiter) ask(ctx context.Context, kind, then rateKind, ak, nk netip
 			r.net[kind].admit(&r.state(nk).tat[kind], now)
 		}
 		if reserved {
-			r.addr[then].admit(&r.state(ak).tat[then], now)
-			if thenNet {
-				r.net[then].admit(&r.state(nk).tat[then], now)
+			for _, w := range want {
+				r.addr[w.kind].admitN(&r.state(ak).tat[w.kind], now, w.n)
+				if nk.IsValid() && r.net[w.kind].interval != 0 {
+					r.net[w.kind].admitN(&r.state(nk).tat[w.kind], now, w.n)
+				}
 			}
 		}
 		return true, "", reserved
@@ -127,11 +129,94 @@ func (r *rateLimiter) ask(ctx context.Context, kind, then rateKind, ak, nk netip
 }
 
 // chain appends the store's buckets of kind for the address ak and, with
-// withNet, its network nk. Called with r.mu held.
-func (r *rateLimiter) chain(dst []state.Limit, kind rateKind, ak, nk netip.Prefix, withNet bool) []state.Limit {
-	dst = append(dst, state.Limit{Key: r.storeKey(kind, ak, true), Interval: r.addr[kind].interval, Window: rateWindow})
+// withNet, its network nk, each charged n events. Called with r.mu held.
+func (r *rateLimiter) chain(dst []state.Limit, kind rateKind, n int, ak, nk netip.Prefix, withNet bool) []state.Limit {
+	dst = append(dst, state.Limit{Key: r.storeKey(kind, ak, true), Interval: time.Duration(n) * r.addr[kind].interval, Window: rateWindow})
 	if withNet {
-		dst = append(dst, state.Limit{Key: r.storeKey(kind, nk, false), Interval: r.net[kind].interval, Window: rateWindow})
+		dst = append(dst, state.Limit{Key: r.storeKey(kind, nk, false), Interval: time.Duration(n) * r.net[kind].interval, Window: rateWindow})
 	}
 	return dst
+}
+
+// rateLeaseLife is how long a session may use the events it reserved: a
+// reserved event is charged when it is reserved, and used later, so in any
+// period a client may get up to this long's worth of its limit more than
+// the limit (one second of it: 10 events at 600 a minute, none at 60).
+const rateLeaseLife = time.Second
+
+// maxLease bounds the transactions one round trip reserves for.
+const maxLease = 16
+
+// rateLease is what one session holds of the store's rate limits: MAIL
+// events, and first recipients, charged to the store ahead of their use,
+// so that a session sending message after message (a large sender on a
+// kept connection) asks the store once every few transactions instead of
+// once each. It is the session's alone: nothing is shared, nothing
+// locked.
+type rateLease struct {
+	msgs, rcpts int           // events reserved and not yet used
+	until       time.Duration // when they expire, on the limiter's clock
+	size        int           // transactions the last round trip was for
+}
+
+// leaseCap is the most transactions one round trip may reserve for:
+// maxLease, and no more than rateLeaseLife's worth of the client's
+// message and recipient limits, so that what a lease may add to a
+// client's period stays within the bound rateLeaseLife states.
+func (r *rateLimiter) leaseCap() int {
+	c := maxLease
+	for _, k := range []rateKind{rateMsg, rateRcpt} {
+		if iv := r.addr[k].interval; iv > 0 {
+			c = min(c, int(rateLeaseLife/iv))
+		}
+	}
+	return max(c, 1)
+}
+
+// allowMail decides a MAIL for ip. The session's lease l answers when it
+// holds a reserved event; else the store decides, reserving in the same
+// round trip this transaction's first recipient and, for a session whose
+// last reservation was used up within rateLeaseLife, the events of more
+// transactions (twice as many each time, up to leaseCap). rcpt says
+// whether this transaction's first recipient is reserved.
+func (r *rateLimiter) allowMail(ctx context.Context, ip netip.Addr, l *rateLease) (ok bool, key string, rcpt bool) {
+	rcptOn := r.addr[rateRcpt].interval != 0
+	if r.store == nil || r.addr[rateMsg].interval == 0 || r.exempted(ip) {
+		var want []rateReservation
+		if rcptOn && r.store != nil && !r.exempted(ip) {
+			want = []rateReservation{{rateRcpt, 1}}
+		}
+		return r.decide(ctx, rateMsg, ip, want)
+	}
+	now := r.now().Sub(r.epoch)
+	if l.msgs > 0 && now < l.until {
+		l.msgs--
+		if l.rcpts > 0 {
+			l.rcpts--
+			return true, "", true
+		}
+		return true, "", false
+	}
+	k := 1
+	if l.until != 0 && now < l.until {
+		// The last reservation is used up already: a busy session.
+		k = min(2*max(l.size, 1), r.leaseCap())
+	}
+	var want []rateReservation
+	if k > 1 {
+		want = append(want, rateReservation{rateMsg, k - 1})
+	}
+	if rcptOn {
+		want = append(want, rateReservation{rateRcpt, k})
+	}
+	ok, key, granted := r.decide(ctx, rateMsg, ip, want)
+	*l = rateLease{}
+	if !ok || !granted && len(want) > 0 {
+		return ok, key, false
+	}
+	*l = rateLease{msgs: k - 1, until: now + rateLeaseLife, size: k}
+	if rcptOn {
+		l.rcpts = k - 1
+	}
+	return true, "", rcptOn
 }

@@ -58,9 +58,10 @@ type session struct {
 	pol    *policy.Session
 	tx     *policy.Transaction
 	txSeq  int
-	// rcptReserved: the MAIL of the transaction reserved its first
-	// recipient in the rate limits' store (see allowReserving).
+	// rcptReserved: the transaction's first recipient was reserved in
+	// the rate limits' store with its MAIL (see allowMail), from lease.
 	rcptReserved bool
+	lease        rateLease
 	bdat         *bdatState
 	errors       int
 	junk         int // commands that moved nothing forward (see MaxJunkCommands)

@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"mxguard/internal/state"
+)
+
+// leaseLimiter is a store-backed limiter on a fake clock whose store
+// counts the round trips.
+func leaseLimiter(l RateLimits) (*rateLimiter, *fakeClock, *countingStore) {
+	r, c := newTestLimiter(l)
+	st := &countingStore{Store: state.NewMemory(state.MemoryOptions{Now: c.now})}
+	r.useStore(st, new(storeHealth), slog.New(slog.DiscardHandler))
+	return r, c, st
+}
+
+// mailTx runs one transaction's rate events through r: its MAIL, and its
+// first recipient unless the MAIL reserved it.
+func mailTx(t *testing.T, r *rateLimiter, l *rateLease) bool {
+	t.Helper()
+	ip := rateAddr(t, "203.0.113.7")
+	ok, _, rcpt := r.allowMail(context.Background(), ip, l)
+	if !ok {
+		return false
+	}
+	if !rcpt {
+		ok, _ = r.allow(context.Background(), rateRcpt, ip)
+	}
+	return ok
+}
+
+// TestRateLeaseSavesRoundTrips: a session sending message after message
+// reserves more transactions per round trip (1, 2, 4, 8, 16), so 31
+// one-recipient messages cost 5 round trips, not 31 (or 62 without the
+// recipient's reservation).
+func TestRateLeaseSavesRoundTrips(t *testing.T) {
+	r, c, st := leaseLimiter(RateLimits{MessagesPerMinute: 100000, RecipientsPerMinute: 100000, NetFactor: 4, MaxTracked: 100})
+	var l rateLease
+	for i := range 31 {
+		if !mailTx(t, r, &l) {
+			t.Fatalf("message %d refused", i)
+		}
+		c.add(time.Millisecond)
+	}
+	if n := st.allows.Load(); n != 5 {
+		t.Errorf("31 messages cost %d round trips, want 5", n)
+	}
+}
+
+// TestRateLeaseNeverPastTheLimit: at one instant (no refill), reserving
+// cannot admit one event more than the limit: every reserved event is
+// charged to the store first. Two sessions of one client share the limit.
+func TestRateLeaseNeverPastTheLimit(t *testing.T) {
+	r, c, _ := leaseLimiter(RateLimits{MessagesPerMinute: 600, RecipientsPerMinute: 6000, NetFactor: 4, MaxTracked: 100})
+	var a, b rateLease
+	admitted := 0
+	for i := range 2000 {
+		l := &a
+		if i%3 == 0 {
+			l = &b
+		}
+		if mailTx(t, r, l) {
+			admitted++
+		}
+		if i%50 == 0 {
+			c.add(time.Microsecond) // the leases stay alive
+		}
+	}
+	if admitted > 600 {
+		t.Errorf("admitted %d messages at once, limit 600", admitted)
+	}
+	if admitted < 590 {
+		t.Errorf("admitted only %d of the limit's 600: reservations wasted the burst", admitted)
+	}
+}
+
+// TestRateLeaseBound: over a minute of a client sending as fast as it
+// may, leases add at most rateLeaseLife's worth of the limit (10 events at
+// 600 a minute) to what the limit allows in that minute, and a lease not
+// used within rateLeaseLife is dropped.
+func TestRateLeaseBound(t *testing.T) {
+	r, c, _ := leaseLimiter(RateLimits{MessagesPerMinute: 600, NetFactor: 4, MaxTracked: 100})
+	var l rateLease
+	// The burst, then a minute at the rate.
+	admitted := 0
+	for step := 0; step < 60000; step += 10 { // every 10 ms for a minute
+		for mailTx(t, r, &l) {
+			admitted++
+			if admitted > 5000 {
+				t.Fatal("no limit at all")
+			}
+		}
+		c.add(10 * time.Millisecond)
+	}
+	// GCRA allows the burst (600) and one per interval (100 ms) after:
+	// 1,200 in the minute; leases may add one second's worth.
+	if limit := 1200 + 10; admitted > limit {
+		t.Errorf("admitted %d in a minute, want at most %d", admitted, limit)
+	}
+	// A lease left unused for longer than its life is not used.
+	var idle rateLease
+	c.add(2 * time.Minute)
+	for range 4 {
+		mailTx(t, r, &idle)
+	}
+	if idle.msgs == 0 {
+		t.Fatal("no lease to test with")
+	}
+	c.add(rateLeaseLife + time.Millisecond)
+	before := idle.msgs
+	mailTx(t, r, &idle)
+	if idle.size != 1 || idle.msgs != 0 {
+		t.Errorf("after an expired lease of %d: size %d, %d spare; want a fresh reservation of 1", before, idle.size, idle.msgs)
+	}
+}
