@@ -10,6 +10,7 @@
 #
 #   bench/state.sh [MESSAGES] [SESSIONS] [SIZE]
 #
+# ONE_PER_SESSION=1 opens a session per message (see source_msgs).
 # PROFILE=DIR writes a CPU profile of each path's mxguard (its first
 # PROFILE_SECONDS, default 3) to DIR/c.pprof, f.pprof, g.pprof.
 #
@@ -81,8 +82,13 @@ for p in c f g; do
 	done
 done
 
+# Sessions send message after message (smtp-source -d), as a large
+# sender on a kept connection does; ONE_PER_SESSION=1 sends one message
+# per session, as most senders and all of a botnet do.
+keep=-d
+[ -n "${ONE_PER_SESSION:-}" ] && keep=
 source_msgs() { # PORT MESSAGES
-	smtp-source -s "$sessions" -m "$2" -l "$size" -d -f sender@nospf.test -t user@example.org -M client.test 127.0.0.1:$1
+	smtp-source -s "$sessions" -m "$2" -l "$size" $keep -f sender@nospf.test -t user@example.org -M client.test 127.0.0.1:$1
 }
 busy=$(cpu_busy)
 echo "machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), ${busy}% busy just before"

@@ -117,3 +117,33 @@ func TestRateLeaseBound(t *testing.T) {
 		t.Errorf("after an expired lease of %d: size %d, %d spare; want a fresh reservation of 1", before, idle.size, idle.msgs)
 	}
 }
+
+// TestRateLeaseFromConnection: a connection reserves its session's first
+// MAIL and recipient, so a one-message session costs one round trip; at
+// one instant, sessions that each send one message (or none, leaving
+// their reservation unused) are never admitted past the message limit.
+func TestRateLeaseFromConnection(t *testing.T) {
+	r, c, st := leaseLimiter(RateLimits{ConnectionsPerMinute: 100000, MessagesPerMinute: 300, RecipientsPerMinute: 100000, NetFactor: 4, MaxTracked: 100})
+	ip := rateAddr(t, "203.0.113.7")
+	admitted := 0
+	for i := range 1000 {
+		var l rateLease
+		before := st.allows.Load()
+		if ok, _ := r.allowConn(context.Background(), ip, &l); !ok {
+			t.Fatalf("connection %d refused", i)
+		}
+		if i%4 == 3 {
+			continue // a session that never sends MAIL
+		}
+		if mailTx(t, r, &l) {
+			admitted++
+		}
+		if i == 0 && st.allows.Load()-before != 1 {
+			t.Fatalf("a one-message session cost %d round trips, want 1", st.allows.Load()-before)
+		}
+	}
+	c.add(time.Microsecond)
+	if admitted > 300 {
+		t.Errorf("admitted %d messages at once, limit 300", admitted)
+	}
+}

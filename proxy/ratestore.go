@@ -173,6 +173,31 @@ func (r *rateLimiter) leaseCap() int {
 	return max(c, 1)
 }
 
+// allowConn decides a new connection from ip. With a store, and the
+// message limit on, it also reserves in the same round trip the session's
+// first MAIL and first recipient, into l: a session that sends one
+// message (most do) then costs one round trip in all. A session that
+// never sends MAIL leaves them charged: the limits err towards fewer
+// events, never more.
+func (r *rateLimiter) allowConn(ctx context.Context, ip netip.Addr, l *rateLease) (bool, string) {
+	if r.store == nil || r.addr[rateMsg].interval == 0 || r.exempted(ip) {
+		return r.allow(ctx, rateConn, ip)
+	}
+	want := []rateReservation{{rateMsg, 1}}
+	rcptOn := r.addr[rateRcpt].interval != 0
+	if rcptOn {
+		want = append(want, rateReservation{rateRcpt, 1})
+	}
+	ok, key, granted := r.decide(ctx, rateConn, ip, want)
+	if ok && granted {
+		*l = rateLease{msgs: 1, until: r.now().Sub(r.epoch) + rateLeaseLife, size: 1}
+		if rcptOn {
+			l.rcpts = 1
+		}
+	}
+	return ok, key
+}
+
 // allowMail decides a MAIL for ip. The session's lease l answers when it
 // holds a reserved event; else the store decides, reserving in the same
 // round trip this transaction's first recipient and, for a session whose

@@ -340,9 +340,10 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 	}
 	ip := ap.Addr().Unmap()
 	reason := s.admit(set, ip)
+	var lease rateLease
 	if reason == "" {
 		// No session yet: the store's own deadline bounds the wait.
-		if ok, key := set.rate.allow(context.Background(), rateConn, ip); !ok {
+		if ok, key := set.rate.allowConn(context.Background(), ip, &lease); !ok {
 			s.release(ip)
 			reason = "too many connections per minute from " + key
 		}
@@ -362,6 +363,7 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 	defer set.opts.Metrics.ConnClosed()
 
 	sess := newSession(s, set, c, lo, netip.AddrPortFrom(ip, ap.Port()))
+	sess.lease = lease
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
