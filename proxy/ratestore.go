@@ -65,13 +65,14 @@ func (r *rateLimiter) storeKey(kind rateKind, p netip.Prefix, isAddr bool) strin
 //
 // The front mirrors each of this instance's events as the store decided
 // it, so it never knows more than the store (every admitted event is
-// charged to the store first: a fleet never admits more than one limit's
-// worth), only less (other instances' events). A reservation is recorded
-// in the front when the store makes it, as the store charges it. What the
-// front adds is the debt of refused retries: the events it refuses on its
-// own are charged to it alone, as the in-process limiter charges them, so
-// a client hammering one instance is refused there without a round trip
-// per attempt.
+// charged to the store before it is used: at no moment has a fleet given
+// a client more than its limit; reservations only move the charge up to
+// rateLeaseLife earlier), only less (other instances' events). A
+// reservation is recorded in the front when the store makes it, as the
+// store charges it. What the front adds is the debt of refused retries:
+// the events it refuses on its own are charged to it alone, as the
+// in-process limiter charges them, so a client hammering one instance is
+// refused there without a round trip per attempt.
 //
 // A store that fails (or outlasts rateStoreTimeout) allows the event: mail
 // is never refused because the state store failed. The front then limits
