@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"mxguard/checks/mime"
@@ -54,6 +55,8 @@ type Server struct {
 	pages    map[string]*template.Template
 	sessions *sessions
 	logins   *loginLimiter
+	// users are the accounts, replaced by SetUsers (a reload).
+	users atomic.Pointer[Users]
 	mux      *http.ServeMux
 }
 
@@ -82,6 +85,7 @@ func New(o Options) (*Server, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: o, sessions: newSessions(o.Now), logins: newLoginLimiter(o.Now), mux: http.NewServeMux()}
+	s.users.Store(o.Users)
 	if err := s.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -106,6 +110,11 @@ func New(o Options) (*Server, error) {
 	}
 	return s, nil
 }
+
+// SetUsers replaces the accounts: a reload of the users file. Sessions
+// already open stay open (an account removed from the file can no longer
+// log in; its open sessions end with their lifetimes or a restart).
+func (s *Server) SetUsers(u *Users) { s.users.Store(u) }
 
 // parseTemplates parses each page with the layout.
 func (s *Server) parseTemplates() error {
@@ -244,9 +253,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusTooManyRequests, "login", pageData{Title: "Log in", CSRF: c.Value, Error: "Too many failed logins: try again later.", Data: "/verdicts"})
 		return
 	}
-	if !s.opts.Users.Check(name, password) {
+	users := s.users.Load()
+	if !users.Check(name, password) {
 		known := name
-		if _, ok := s.opts.Users.hashes[name]; !ok {
+		if _, ok := users.hashes[name]; !ok {
 			// Only real names are counted per name: made-up ones cannot
 			// crowd the real ones out of the limiter's memory.
 			known = ""

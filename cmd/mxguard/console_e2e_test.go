@@ -199,3 +199,57 @@ func TestConsoleOverTLS(t *testing.T) {
 		t.Error("no Strict-Transport-Security over TLS")
 	}
 }
+
+// TestConsoleUsersReload: an account added with mxguard console adduser
+// logs in after a SIGHUP, without a restart; a users file broken meanwhile
+// keeps the accounts as they were.
+func TestConsoleUsersReload(t *testing.T) {
+	dir := t.TempDir()
+	users := consoleUsers(t, "first password")
+	consoleAddr := freePort(t)
+	cfg := "hostname: mx.example.org\nlisten:\n  - address: LISTEN\nbackend:\n  address: builtin:" + dir +
+		"\ndomains: [example.org]\ndns:\n  servers: [DNS]\nverdict_log: " + filepath.Join(dir, "v.jsonl") +
+		"\nconsole:\n  address: " + consoleAddr + "\n  users_file: " + users + "\n"
+	r := startReloadable(t, cfg)
+	base := "http://" + consoleAddr
+
+	cmd := exec.Command(binary, "console", "adduser", "--users", users, "bob")
+	cmd.Stdin = strings.NewReader("bobs password\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("adduser bob: %v\n%s", err, out)
+	}
+	if out := r.reload(cfg); !strings.Contains(out, "users file reloaded") {
+		t.Fatalf("the reload did not read the users file:\n%s", out)
+	}
+	loginAs(t, base, "bob", "bobs password", http.StatusOK)
+
+	// A broken file: the accounts stay.
+	if err := os.WriteFile(users, []byte("admin:broken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := r.reload(cfg); !strings.Contains(out, "users file not reloaded") {
+		t.Fatalf("a broken users file was not reported:\n%s", out)
+	}
+	loginAs(t, base, "bob", "bobs password", http.StatusOK)
+}
+
+// loginAs posts a login for name and checks the status of the page it
+// lands on.
+func loginAs(t *testing.T, base, name, password string, want int) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	_, page := consoleGet(t, c, base+"/login")
+	m := consoleCSRF.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no login form:\n%s", page)
+	}
+	resp, err := c.PostForm(base+"/login", url.Values{"csrf": {m[1]}, "user": {name}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want || want == http.StatusOK && resp.Request.URL.Path != "/verdicts" {
+		t.Fatalf("login as %s: %d at %s, want %d", name, resp.StatusCode, resp.Request.URL.Path, want)
+	}
+}

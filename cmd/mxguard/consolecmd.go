@@ -28,8 +28,8 @@ Adds the account NAME to the console's users file (console.users_file of
 the configuration, or --users FILE), or sets a new password for it. The
 password is read from the terminal (twice), or from the first line of
 standard input when it is not a terminal. The file holds argon2id hashes
-only; it is created with mode 0600 if missing. A running mxguard reads
-it at start and on reload.
+only; it is created with mode 0600 if missing. mxguard serve reads it at
+start and on reload (SIGHUP): send it one for a new account or password.
 
 Exit status: 0 done, 1 failure, 2 bad usage or configuration.
 
@@ -228,6 +228,7 @@ func (in *instance) serveConsole(ctx context.Context, cfg *config.Config) error 
 		_ = idx.Follow(ctx, cfg.VerdictLog, time.Second)
 	}()
 	in.consoleDone = followed
+	in.consoleUsersFile = c.UsersFile
 	o := console.Options{Users: users, Index: idx, Secure: c.TLS != nil, Logger: in.log, MIME: cfg.MIME.Options(),
 		Rules: func() *rules.Set { return in.cur.Load().eng.Rules() }}
 	if in.held != nil {
@@ -249,6 +250,7 @@ func (in *instance) serveConsole(ctx context.Context, cfg *config.Config) error 
 		}
 		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
+	in.consoleSrv = h
 	in.consoleHTTP = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
 	in.log.Info("console", "addr", l.Addr().String(), "tls", c.TLS != nil)
 	in.consoleAddr = l.Addr().String()
@@ -288,4 +290,21 @@ func (in *instance) closeConsole() {
 	if in.consoleIndex != nil {
 		_ = in.consoleIndex.Close()
 	}
+}
+
+// reloadConsoleUsers reads the console's users file again, on SIGHUP: an
+// admin adds an account without restarting the proxy. A file that does
+// not parse leaves the accounts as they were.
+func (in *instance) reloadConsoleUsers(cfg *config.Config) {
+	if in.consoleSrv == nil || cfg.Console.UsersFile != in.consoleUsersFile {
+		// Another console.users_file is a restart key (see restartKeys).
+		return
+	}
+	u, err := console.LoadUsers(in.consoleUsersFile)
+	if err != nil {
+		in.log.Error("console: users file not reloaded, keeping the accounts as they were", "err", err)
+		return
+	}
+	in.consoleSrv.SetUsers(u)
+	in.log.Info("console: users file reloaded", "path", in.consoleUsersFile)
 }

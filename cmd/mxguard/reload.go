@@ -27,6 +27,7 @@ func (in *instance) reload(path string) {
 		return
 	}
 	in.commit(rt, prev)
+	in.reloadConsoleUsers(cfg)
 	pending := restartKeys(in.boot, cfg)
 	for _, c := range pending {
 		in.log.Warn(c.key+" changed; restart to apply", "running", c.running, "configured", c.configured)
@@ -140,6 +141,10 @@ func restartKeys(boot, next *config.Config) []pendingChange {
 	add("state.dir", boot.State.Dir, next.State.Dir)
 	add("state.max_entries", boot.State.MaxEntries, next.State.MaxEntries)
 	add("state.redis", redisDesc(boot.State.Redis), redisDesc(next.State.Redis))
+	add("console.address", boot.Console.Address, next.Console.Address)
+	add("console.users_file", boot.Console.UsersFile, next.Console.UsersFile)
+	add("console.tls", boot.Console.TLS != nil, next.Console.TLS != nil)
+	add("console.keep", boot.Console.Keep.String(), next.Console.Keep.String())
 	add("hold.dir", boot.Hold.Dir, next.Hold.Dir)
 	add("hold.keep", boot.Hold.Keep.String(), next.Hold.Keep.String())
 	add("hold.max_bytes", boot.Hold.MaxBytes, next.Hold.MaxBytes)

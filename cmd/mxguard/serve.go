@@ -43,14 +43,16 @@ type instance struct {
 	http    *http.Server
 	// The console, when configured: its pages, its address, its index
 	// and what stops the index following the verdict log.
-	consoleHTTP  *http.Server
-	consoleAddr  string
-	consoleIndex *console.Index
-	stopConsole  context.CancelFunc
-	consoleDone  <-chan struct{}
-	srv          *proxy.Server
-	lns          []net.Listener
-	addrs        []string
+	consoleHTTP      *http.Server
+	consoleSrv       *console.Server
+	consoleUsersFile string
+	consoleAddr      string
+	consoleIndex     *console.Index
+	stopConsole      context.CancelFunc
+	consoleDone      <-chan struct{}
+	srv              *proxy.Server
+	lns              []net.Listener
+	addrs            []string
 	// sockets hold, by index of boot.Listen, what a reload changes on a
 	// socket already listening.
 	sockets []*socket
