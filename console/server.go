@@ -57,7 +57,7 @@ type Server struct {
 	logins   *loginLimiter
 	// users are the accounts, replaced by SetUsers (a reload).
 	users atomic.Pointer[Users]
-	mux      *http.ServeMux
+	mux   *http.ServeMux
 }
 
 // cookieName is the session cookie's name. The __Host- prefix (RFC 6265bis
