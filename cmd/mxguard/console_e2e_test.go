@@ -39,8 +39,14 @@ func consoleUsers(t *testing.T, password string) string {
 
 var consoleCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-// consoleLogin logs a fresh client into the console at base.
+// consoleLogin logs a fresh client into the console at base as admin.
 func consoleLogin(t *testing.T, base, password string) *http.Client {
+	t.Helper()
+	return consoleLoginAs(t, base, "admin", password)
+}
+
+// consoleLoginAs logs a fresh client into the console at base as user.
+func consoleLoginAs(t *testing.T, base, user, password string) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
@@ -49,7 +55,7 @@ func consoleLogin(t *testing.T, base, password string) *http.Client {
 	if m == nil {
 		t.Fatalf("login page without a CSRF field:\n%s", page)
 	}
-	resp, err := c.PostForm(base+"/login", url.Values{"csrf": {m[1]}, "user": {"admin"}, "password": {password}})
+	resp, err := c.PostForm(base+"/login", url.Values{"csrf": {m[1]}, "user": {user}, "password": {password}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,5 +257,38 @@ func loginAs(t *testing.T, base, name, password string, want int) {
 	resp.Body.Close()
 	if resp.StatusCode != want || want == http.StatusOK && resp.Request.URL.Path != "/verdicts" {
 		t.Fatalf("login as %s: %d at %s, want %d", name, resp.StatusCode, resp.Request.URL.Path, want)
+	}
+}
+
+// TestDemoConsole: mxguard demo --console serves the console with an
+// account it prints, and the demonstration's verdicts are there.
+func TestDemoConsole(t *testing.T) {
+	consoleAddr := freePort(t)
+	d := startDaemon(t, binary, "demo", "--listen", freePort(t), "--dir", t.TempDir(), "--console", consoleAddr)
+	re := regexp.MustCompile(`The web console is at http://(\S+)/ \(user demo, password (\S+)\)`)
+	var m []string
+	for deadline := time.Now().Add(30 * time.Second); m == nil; {
+		m = re.FindStringSubmatch(d.out.String())
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not print the console's login:\n%s", d.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m[1] != consoleAddr {
+		t.Fatalf("console at %s, asked for %s", m[1], consoleAddr)
+	}
+	base := "http://" + consoleAddr
+	hc := consoleLoginAs(t, base, "demo", m[2])
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		// The index reads the log every second.
+		_, page := consoleGet(t, hc, base+"/verdicts?action=reject")
+		if strings.Contains(page, "DMARC policy") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo's DMARC refusal is not in the console:\n%s", page)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

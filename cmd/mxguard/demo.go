@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"mxguard"
 	"mxguard/checks/resolver/dnstest"
 	"mxguard/config"
+	"mxguard/console"
 	"mxguard/internal/sink"
 )
 
@@ -46,6 +49,11 @@ limits:
 log:
   level: {{.Level}}
 drain_timeout: 5s
+{{- if .Console}}
+console:
+  address: {{.Console}}
+  users_file: {{.Users}}
+{{- end}}
 `))
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
@@ -55,8 +63,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "mxguard-demo", "`folder` for the built-in backend's messages, the spool and the state store")
 	once := fs.Bool("once", false, "exit after the demonstration instead of serving on")
 	verbose := fs.Bool("v", false, "log at debug level")
+	consoleAddr := fs.String("console", "", "also serve the web console on this loopback `address` (e.g. 127.0.0.1:8025), with an account made for the demo")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mxguard demo [--listen ADDR] [--dir DIR] [--once]\n\n"+
+		fmt.Fprintf(stderr, "usage: mxguard demo [--listen ADDR] [--dir DIR] [--console ADDR] [--once]\n\n"+
 			"Runs mxguard on an embedded configuration (hostname mx.example.org, mail for\n"+
 			"example.org) in front of a built-in backend that stores each accepted message\n"+
 			"as a file in DIR/mail. It sends %d messages through itself to show what it\n"+
@@ -83,8 +92,16 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer zone.Close()
+	users, password := "", ""
+	if *consoleAddr != "" {
+		if users, password, err = demoConsoleUser(*dir); err != nil {
+			fmt.Fprintln(stderr, "mxguard demo:", err)
+			return exitFailed
+		}
+	}
 	var text bytes.Buffer
-	_ = demoConfig.Execute(&text, map[string]string{"DNS": zone.Addr(), "Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": string(level), "State": filepath.Join(*dir, "state"), "Held": filepath.Join(*dir, "held")})
+	_ = demoConfig.Execute(&text, map[string]string{"DNS": zone.Addr(), "Listen": *listen, "Mail": mail, "Spool": spool, "Verdicts": verdicts, "Level": string(level), "State": filepath.Join(*dir, "state"), "Held": filepath.Join(*dir, "held"),
+		"Console": *consoleAddr, "Users": users})
 	cfg, err := config.Parse("demo.yaml", text.Bytes())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -97,6 +114,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	addr := in.addrs[0]
 	fmt.Fprintf(stdout, "mxguard is listening on %s for example.org; the built-in backend stores mail in %s\n", addr, mail)
+	if in.consoleAddr != "" {
+		fmt.Fprintf(stdout, "The web console is at http://%s/ (user demo, password %s)\n", in.consoleAddr, password)
+	}
 	ok := demonstrate(stdout, addr, in.cur.Load().sink)
 	fmt.Fprintf(stdout, "Every verdict is in %s; read them with:\n  mxguard verdicts %s\n", verdicts, verdicts)
 	if *once || !ok {
@@ -224,4 +244,22 @@ func converse(w io.Writer, addr, from, rcpt, body string) (string, error) {
 	}
 	_, _ = say("QUIT")
 	return last, nil
+}
+
+// demoConsoleUser writes the demo's console account, "demo" with a fresh
+// random password, to a users file in dir, and returns the file and the
+// password to print.
+func demoConsoleUser(dir string) (path, password string, err error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	password = base64.RawURLEncoding.EncodeToString(b[:])
+	content, err := console.AddUser(nil, "demo", password)
+	if err != nil {
+		return "", "", err
+	}
+	path = filepath.Join(dir, "console-users")
+	if err := writeFileAtomic(path, content, 0o600); err != nil {
+		return "", "", err
+	}
+	return path, password, nil
 }
