@@ -90,9 +90,11 @@ func derivedDefaults(c *Config) *Config {
 // annotate says, beside a key left empty, what the empty value means.
 func annotate(n *yaml.Node, c *Config) {
 	comments := map[string]string{
-		"dns.servers": "the servers of /etc/resolv.conf",
-		"rules":       "the built-in default rules",
-		"verdict_log": "none",
+		"dns.servers":     "the servers of /etc/resolv.conf",
+		"rules":           "the built-in default rules",
+		"verdict_log":     "none",
+		"hold.dir":        "held in state.dir",
+		"console.address": "no console",
 	}
 	if c.Postmaster == "" && len(c.Domains) > 0 {
 		comments["postmaster"] = c.PostmasterAddress()
