@@ -43,7 +43,7 @@ func (s *session) command(line string) smtpreply.Reply {
 	verb, arg, _ := strings.Cut(line, " ")
 	verb = strings.ToUpper(verb)
 	arg = strings.TrimSpace(arg)
-	if s.r.Buffered() > 0 && (groupEnders[verb] || !s.client.ESMTP) && verb != "QUIT" && verb != "BDAT" {
+	if s.buffered() > 0 && (groupEnders[verb] || !s.client.ESMTP) && verb != "QUIT" && verb != "BDAT" {
 		s.client.SMTP.UnauthPipelining = true
 	}
 	if junkCommands[verb] {
@@ -327,7 +327,7 @@ func (s *session) cmdStartTLS(arg string) smtpreply.Reply {
 	}
 	// Anything the client pipelined after STARTTLS arrived in clear text and
 	// must not be taken as if it came over TLS (CVE-2011-0411).
-	if n := s.r.Buffered(); n > 0 {
+	if n := s.buffered(); n > 0 {
 		_, _ = s.r.Discard(n)
 		s.log.Info("discarded plaintext pipelined after STARTTLS", "bytes", n)
 	}
@@ -349,8 +349,14 @@ func (s *session) cmdStartTLS(arg string) smtpreply.Reply {
 	s.rd.forget()
 	s.wd.forget()
 	s.mu.Unlock()
-	s.r.Reset(tc)
-	s.w.Reset(tc)
+	// TLS keeps its own buffers: the session reads it as any reader,
+	// with a buffer it keeps.
+	s.raw = nil
+	s.src.c = tc
+	s.wconn = tc
+	if s.r != nil {
+		s.r.Reset(&s.src)
+	}
 	st := tc.ConnectionState()
 	// RFC 3207 §4.2: the client must greet again; forget what it said.
 	s.resetTx()

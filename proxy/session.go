@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"mxguard/internal/smtpreply"
@@ -41,11 +42,17 @@ type session struct {
 	// tls is the STARTTLS configuration, nil when the listener offers none.
 	tls  *tls.Config
 	conn net.Conn
-	r    *bufio.Reader
-	w    *bufio.Writer
-	out  []byte // a reply being written
-	id   string
-	log  *slog.Logger
+	// r and w are the read and write buffers, nil while empty (see
+	// iobuf.go): r reads from src, w writes to wconn. raw is the socket
+	// under conn, which waitInput waits on; nil when conn is not a plain
+	// TCP connection (TLS, a PROXY protocol wrapper).
+	r     *bufio.Reader
+	w     *bufio.Writer
+	src   connReader
+	wconn io.Writer
+	raw   syscall.RawConn
+	id    string
+	log   *slog.Logger
 
 	// ctx lives as long as the session, and txCtx as long as its
 	// transaction: every check's DNS query and the delivery take one, so
@@ -105,8 +112,13 @@ func newSession(srv *Server, set *settings, c net.Conn, lo Listener, client neti
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.log = set.opts.Logger.With("session", id, "client", client.Addr().String())
-	s.r = bufio.NewReaderSize(c, 4096)
-	s.w = bufio.NewWriterSize(c, 4096)
+	s.src = connReader{c: c, fd: -1}
+	s.wconn = c
+	if tc, ok := c.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			s.raw = raw
+		}
+	}
 	return s
 }
 
@@ -172,6 +184,8 @@ func (s *session) close() {
 	c := s.conn
 	s.mu.Unlock()
 	_ = c.Close()
+	// close runs in the session's goroutine, once it is done with them.
+	s.dropBuffers()
 }
 
 // beginTx starts the context of a new transaction.
@@ -194,7 +208,7 @@ func (s *session) endTx() {
 // the client has gone.
 func (s *session) greetPause() bool {
 	_ = s.conn.SetReadDeadline(time.Now().Add(s.opts.GreetPause))
-	_, err := s.r.Peek(1)
+	err := s.waitInput()
 	if err == nil {
 		s.client.SMTP.Pregreet = true
 		return true
@@ -246,15 +260,16 @@ func (s *session) replyShuttingDown() smtpreply.Reply {
 // behind it and their replies can share the packet.
 func (s *session) send(r smtpreply.Reply) {
 	if !r.IsZero() {
-		s.out = r.Append(s.out[:0])
-		_, _ = s.w.Write(s.out)
+		w := s.writer()
+		// Appended in place: the reply costs no buffer of its own.
+		_, _ = w.Write(r.Append(w.AvailableBuffer()))
 	}
 	p := s.verdict
 	if p == nil {
 		return
 	}
 	s.verdict = nil
-	if s.r.Buffered() == 0 {
+	if s.buffered() == 0 {
 		s.flush()
 	}
 	p.o.Reply = r.String()
@@ -285,14 +300,18 @@ func reply(code int, enh smtpreply.Enhanced, text string) smtpreply.Reply {
 	return smtpreply.Reply{Code: code, Enhanced: enh, Text: text}
 }
 
+// flush writes the replies queued, and gives the write buffer back.
 func (s *session) flush() {
-	if s.w.Buffered() == 0 {
+	if s.w == nil {
 		return
 	}
-	if now := time.Now(); s.wd.renew(now, s.opts.CommandTimeout) {
-		_ = s.conn.SetWriteDeadline(now.Add(s.opts.CommandTimeout))
+	if s.w.Buffered() > 0 {
+		if now := time.Now(); s.wd.renew(now, s.opts.CommandTimeout) {
+			_ = s.conn.SetWriteDeadline(now.Add(s.opts.CommandTimeout))
+		}
+		_ = s.w.Flush()
 	}
-	_ = s.w.Flush()
+	s.releaseWriter()
 }
 
 // fail counts a client error towards MaxErrors and returns its reply.
@@ -354,7 +373,7 @@ var errLineTooLong = errors.New("command line too long")
 
 // readCommand reads one command line and returns it without its CRLF.
 func (s *session) readCommand() (string, error) {
-	if s.r.Buffered() == 0 {
+	if s.buffered() == 0 {
 		s.flush()
 	}
 	ok := false
@@ -365,6 +384,9 @@ func (s *session) readCommand() (string, error) {
 	}
 	if !ok {
 		return "", os.ErrDeadlineExceeded
+	}
+	if err := s.waitInput(); err != nil {
+		return "", err
 	}
 	line, err := s.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) || err == nil && len(line) > maxCommandLine {

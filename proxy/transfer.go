@@ -36,7 +36,7 @@ func (s *session) cmdData(arg string) smtpreply.Reply {
 	defer msg.Close()
 	scan := newDataScanner(s.sink(msg), s.opts.MaxMessageBytes, true)
 	defer scan.release()
-	if err := scan.readData(s.r); err != nil && !isWriteErr(scan, err) {
+	if err := scan.readData(s.reader()); err != nil && !isWriteErr(scan, err) {
 		s.quit = true
 		return s.readFailed(err)
 	}
@@ -81,7 +81,7 @@ func (s *session) cmdBdat(arg string) smtpreply.Reply {
 	if s.tx == nil || len(s.tx.Rcpts) == 0 {
 		// The chunk follows the command whatever we answer: read it so the
 		// next command is read where it starts.
-		if _, err := io.CopyN(io.Discard, s.r, size); err != nil {
+		if _, err := io.CopyN(io.Discard, s.reader(), size); err != nil {
 			s.quit = true
 			return s.readFailed(err)
 		}
@@ -93,7 +93,7 @@ func (s *session) cmdBdat(arg string) smtpreply.Reply {
 			until: time.Now().Add(s.opts.DataTimeout)}
 	}
 	b := s.bdat
-	if err := b.scan.readChunk(s.r, size); err != nil && !isWriteErr(b.scan, err) {
+	if err := b.scan.readChunk(s.reader(), size); err != nil && !isWriteErr(b.scan, err) {
 		s.quit = true
 		return s.readFailed(err)
 	}

@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+)
+
+// A session holds a read or write buffer only while it has bytes in it:
+// an idle session (waiting for its next command, most of a session's life
+// on a busy MX) holds neither, so that ten thousand of them cost their
+// goroutines and sockets, not 8 KiB of buffers each. Buffers come from
+// these pools when bytes arrive or a reply is written, and go back when
+// they are empty.
+var (
+	cmdReaders   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	replyWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+)
+
+// errWouldBlock is connReader's answer, in its non-blocking mode, when the
+// socket has nothing to read.
+var errWouldBlock = errors.New("proxy: read would block")
+
+// connReader is what a session's bufio.Reader reads from: the connection,
+// or, while waitInput runs, the socket's descriptor read without blocking,
+// so that the wait for the client happens with no buffer taken.
+type connReader struct {
+	c  net.Conn
+	fd int // >= 0 only inside waitInput's callback
+}
+
+// Read reads from the connection, or from fd without blocking.
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.fd < 0 {
+		return r.c.Read(p)
+	}
+	for {
+		n, err := syscall.Read(r.fd, p)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN):
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, &net.OpError{Op: "read", Net: "tcp", Err: err}
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// reader returns the session's bufio.Reader, taking one from the pool if
+// it has none.
+func (s *session) reader() *bufio.Reader {
+	if s.r == nil {
+		s.r = cmdReaders.Get().(*bufio.Reader)
+		s.r.Reset(&s.src)
+	}
+	return s.r
+}
+
+// buffered is how many bytes the client sent that no command has read yet.
+func (s *session) buffered() int {
+	if s.r == nil {
+		return 0
+	}
+	return s.r.Buffered()
+}
+
+// releaseReader gives the read buffer back when it holds no unread byte:
+// pipelined commands stay where they are.
+func (s *session) releaseReader() {
+	if s.r == nil || s.r.Buffered() > 0 || s.raw == nil {
+		return
+	}
+	s.r.Reset(nil)
+	cmdReaders.Put(s.r)
+	s.r = nil
+}
+
+// waitInput waits, holding no read buffer, until the client sends
+// something, then reads what is there into a buffer from the pool. It
+// costs no system call more than a plain read: the read is tried, and
+// only if the socket has nothing is the buffer given back for the wait
+// (the runtime's poller wakes the session when bytes arrive). The read
+// deadline in force bounds the wait. Without a raw socket (TLS, a PROXY
+// protocol wrapper) the session keeps its buffer and reads as usual.
+func (s *session) waitInput() error {
+	if s.raw == nil || s.buffered() > 0 {
+		_, err := s.reader().Peek(1)
+		return err
+	}
+	var perr error
+	err := s.raw.Read(func(fd uintptr) bool {
+		s.src.fd = int(fd)
+		_, perr = s.reader().Peek(1)
+		s.src.fd = -1
+		if errors.Is(perr, errWouldBlock) {
+			s.releaseReader()
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return perr
+}
+
+// writer returns the session's bufio.Writer, taking one from the pool if
+// it has none.
+func (s *session) writer() *bufio.Writer {
+	if s.w == nil {
+		s.w = replyWriters.Get().(*bufio.Writer)
+		s.w.Reset(s.wconn)
+	}
+	return s.w
+}
+
+// releaseWriter gives the write buffer back once everything in it was
+// written (or could not be: the session ends then).
+func (s *session) releaseWriter() {
+	if s.w == nil {
+		return
+	}
+	s.w.Reset(nil)
+	replyWriters.Put(s.w)
+	s.w = nil
+}
+
+// dropBuffers gives both buffers back at the end of the session, whatever
+// they still hold: the client has gone.
+func (s *session) dropBuffers() {
+	if s.r != nil {
+		s.r.Reset(nil)
+		cmdReaders.Put(s.r)
+		s.r = nil
+	}
+	s.releaseWriter()
+}
