@@ -323,8 +323,21 @@ func (s *Server) release(ip netip.Addr) {
 	}
 }
 
+// handle runs one connection. Like session.serve, it keeps its own frame
+// small (admission is in open): an idle session waits on top of it.
 func (s *Server) handle(c net.Conn, lo Listener) {
 	defer c.Close()
+	sess := s.open(c, lo)
+	if sess == nil {
+		return
+	}
+	defer s.closed(sess)
+	sess.serve()
+}
+
+// open admits a connection and returns its session, or refuses it and
+// returns nil.
+func (s *Server) open(c net.Conn, lo Listener) *session {
 	// One snapshot for the whole session: a reload in the middle of it
 	// changes nothing it sees.
 	set := s.cur.Load()
@@ -332,11 +345,11 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 	// carries is the client's, for limits, checks and logs alike.
 	if proxyHeaderMissing(c) {
 		set.opts.Logger.Warn("connection without a valid PROXY header closed", "peer", c.RemoteAddr())
-		return
+		return nil
 	}
 	ap := addrPort(c.RemoteAddr())
 	if !ap.IsValid() {
-		return
+		return nil
 	}
 	ip := ap.Addr().Unmap()
 	reason := s.admit(set, ip)
@@ -356,24 +369,28 @@ func (s *Server) handle(c net.Conn, lo Listener) {
 			Text: set.opts.Hostname + " " + reason + ", try again later"}.Append(nil))
 		set.opts.Logger.Info("connection refused", "client", ip, "reason", reason)
 		set.opts.Metrics.ConnRefused(metricReason(reason))
-		return
+		return nil
 	}
-	defer s.release(ip)
 	set.opts.Metrics.ConnOpened()
-	defer set.opts.Metrics.ConnClosed()
-
 	sess := newSession(s, set, c, lo, netip.AddrPortFrom(ip, ap.Port()))
 	sess.lease = lease
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
+	return sess
+}
+
+// closed ends a session that open admitted: the undoing of open, in the
+// reverse order, even if the session panicked.
+func (s *Server) closed(sess *session) {
+	defer s.release(sess.client.Addr.Addr())
+	defer sess.opts.Metrics.ConnClosed()
 	defer func() {
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		s.mu.Unlock()
 	}()
-	defer sess.close()
-	sess.serve()
+	sess.close()
 }
 
 // Shutdown stops accepting, lets sessions in flight finish their
