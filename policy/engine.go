@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -247,7 +248,7 @@ type snapshot struct {
 	accepted    bool
 	quarantined string
 	checks      map[string]CheckRecord
-	found       Found
+	found       *Found // nil: nothing found
 }
 
 // LocalDomain reports whether mail for domain is ours to accept. Domains
@@ -337,9 +338,9 @@ func (s *Session) Decide(ctx context.Context, stage Stage, tx *Transaction) Verd
 	}
 	switch stage {
 	case StageConnect:
-		s.connect = takeSnapshot(tx)
+		s.connect = s.takeSnapshot(tx, stage, nil)
 	case StageHelo:
-		s.helo = takeSnapshot(tx)
+		s.helo = s.takeSnapshot(tx, stage, s.connect)
 	}
 	return v
 }
@@ -368,18 +369,35 @@ func (s *Session) inherit(tx *Transaction, stage Stage) {
 	if tx.quarantined == "" {
 		tx.quarantined = from.quarantined
 	}
-	tx.found = from.found
+	tx.found = Found{}
+	if from.found != nil {
+		tx.found = *from.found
+	}
 	if tx.Client.PTR == "" {
 		// The name the connect stage verified (rdns).
-		tx.Client.PTR = from.found.RDNS.ClientPTR()
+		tx.Client.PTR = tx.found.RDNS.ClientPTR()
 	}
 	for k, v := range from.checks {
 		tx.Checks[k] = v
 	}
 }
 
-func takeSnapshot(tx *Transaction) *snapshot {
-	return &snapshot{matches: tx.Matches, score: tx.Score, headers: tx.Headers, accepted: tx.accepted, quarantined: tx.quarantined, checks: tx.Checks, found: tx.found}
+// takeSnapshot keeps what tx's stage found for the session's later
+// transactions; prev is the snapshot tx inherited from, if any. The
+// checks' facts (Found, over 1 KiB) are the bulk of it, and a session
+// keeps its snapshots as long as it lives, idle or not: they are kept
+// only when some check found something, and shared with prev when no
+// check ran at this stage, which left them as inherited.
+func (s *Session) takeSnapshot(tx *Transaction, stage Stage, prev *snapshot) *snapshot {
+	sn := &snapshot{matches: tx.Matches, score: tx.Score, headers: tx.Headers, accepted: tx.accepted, quarantined: tx.quarantined, checks: tx.Checks}
+	switch {
+	case prev != nil && len(s.st.plan[stage]) == 0:
+		sn.found = prev.found
+	case !reflect.ValueOf(&tx.found).Elem().IsZero():
+		found := tx.found
+		sn.found = &found
+	}
+	return sn
 }
 
 func (s *Session) apply(stage Stage, tx *Transaction, out rules.Outcome, f *Facts) Verdict {

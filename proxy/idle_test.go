@@ -10,7 +10,7 @@ import (
 
 // idleSessions is how many sessions TestIdleSessionHeap holds: enough that
 // a few kilobytes per session stand well above the noise of the heap.
-const idleSessions = 300
+const idleSessions = 1000
 
 // idleHeapPerSession is the most heap an idle session may hold, server
 // and test client together (each side's socket, the session and its
