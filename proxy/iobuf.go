@@ -94,21 +94,29 @@ func (s *session) waitInput() error {
 		_, err := s.reader().Peek(1)
 		return err
 	}
-	var perr error
-	err := s.raw.Read(func(fd uintptr) bool {
-		s.src.fd = int(fd)
-		_, perr = s.reader().Peek(1)
-		s.src.fd = -1
-		if errors.Is(perr, errWouldBlock) {
-			s.releaseReader()
-			return false
-		}
-		return true
-	})
-	if err != nil {
+	if s.readable == nil {
+		// Made once: a closure per wait would cost an allocation per
+		// command.
+		s.readable = s.tryRead
+	}
+	s.perr = nil
+	if err := s.raw.Read(s.readable); err != nil {
 		return err
 	}
-	return perr
+	return s.perr
+}
+
+// tryRead is waitInput's callback, run with the socket's descriptor: it
+// reads what is there, or gives the buffer back and asks for a wait.
+func (s *session) tryRead(fd uintptr) bool {
+	s.src.fd = int(fd)
+	_, s.perr = s.reader().Peek(1)
+	s.src.fd = -1
+	if errors.Is(s.perr, errWouldBlock) {
+		s.releaseReader()
+		return false
+	}
+	return true
 }
 
 // writer returns the session's bufio.Writer, taking one from the pool if

@@ -51,8 +51,11 @@ type session struct {
 	src   connReader
 	wconn io.Writer
 	raw   syscall.RawConn
-	id    string
-	log   *slog.Logger
+	// readable is tryRead, for raw.Read; perr is what its read returned.
+	readable func(fd uintptr) bool
+	perr     error
+	id       string
+	log      *slog.Logger
 
 	// ctx lives as long as the session, and txCtx as long as its
 	// transaction: every check's DNS query and the delivery take one, so
