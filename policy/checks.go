@@ -131,17 +131,29 @@ func (e *Engine) runChecks(ctx context.Context, tx *Transaction, plan []*checker
 		}
 		// The other checks of a wave run side by side; the last runs
 		// here, so that the usual wave of one check costs no extra
-		// goroutine.
+		// goroutine. They start together, so the checks without a
+		// timeout of their own share one deadline, check_timeout from
+		// now: one context and one timer for the wave, not one each.
+		var wave context.Context
+		var cancel context.CancelFunc
+		for _, i := range slow {
+			if ready[i].Timeout <= 0 && wave == nil {
+				wave, cancel = context.WithTimeout(ctx, e.checkTimeout)
+			}
+		}
 		var wg sync.WaitGroup
 		for k, i := range slow {
 			v := views[i]
 			if k == len(slow)-1 {
-				results[i] = e.runOne(ctx, ready[i], v, tx.Session)
+				results[i] = e.runOne(ctx, wave, ready[i], v, tx.Session)
 				break
 			}
-			wg.Go(func() { results[i] = e.runOne(ctx, ready[i], v, tx.Session) })
+			wg.Go(func() { results[i] = e.runOne(ctx, wave, ready[i], v, tx.Session) })
 		}
 		wg.Wait()
+		if cancel != nil {
+			cancel()
+		}
 		for i, c := range ready {
 			e.keep(tx, c, results[i])
 			if e.record && c.Record != nil {
@@ -246,14 +258,23 @@ func (e *Engine) runQuick(c *checker, v check.View, session string) (r result, o
 
 // runOne runs one check under its deadline. A check that panics or does not
 // answer in time gives temperror: never a crash, never a silent pass.
-func (e *Engine) runOne(ctx context.Context, c *checker, v check.View, session string) result {
+//
+// wave is the deadline the checks of c's wave share (check_timeout from
+// the wave's start); a check with a timeout of its own gets its own
+// deadline from ctx instead.
+func (e *Engine) runOne(ctx, wave context.Context, c *checker, v check.View, session string) result {
 	start := time.Now()
 	timeout := e.checkTimeout
-	if c.Timeout > 0 {
-		timeout = c.Timeout
+	if c.Timeout > 0 || wave == nil {
+		if c.Timeout > 0 {
+			timeout = c.Timeout
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	} else {
+		ctx = wave
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	var res check.Result
 	if c.Run == nil { // a quick-only check that declined
 		res = check.Errorf(ResultTemperror, "check %s gave no answer", c.name)
