@@ -123,9 +123,16 @@ func (x *Index) Follow(ctx context.Context, path string, interval time.Duration)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	lastPrune := time.Time{}
+	failing := "" // the error logged last: a failure is logged once, not every interval
 	for {
-		if err := x.CatchUp(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		err := x.CatchUp(path)
+		switch {
+		case err != nil && !errors.Is(err, os.ErrNotExist) && err.Error() != failing:
 			x.log.Warn("console: reading the verdict log", "path", path, "err", err)
+			failing = err.Error()
+		case err == nil && failing != "":
+			x.log.Info("console: reading the verdict log again", "path", path)
+			failing = ""
 		}
 		if now := x.now(); now.Sub(lastPrune) > time.Hour {
 			if err := x.Prune(); err != nil {

@@ -1,10 +1,15 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,4 +220,43 @@ func TestIndexPrune(t *testing.T) {
 	if len(p.Records) != 6 {
 		t.Errorf("rule key: %d records, want 6", len(p.Records))
 	}
+}
+
+// TestFollowLogsAFailureOnce: a verdict log that cannot be read is
+// reported once, not at every interval, and its recovery once.
+func TestFollowLogsAFailureOnce(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	x := openIndex(t, IndexOptions{Logger: log})
+	path := t.TempDir() // a directory: reading it fails
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = x.Follow(ctx, path, time.Millisecond) }()
+	for {
+		mu.Lock()
+		n := strings.Count(logs.String(), "\n")
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // some fifty intervals more
+	cancel()
+	<-done
+	if n := strings.Count(logs.String(), "reading the verdict log"); n != 1 {
+		t.Errorf("the failure was logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
