@@ -10,7 +10,8 @@
 #
 #   bench/state.sh [MESSAGES] [SESSIONS] [SIZE]
 #
-# ONE_PER_SESSION=1 opens a session per message (see source_msgs).
+# ONE_PER_SESSION=1 opens a session per message (see source_msgs);
+# RCPTS=N sends N recipients per message (smtp-source numbers them).
 # PROFILE=DIR writes a CPU profile of each path's mxguard (its first
 # PROFILE_SECONDS, default 3) to DIR/c.pprof, f.pprof, g.pprof.
 #
@@ -88,7 +89,7 @@ done
 keep=-d
 [ -n "${ONE_PER_SESSION:-}" ] && keep=
 source_msgs() { # PORT MESSAGES
-	smtp-source -s "$sessions" -m "$2" -l "$size" $keep -f sender@nospf.test -t user@example.org -M client.test 127.0.0.1:$1
+	smtp-source -s "$sessions" -m "$2" -l "$size" -r "${RCPTS:-1}" $keep -f sender@nospf.test -t user@example.org -M client.test 127.0.0.1:$1
 }
 busy=$(cpu_busy)
 echo "machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), ${busy}% busy just before"
