@@ -251,15 +251,25 @@ func (s *session) cmdRcpt(arg string) smtpreply.Reply {
 		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: v.Reply.String(), Rule: v.Reason})
 		return v.Reply
 	}
-	if s.rcptReserved {
+	switch {
+	case s.rcptReserved:
 		// Charged with the MAIL that started the transaction.
 		s.rcptReserved = false
-	} else if ok, key := s.rate.allow(s.ctx, rateRcpt, s.client.Addr.Addr()); !ok {
+	case s.rate.useRcpt(&s.lease):
+		// Charged with the MAIL too: one of the recipients it reserved
+		// beyond the first.
+	default:
+		ok, key := s.rate.allow(s.ctx, rateRcpt, s.client.Addr.Addr())
+		if ok {
+			break
+		}
 		rep := replyRateRecipients(key, s.id)
 		s.tx.Refused = append(s.tx.Refused, policy.RcptRefusal{Rcpt: addr, Reply: rep.String(), Rule: "rate"})
 		return rep
 	}
 	s.tx.Rcpts = append(s.tx.Rcpts, addr)
+	// The next MAIL reserves as many recipients as this transaction has.
+	s.lease.lastRcpts = len(s.tx.Rcpts)
 	return reply(smtpreply.C250Completed, smtpreply.Se2Addr1DestValid5, "Ok")
 }
 

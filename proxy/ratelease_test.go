@@ -147,3 +147,60 @@ func TestRateLeaseFromConnection(t *testing.T) {
 		t.Errorf("admitted %d messages at once, limit 300", admitted)
 	}
 }
+
+// rcptTx runs a transaction of n recipients through r, and returns how
+// many were admitted.
+func rcptTx(t *testing.T, r *rateLimiter, l *rateLease, n int) int {
+	t.Helper()
+	ip := rateAddr(t, "203.0.113.7")
+	ok, _, first := r.allowMail(context.Background(), ip, l)
+	if !ok {
+		return 0
+	}
+	admitted := 0
+	for i := range n {
+		switch {
+		case i == 0 && first, r.useRcpt(l):
+		default:
+			if ok, _ := r.allow(context.Background(), rateRcpt, ip); !ok {
+				continue
+			}
+		}
+		admitted++
+		l.lastRcpts = admitted
+	}
+	return admitted
+}
+
+// TestRateLeaseRecipients: a MAIL reserves as many recipients as the
+// session's last transaction had, so the second ten-recipient message
+// costs one round trip, not ten; and at one instant the recipients so
+// reserved never take a client past its recipient limit.
+func TestRateLeaseRecipients(t *testing.T) {
+	r, c, st := leaseLimiter(RateLimits{MessagesPerMinute: 100000, RecipientsPerMinute: 100000, NetFactor: 4, MaxTracked: 100})
+	var l rateLease
+	if n := rcptTx(t, r, &l, 10); n != 10 {
+		t.Fatalf("first message: %d of 10 recipients", n)
+	}
+	first := st.allows.Load()
+	c.add(time.Millisecond)
+	if n := rcptTx(t, r, &l, 10); n != 10 {
+		t.Fatalf("second message: %d of 10 recipients", n)
+	}
+	if n := st.allows.Load() - first; n != 1 {
+		t.Errorf("the second ten-recipient message cost %d round trips, want 1 (the first cost %d)", n, first)
+	}
+
+	r, _, _ = leaseLimiter(RateLimits{MessagesPerMinute: 100000, RecipientsPerMinute: 120, NetFactor: 4, MaxTracked: 100})
+	l = rateLease{}
+	admitted := 0
+	for range 40 {
+		admitted += rcptTx(t, r, &l, 10)
+	}
+	if admitted > 120 {
+		t.Errorf("admitted %d recipients at once, limit 120", admitted)
+	}
+	if admitted < 100 {
+		t.Errorf("admitted only %d of the limit's 120: reservations wasted it", admitted)
+	}
+}

@@ -155,9 +155,17 @@ const maxLease = 16
 // once each. It is the session's alone: nothing is shared, nothing
 // locked.
 type rateLease struct {
-	msgs, rcpts int           // events reserved and not yet used
+	// msgs and rcpts are the events reserved and not yet used: MAILs,
+	// and recipients for the transactions to come (each takes its first
+	// with its MAIL, and any further ones from here).
+	msgs, rcpts int
 	until       time.Duration // when they expire, on the limiter's clock
 	size        int           // transactions the last round trip was for
+	// lastRcpts is how many recipients the session's last transaction
+	// accepted (kept by the session): a round trip reserves that many
+	// per transaction, so a sender whose messages go to many recipients
+	// gets them with its MAILs.
+	lastRcpts int
 }
 
 // leaseCap is the most transactions one round trip may reserve for:
@@ -228,21 +236,38 @@ func (r *rateLimiter) allowMail(ctx context.Context, ip netip.Addr, l *rateLease
 		// The last reservation is used up already: a busy session.
 		k = min(2*max(l.size, 1), r.leaseCap())
 	}
+	rcpts := k
+	if rcptOn && l.lastRcpts > 1 {
+		// As many per transaction as the last had, but no more than a
+		// second's worth of the recipient limit, as for any reservation.
+		rcpts = max(min(k*l.lastRcpts, int(rateLeaseLife/r.addr[rateRcpt].interval)), k)
+	}
 	var want []rateReservation
 	if k > 1 {
 		want = append(want, rateReservation{rateMsg, k - 1})
 	}
 	if rcptOn {
-		want = append(want, rateReservation{rateRcpt, k})
+		want = append(want, rateReservation{rateRcpt, rcpts})
 	}
 	ok, key, granted := r.decide(ctx, rateMsg, ip, want)
-	*l = rateLease{}
+	last := l.lastRcpts
+	*l = rateLease{lastRcpts: last}
 	if !ok || !granted && len(want) > 0 {
 		return ok, key, false
 	}
-	*l = rateLease{msgs: k - 1, until: now + rateLeaseLife, size: k}
+	*l = rateLease{msgs: k - 1, until: now + rateLeaseLife, size: k, lastRcpts: last}
 	if rcptOn {
-		l.rcpts = k - 1
+		l.rcpts = rcpts - 1
 	}
 	return true, "", rcptOn
+}
+
+// useRcpt takes a recipient l reserved, for a transaction's recipient
+// after its first, if it holds one still alive.
+func (r *rateLimiter) useRcpt(l *rateLease) bool {
+	if l.rcpts > 0 && r.now().Sub(r.epoch) < l.until {
+		l.rcpts--
+		return true
+	}
+	return false
 }
