@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -37,22 +36,8 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // read why, see the charts drawn; markup the client sent (in its sender)
 // runs nowhere; a forged request from another origin changes nothing.
 func TestConsoleInBrowser(t *testing.T) {
-	dir := t.TempDir()
-	vlog := filepath.Join(dir, "verdicts.jsonl")
-	users := consoleUsers(t, "correct horse battery")
-	consoleAddr := freePort(t)
-	listen, _ := sinkMxguard(t, "verdict_log: "+vlog+"\nconsole:\n  address: "+consoleAddr+"\n  users_file: "+users+"\n")
-	base := "http://" + consoleAddr
-
 	// The payload would retitle the page if it ran, as markup or script.
-	c := dialConv(t, "", listen)
-	c.say("", "220 ")
-	c.say("EHLO client.sender.test", "250 ")
-	c.say(`MAIL FROM:<"<img src=x onerror=document.title='pwned'><script>document.title='pwned'</script>"@sender.test>`, "250 ")
-	refusal := c.say("RCPT TO:<victim@elsewhere.test>", "550 5.7.1")
-	session := regexp.MustCompile(`session ([A-Za-z0-9]+)`).FindStringSubmatch(refusal)[1]
-	c.say("QUIT", "221 ")
-	waitVerdicts(t, vlog, 1)
+	base, session := consoleWithRefusal(t, `"<img src=x onerror=document.title='pwned'><script>document.title='pwned'</script>"@sender.test`)
 
 	tab := testbrowser.Tab(t)
 	ctx, cancel := context.WithTimeout(tab, 60*time.Second)

@@ -37,6 +37,30 @@ func consoleUsers(t *testing.T, password string) string {
 	return path
 }
 
+// consoleWithRefusal runs mxguard serve with its console (account admin,
+// "correct horse battery") and the verdict log, has a message from sender
+// refused as relaying, waits for its verdict line, and returns the
+// console's base URL and the session id the refusal carried.
+func consoleWithRefusal(t *testing.T, sender string) (base, session string) {
+	t.Helper()
+	vlog := filepath.Join(t.TempDir(), "verdicts.jsonl")
+	users := consoleUsers(t, "correct horse battery")
+	consoleAddr := freePort(t)
+	listen, _ := sinkMxguard(t, "verdict_log: "+vlog+"\nconsole:\n  address: "+consoleAddr+"\n  users_file: "+users+"\n")
+	c := dialConv(t, "", listen)
+	c.say("", "220 ")
+	c.say("EHLO client.sender.test", "250 ")
+	c.say("MAIL FROM:<"+sender+">", "250 ")
+	refusal := c.say("RCPT TO:<victim@elsewhere.test>", "550 5.7.1")
+	m := regexp.MustCompile(`session ([A-Za-z0-9]+)`).FindStringSubmatch(refusal)
+	if m == nil {
+		t.Fatalf("no session id in %q", refusal)
+	}
+	c.say("QUIT", "221 ")
+	waitVerdicts(t, vlog, 1)
+	return "http://" + consoleAddr, m[1]
+}
+
 var consoleCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // consoleLogin logs a fresh client into the console at base as admin.
@@ -81,27 +105,9 @@ func consoleGet(t *testing.T, c *http.Client, u string) (*http.Response, string)
 // found in the console by the session id its reply carries, and its page
 // says why; what the client sent is shown as text, never as markup.
 func TestConsoleFindsARefusalBySession(t *testing.T) {
-	dir := t.TempDir()
-	vlog := filepath.Join(dir, "verdicts.jsonl")
-	users := consoleUsers(t, "correct horse battery")
-	consoleAddr := freePort(t)
-	listen, _ := sinkMxguard(t, "verdict_log: "+vlog+"\nconsole:\n  address: "+consoleAddr+"\n  users_file: "+users+"\n")
-	base := "http://" + consoleAddr
-
-	c := dialConv(t, "", listen)
-	c.say("", "220 ")
-	c.say("EHLO client.sender.test", "250 ")
 	// A quoted local part may hold any printable character (RFC 5321
 	// §4.1.2): markup in the one field every page shows.
-	c.say(`MAIL FROM:<"<script>alert(1)</script>"@sender.test>`, "250 ")
-	refusal := c.say("RCPT TO:<victim@elsewhere.test>", "550 5.7.1")
-	m := regexp.MustCompile(`session ([A-Za-z0-9]+)`).FindStringSubmatch(refusal)
-	if m == nil {
-		t.Fatalf("no session id in %q", refusal)
-	}
-	session := m[1]
-	c.say("QUIT", "221 ")
-	waitVerdicts(t, vlog, 1)
+	base, session := consoleWithRefusal(t, `"<script>alert(1)</script>"@sender.test`)
 
 	hc := consoleLogin(t, base, "correct horse battery")
 	var resp *http.Response
@@ -227,7 +233,7 @@ func TestConsoleUsersReload(t *testing.T) {
 	if out := r.reload(cfg); !strings.Contains(out, "users file reloaded") {
 		t.Fatalf("the reload did not read the users file:\n%s", out)
 	}
-	loginAs(t, base, "bob", "bobs password", http.StatusOK)
+	consoleLoginAs(t, base, "bob", "bobs password")
 
 	// A broken file: the accounts stay.
 	if err := os.WriteFile(users, []byte("admin:broken\n"), 0o600); err != nil {
@@ -236,28 +242,7 @@ func TestConsoleUsersReload(t *testing.T) {
 	if out := r.reload(cfg); !strings.Contains(out, "users file not reloaded") {
 		t.Fatalf("a broken users file was not reported:\n%s", out)
 	}
-	loginAs(t, base, "bob", "bobs password", http.StatusOK)
-}
-
-// loginAs posts a login for name and checks the status of the page it
-// lands on.
-func loginAs(t *testing.T, base, name, password string, want int) {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	_, page := consoleGet(t, c, base+"/login")
-	m := consoleCSRF.FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no login form:\n%s", page)
-	}
-	resp, err := c.PostForm(base+"/login", url.Values{"csrf": {m[1]}, "user": {name}, "password": {password}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != want || want == http.StatusOK && resp.Request.URL.Path != "/verdicts" {
-		t.Fatalf("login as %s: %d at %s, want %d", name, resp.StatusCode, resp.Request.URL.Path, want)
-	}
+	consoleLoginAs(t, base, "bob", "bobs password")
 }
 
 // TestDemoConsole: mxguard demo --console serves the console with an

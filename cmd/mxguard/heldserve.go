@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -142,15 +140,8 @@ func heldErrorCode(err error) (string, int) {
 // settings, TLS, XCLIENT) and the verdict log.
 func (in *instance) serveHeldControl(dir string) (*http.Server, error) {
 	path := filepath.Join(dir, controlSocket)
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, &heldDirError{err}
-	}
-	l, err := net.Listen("unix", path)
+	l, err := listenControl(path)
 	if err != nil {
-		return nil, &heldDirError{err}
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
 		return nil, &heldDirError{err}
 	}
 	write := func(w http.ResponseWriter, status int, r heldReply) {

@@ -83,21 +83,32 @@ type jsonEntry struct {
 // maxControlEntries bounds one listing on the control socket.
 const maxControlEntries = 1_000_000
 
+// listenControl listens on the unix socket path, mode 0600 (what it
+// serves changes state or releases mail), in place of a socket file a
+// previous process left: only the holder of the folder's lock calls it.
+func listenControl(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
 // serveControl serves the admin's requests for st on dir/control.sock
 // (mode 0600: it can delete state) until the returned server is closed.
 // Only the process that holds the store's lock calls it, so a socket file
 // left there is stale.
 func serveControl(dir string, st state.Store, log *slog.Logger) (*http.Server, error) {
 	path := filepath.Join(dir, controlSocket)
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, &stateDirError{err}
-	}
-	l, err := net.Listen("unix", path)
+	l, err := listenControl(path)
 	if err != nil {
-		return nil, &stateDirError{err}
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
 		return nil, &stateDirError{err}
 	}
 	mux := http.NewServeMux()
