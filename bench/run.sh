@@ -5,7 +5,11 @@
 # every check on (DNSBL, SPF, DKIM, DMARC, header checks, recipient
 # verification against the sink), its DNS answered by "mxguard zone-serve"
 # from testdata/zones/bench.zone with a warm cache, in one run on one machine.
-# Then, as an admin would deploy it, (d) straight to a real Postfix
+# Then (f) straight to a backend that stores what it accepts ("mxguard sink
+# --bench", a go-smtp server writing each message to a file) and (g)
+# through mxguard as in (c) to it, one message per session, STORE_SESSIONS
+# (default 8) at a time, alternating (f) and (g) STORE_PAIRS times (default
+# 3). Then, as an admin would deploy it, (d) straight to a real Postfix
 # (bench/postfix: a private instance that queues and discards) and (e)
 # through mxguard as in (c) to that Postfix. Everything stays on loopback;
 # nothing asks the machine's resolver.
@@ -16,7 +20,8 @@
 # bench/smtpload's (LAT_MESSAGES over LAT_SESSIONS, and over one session),
 # per message from MAIL to the final reply. Environment: LAT_MESSAGES
 # (default 10000), LAT_SESSIONS (default 8), PF_MESSAGES (messages for
-# (d) and (e), default 5000), POSTFIX=0 (no (d) and (e)).
+# (d) and (e), default 5000), POSTFIX=0 (no (d) and (e)), STORE_SESSIONS,
+# STORE_PAIRS (0: no (f) and (g)).
 #
 # Needs smtp-source and smtp-sink (Debian package postfix) and Go; (d) and
 # (e) need root as well.
@@ -42,16 +47,23 @@ go build -o "$work/smtpload" ./bench/smtpload
 sink_port=26001
 mxb_port=26002
 mxc_port=26003
+store_port=26005
+mxg_port=26006
 # smtp-sink: a backlog of 256; -u nobody because it refuses to run as root.
 smtp-sink -u nobody 127.0.0.1:$sink_port 256 &
 sink_pid=$!
 pids+=($sink_pid)
 
+# The storing backend of paths (f) and (g).
+"$work/mxguard" sink --bench --dir "$work/stored" --listen 127.0.0.1:$store_port >/dev/null 2>"$work/sink.log" &
+store_pid=$!
+pids+=($store_pid)
+
 # The DNS of path (c): testdata/zones/bench.zone on a loopback port of its
 # choosing, announced on the first line of its output.
 start_zone
 
-mkdir -p "$work/spool-b" "$work/spool-c"
+mkdir -p "$work/spool-b" "$work/spool-c" "$work/spool-g"
 # Path (b): the core proxy, no DNS-using check.
 cat >"$work/mxguard-b.yaml" <<YAML
 hostname: mx.example.org
@@ -79,7 +91,9 @@ YAML
 checks_config 127.0.0.1:$mxc_port 127.0.0.1:$sink_port "$work/spool-c" "$work/verdicts.jsonl" >"$work/mxguard-c.yaml"
 # Each instance keeps its state store in a folder of its own: the store
 # locks its file, and the default one is the machine's.
-for p in b c; do
+# Path (g): as (c), to the storing backend.
+checks_config 127.0.0.1:$mxg_port 127.0.0.1:$store_port "$work/spool-g" "$work/verdicts-g.jsonl" >"$work/mxguard-g.yaml"
+for p in b c g; do
 	mkdir -p "$work/state-$p"
 	printf 'state:\n  dir: %s\n' "$work/state-$p" >>"$work/mxguard-$p.yaml"
 done
@@ -89,6 +103,9 @@ pids+=($mxb_pid)
 "$work/mxguard" serve --config "$work/mxguard-c.yaml" 2>"$work/mxguard-c.log" &
 mxc_pid=$!
 pids+=($mxc_pid)
+"$work/mxguard" serve --config "$work/mxguard-g.yaml" 2>"$work/mxguard-g.log" &
+mxg_pid=$!
+pids+=($mxg_pid)
 
 # Paths (d) and (e): a real Postfix as the backend (bench/postfix, a
 # private instance that queues what it accepts and discards it), straight
@@ -110,7 +127,7 @@ if [ "${POSTFIX:-1}" != 0 ]; then
 	done
 	[ -n "$pf_addr" ] || { echo "bench: no Postfix, so no paths (d) and (e):" >&2; cat "$work/postfix.log" >&2; }
 fi
-ports="$sink_port $mxb_port $mxc_port"
+ports="$sink_port $mxb_port $mxc_port $store_port $mxg_port"
 if [ -n "$pf_addr" ]; then
 	mkdir -p "$work/spool-e"
 	checks_config 127.0.0.1:$mxe_port "$pf_addr" "$work/spool-e" "$work/verdicts-e.jsonl" >"$work/mxguard-e.yaml"
@@ -136,7 +153,7 @@ run() {
 	local start end addr=$1
 	[[ $addr == *:* ]] || addr=127.0.0.1:$addr
 	start=$(date +%s.%N)
-	smtp-source -s "$sessions" -m "${2:-$messages}" -l "$size" -d \
+	smtp-source -s "${3:-$sessions}" -m "${2:-$messages}" -l "$size" -d \
 		-f sender@sender.test -t user@example.org -M client.test "$addr"
 	end=$(date +%s.%N)
 	# The second line of "times" is the children's user and system time.
@@ -166,7 +183,7 @@ echo "machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cp
 ((busy <= 10)) || echo "bench: the machine is ${busy}% busy without us: the numbers will be low and noisy" >&2
 
 # Warm up every path once; for (c) this fills the DNS and recipient caches.
-for port in $sink_port $mxb_port $mxc_port; do
+for port in $sink_port $mxb_port $mxc_port $store_port $mxg_port; do
 	smtp-source -s 2 -m 200 -l "$size" -d -f sender@sender.test -t user@example.org -M client.test 127.0.0.1:$port
 done
 
@@ -243,6 +260,31 @@ awk -v m="$messages" -v s="$sessions" -v z="$size" -v a="$direct" -v b="$through
 	printf "read and write system calls per message: (b) %.1f, (c) %.1f (client side, backend side, verdict log)\n", iob / m, ioc / m
 	printf "warnings logged: (b) %d, (c) %d; smtpload failures: %d; (c) accepted %d of the %d messages sent to it\n", wb, wc, f, acc, tot
 }'
+# Paths (f) and (g), alternating: the rate through mxguard against the
+# rate straight to a backend that stores what it accepts.
+store_sessions=${STORE_SESSIONS:-8}
+store_pairs=${STORE_PAIRS:-3}
+if ((store_pairs > 0)); then
+	printf '\nwith a backend that stores each message as a file (mxguard sink --bench), one message per session, %d at a time, %d messages a run:\n' "$store_sessions" "$messages"
+	printf '%-6s %12s %12s %9s %22s %20s\n' pair "(f) msg/s" "(g) msg/s" "(g)/(f)" "mxguard CPU/msg (g)" "backend CPU/msg (f)"
+	ratios=()
+	for i in $(seq "$store_pairs"); do
+		k0=$(cpu_ticks $store_pid)
+		f=$(run $store_port "$messages" "$store_sessions")
+		k1=$(cpu_ticks $store_pid)
+		g0=$(cpu_ticks $mxg_pid)
+		g=$(run $mxg_port "$messages" "$store_sessions")
+		g1=$(cpu_ticks $mxg_pid)
+		line=$(awk -v m="$messages" -v f="$f" -v g="$g" -v hz="$(getconf CLK_TCK)" -v cg=$((g1 - g0)) -v ck=$((k1 - k0)) -v i="$i" 'BEGIN {
+			printf "%-6d %12.0f %12.0f %9.2f %19.0f us %17.0f us", i, m / f, m / g, f / g, cg / hz / m * 1e6, ck / hz / m * 1e6
+		}')
+		echo "$line"
+		ratios+=("$(awk '{print $4}' <<<"$line")")
+	done
+	printf '%s\n' "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END {
+		printf "(g)/(f): median %.2f, range %.2f-%.2f (target >= 0.80)\n", r[int((NR + 1) / 2)], r[1], r[NR] }'
+fi
+
 if [ -n "$pf_addr" ]; then
 	for a in "$pf_addr" $mxe_port; do
 		run "$a" 200 >/dev/null

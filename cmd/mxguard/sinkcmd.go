@@ -18,8 +18,9 @@ func cmdSink(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:2526", "`address` to listen on")
 	dir := fs.String("dir", "", "`folder` to store messages in (required)")
 	lmtp := fs.Bool("lmtp", false, "speak LMTP instead of SMTP")
+	bench := fs.Bool("bench", false, "for benchmarks: do not sync each file, log no line per message")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mxguard sink --dir DIR [--listen ADDR] [--lmtp]\n\n"+
+		fmt.Fprintf(stderr, "usage: mxguard sink --dir DIR [--listen ADDR] [--lmtp] [--bench]\n\n"+
 			"Runs a development backend that accepts every message and stores it as\n"+
 			"DIR/<time>-<id>.eml, answering 250 only once the file is on disk.\n\n")
 		fs.PrintDefaults()
@@ -32,7 +33,7 @@ func cmdSink(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	s, err := sink.Start(sink.Options{Listen: *listen, Dir: *dir, LMTP: *lmtp, Logger: log})
+	s, err := sink.Start(sink.Options{Listen: *listen, Dir: *dir, LMTP: *lmtp, Logger: log, Bench: *bench})
 	if err != nil {
 		fmt.Fprintln(stderr, "mxguard sink:", err)
 		return exitFailed
