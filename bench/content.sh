@@ -36,7 +36,7 @@ bench_work content-bench
 for tool in smtp-source smtp-sink /usr/sbin/clamd /usr/bin/rspamd; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install postfix clamav-daemon rspamd)" >&2; exit 1; }
 done
-go build -o "$work/mxguard" ./cmd/mxguard
+build_mxguard
 
 sink_port=26201
 smtp-sink -u nobody 127.0.0.1:$sink_port 256 &

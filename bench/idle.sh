@@ -28,7 +28,7 @@ if [ "$(ulimit -n)" -lt $((sessions + 200)) ]; then
 fi
 
 bench_work idle
-go build -o "$work/mxguard" ./cmd/mxguard
+build_mxguard
 go build -o "$work/idleclient" ./bench/idleclient
 start_zone
 

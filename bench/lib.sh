@@ -16,6 +16,17 @@ bench_cleanup() {
 	if [ -n "${KEEP:-}" ]; then echo "bench: kept $work" >&2; else rm -rf "$work"; fi
 }
 
+# build_mxguard: puts the mxguard to measure at $work/mxguard: the one
+# MXGUARD names (a binary built from another commit, to compare two in
+# one sitting), else one built from this tree.
+build_mxguard() {
+	if [ -n "${MXGUARD:-}" ]; then
+		cp "$MXGUARD" "$work/mxguard"
+	else
+		go build -o "$work/mxguard" ./cmd/mxguard
+	fi
+}
+
 # start_zone: serves testdata/zones/bench.zone with "mxguard zone-serve" on a
 # loopback port of its choosing and sets $dns to the address it announces
 # on the first line of its output. Needs $work and the pids array.

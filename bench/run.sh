@@ -18,7 +18,8 @@
 #
 # The rate is smtp-source's (MESSAGES over SESSIONS); the latency is
 # bench/smtpload's (LAT_MESSAGES over LAT_SESSIONS, and over one session),
-# per message from MAIL to the final reply. Environment: LAT_MESSAGES
+# per message from MAIL to the final reply. Environment: MXGUARD (a
+# binary to measure instead of one built from the tree), LAT_MESSAGES
 # (default 10000), LAT_SESSIONS (default 8), PF_MESSAGES (messages for
 # (d) and (e), default 5000), POSTFIX=0 (no (d) and (e)), STORE_SESSIONS,
 # STORE_PAIRS (0: no (f) and (g)).
@@ -41,7 +42,7 @@ for tool in smtp-source smtp-sink; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install postfix)" >&2; exit 1; }
 done
 
-go build -o "$work/mxguard" ./cmd/mxguard
+build_mxguard
 go build -o "$work/smtpload" ./bench/smtpload
 
 sink_port=26001

@@ -30,7 +30,7 @@ bench_work state-bench
 for tool in smtp-source smtp-sink redis-server redis-cli; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install postfix redis-server)" >&2; exit 1; }
 done
-go build -o "$work/mxguard" ./cmd/mxguard
+build_mxguard
 
 sink_port=26101
 redis_port=26102

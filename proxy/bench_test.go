@@ -49,7 +49,7 @@ func BenchmarkDataScanner(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		out.Reset()
 		d := newDataScanner(&out, 0, true)
-		if err := d.readData(bufio.NewReader(bytes.NewReader(in))); err != nil {
+		if err := d.readData(bufSource{bufio.NewReader(bytes.NewReader(in))}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -73,7 +73,7 @@ func BenchmarkReceiveToSpool(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				msg := sp.NewMessage()
 				d := newDataScanner(msg, 0, true)
-				if err := d.readData(bufio.NewReaderSize(bytes.NewReader(in), 4096)); err != nil {
+				if err := d.readData(bufSource{bufio.NewReaderSize(bytes.NewReader(in), 4096)}); err != nil {
 					b.Fatal(err)
 				}
 				d.release()

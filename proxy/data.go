@@ -266,25 +266,47 @@ func (d *dataScanner) finish() error {
 	return d.werr
 }
 
-// idle passes on what is staged and gives the staging buffer back when
-// the next read may have to wait for the client: a session that stalls in
-// the middle of a message then holds no buffer of its own, only its
-// content, which is in the spool's account.
-func (d *dataScanner) idle(r *bufio.Reader) {
-	if r.Buffered() == 0 && d.out != nil {
+// dataSource is where content comes from: next returns a reader holding
+// at least one octet, waiting for the client if it must; buffered is how
+// many octets it holds now. The session is one (it gives its buffer back
+// while it waits); bufSource, a plain bufio.Reader, is another.
+type dataSource interface {
+	buffered() int
+	next() (*bufio.Reader, error)
+}
+
+// bufSource is a bufio.Reader as a dataSource.
+type bufSource struct{ r *bufio.Reader }
+
+func (b bufSource) buffered() int { return b.r.Buffered() }
+
+func (b bufSource) next() (*bufio.Reader, error) {
+	_, err := b.r.Peek(1)
+	return b.r, err
+}
+
+// fill returns src's reader with octets in it. Before a read that may
+// have to wait for the client, it passes on what is staged and gives the
+// staging buffer back: a session that stalls in the middle of a message
+// then holds no buffer of its own, only its content, which is in the
+// spool's account.
+func (d *dataScanner) fill(src dataSource) (*bufio.Reader, error) {
+	if src.buffered() == 0 && d.out != nil {
 		d.flush()
 		d.release()
 	}
+	r, err := src.next()
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return r, err
 }
 
-// readData reads DATA content from r up to and including <CRLF>.<CRLF>.
-func (d *dataScanner) readData(r *bufio.Reader) error {
+// readData reads DATA content from src up to and including <CRLF>.<CRLF>.
+func (d *dataScanner) readData(src dataSource) error {
 	for {
-		d.idle(r)
-		if _, err := r.Peek(1); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
+		r, err := d.fill(src)
+		if err != nil {
 			return err
 		}
 		buf, _ := r.Peek(r.Buffered())
@@ -297,14 +319,11 @@ func (d *dataScanner) readData(r *bufio.Reader) error {
 	}
 }
 
-// readChunk reads exactly size octets of a BDAT chunk from r.
-func (d *dataScanner) readChunk(r *bufio.Reader, size int64) error {
+// readChunk reads exactly size octets of a BDAT chunk from src.
+func (d *dataScanner) readChunk(src dataSource, size int64) error {
 	for size > 0 {
-		d.idle(r)
-		if _, err := r.Peek(1); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
+		r, err := d.fill(src)
+		if err != nil {
 			return err
 		}
 		buf, _ := r.Peek(r.Buffered())

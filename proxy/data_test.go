@@ -14,7 +14,7 @@ func scanData(t testing.TB, in string) (string, policy.Protocol, string, error) 
 	var out bytes.Buffer
 	d := newDataScanner(&out, 0, true)
 	r := bufio.NewReaderSize(strings.NewReader(in), 16)
-	err := d.readData(r)
+	err := d.readData(bufSource{r})
 	rest, _ := io.ReadAll(r)
 	return out.String(), d.facts, string(rest), err
 }
@@ -54,7 +54,7 @@ func TestDataScanner(t *testing.T) {
 func TestDataScannerSizeLimit(t *testing.T) {
 	var out bytes.Buffer
 	d := newDataScanner(&out, 10, true)
-	err := d.readData(bufio.NewReader(strings.NewReader("0123456789abc\r\n.\r\nNEXT")))
+	err := d.readData(bufSource{bufio.NewReader(strings.NewReader("0123456789abc\r\n.\r\nNEXT"))})
 	if err != nil || !d.tooBig() || out.Len() != 0 || d.size != 15 {
 		t.Fatalf("err=%v tooBig=%v out=%d size=%d", err, d.tooBig(), out.Len(), d.size)
 	}

@@ -15,9 +15,22 @@ import (
 // goroutines and sockets, not 8 KiB of buffers each. Buffers come from
 // these pools when bytes arrive or a reply is written, and go back when
 // they are empty.
+//
+// A message's content is read into larger buffers than commands are: a
+// read takes what the socket holds, up to the buffer's size, so 32 KiB
+// buffers take a 100 KiB message in four system calls rather than
+// twenty-five. The wait for more content holds no buffer either (see
+// next), so a client that stalls in the middle of a message does not
+// keep one.
 var (
-	cmdReaders   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	cmdReaders   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, cmdReadSize) }}
+	dataReaders  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, dataReadSize) }}
 	replyWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+)
+
+const (
+	cmdReadSize  = 4096
+	dataReadSize = 32 << 10
 )
 
 // errWouldBlock is connReader's answer, in its non-blocking mode, when the
@@ -54,13 +67,43 @@ func (r *connReader) Read(p []byte) (int, error) {
 }
 
 // reader returns the session's bufio.Reader, taking one from the pool if
-// it has none.
+// it has none: a message-sized one while content is read (inData), else
+// a command-sized one. A reader in use keeps its size until it is empty.
 func (s *session) reader() *bufio.Reader {
 	if s.r == nil {
-		s.r = cmdReaders.Get().(*bufio.Reader)
+		if s.inData {
+			s.r = dataReaders.Get().(*bufio.Reader)
+		} else {
+			s.r = cmdReaders.Get().(*bufio.Reader)
+		}
 		s.r.Reset(&s.src)
 	}
 	return s.r
+}
+
+// putReader gives r back to the pool of its size.
+func putReader(r *bufio.Reader) {
+	r.Reset(nil)
+	if r.Size() == dataReadSize {
+		dataReaders.Put(r)
+	} else {
+		cmdReaders.Put(r)
+	}
+}
+
+// next is the data scanner's source (dataSource): the session's reader
+// with at least one octet in it, waiting for the client, with no buffer
+// held, when it has sent nothing more.
+func (s *session) next() (*bufio.Reader, error) {
+	if s.buffered() == 0 {
+		// An empty reader of the other size (a command's, at the start of
+		// a message) goes back, so the next read is sized for content.
+		s.releaseReader()
+	}
+	if err := s.waitInput(); err != nil {
+		return nil, err
+	}
+	return s.reader(), nil
 }
 
 // buffered is how many bytes the client sent that no command has read yet.
@@ -77,8 +120,7 @@ func (s *session) releaseReader() {
 	if s.r == nil || s.r.Buffered() > 0 || s.raw == nil {
 		return
 	}
-	s.r.Reset(nil)
-	cmdReaders.Put(s.r)
+	putReader(s.r)
 	s.r = nil
 }
 
@@ -144,8 +186,7 @@ func (s *session) releaseWriter() {
 // they still hold: the client has gone.
 func (s *session) dropBuffers() {
 	if s.r != nil {
-		s.r.Reset(nil)
-		cmdReaders.Put(s.r)
+		putReader(s.r)
 		s.r = nil
 	}
 	s.releaseWriter()

@@ -46,11 +46,13 @@ type session struct {
 	// iobuf.go): r reads from src, w writes to wconn. raw is the socket
 	// under conn, which waitInput waits on; nil when conn is not a plain
 	// TCP connection (TLS, a PROXY protocol wrapper).
-	r     *bufio.Reader
-	w     *bufio.Writer
-	src   connReader
-	wconn io.Writer
-	raw   syscall.RawConn
+	r   *bufio.Reader
+	w   *bufio.Writer
+	src connReader
+	// inData makes the next reader taken message-sized (see iobuf.go).
+	inData bool
+	wconn  io.Writer
+	raw    syscall.RawConn
 	// readable is tryRead, for raw.Read; perr is what its read returned.
 	readable func(fd uintptr) bool
 	perr     error

@@ -36,7 +36,11 @@ func (s *session) cmdData(arg string) smtpreply.Reply {
 	defer msg.Close()
 	scan := newDataScanner(s.sink(msg), s.opts.MaxMessageBytes, true)
 	defer scan.release()
-	if err := scan.readData(s.reader()); err != nil && !isWriteErr(scan, err) {
+	s.inData = true
+	err := scan.readData(s)
+	s.inData = false
+	s.releaseReader() // when empty: commands are read with a smaller one
+	if err != nil && !isWriteErr(scan, err) {
 		s.quit = true
 		return s.readFailed(err)
 	}
@@ -93,7 +97,7 @@ func (s *session) cmdBdat(arg string) smtpreply.Reply {
 			until: time.Now().Add(s.opts.DataTimeout)}
 	}
 	b := s.bdat
-	if err := b.scan.readChunk(s.reader(), size); err != nil && !isWriteErr(b.scan, err) {
+	if err := b.scan.readChunk(s, size); err != nil && !isWriteErr(b.scan, err) {
 		s.quit = true
 		return s.readFailed(err)
 	}
