@@ -7,6 +7,7 @@ import (
 	"mxguard/checks/check"
 	"mxguard/checks/spf"
 	"net/netip"
+	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -398,5 +399,28 @@ func TestHoldVerdictAndReplay(t *testing.T) {
 	rel.Action, rel.By, rel.BackendReply = ActionRelease, "admin", "250 2.0.0 Ok"
 	if got := Replay(&rel, set); got.Action != ActionRelease {
 		t.Fatalf("replay of a release line: %+v, want it left as it is", got)
+	}
+}
+
+// The rules read facts by field index, compiled against the facts type:
+// an evaluation of the default rules copies no check's facts whole (as a
+// lookup by name did: 3.2 KB per evaluation, and a third of the time).
+func TestRulesEvalCopiesNoFacts(t *testing.T) {
+	set := DefaultRules()
+	tx := testTx()
+	for _, c := range []string{"dnsbl", "spf", "dkim", "headers", "dmarc"} {
+		tx.Checks[c] = CheckRecord{Result: "pass"}
+	}
+	f := tx.factsFor(StageData)
+	set.Eval("data", f, nil)
+	const runs = 200
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		set.Eval("data", f, nil)
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 1024 {
+		t.Errorf("an evaluation of the default rules allocates %d bytes, want at most 1024", per)
 	}
 }

@@ -44,7 +44,7 @@ func (r *Rule) compileReply(o Options) error {
 			r.replyParts = append(r.replyParts, replyPart{text: text[:i]})
 		}
 		src := text[i+2 : i+j]
-		opts := append([]expr.Option{expr.Env(o.Env)}, functions...)
+		opts := append([]expr.Option{expr.Env(envValue(o.Env))}, functions...)
 		prog, err := expr.Compile(src, opts...)
 		if err != nil {
 			msg := oneLine(err.Error())
