@@ -227,3 +227,22 @@ type Verdict struct {
 type Definer interface {
 	Define(env Env) Def
 }
+
+// CacheFirst is the Quick of a check whose Run does nothing but DNS
+// lookups through Env.Resolver: it runs run at once, on the deciding
+// goroutine, with lookups answered from the resolver's cache alone
+// (resolver.CacheOnly), and declines if one was not there; the engine
+// then runs run as it runs any check, under its deadline. A busy MX sees
+// the same senders again and again: their records are cached, and such
+// a check then costs a lookup in memory, not a goroutine and the wake-ups
+// it takes.
+func CacheFirst(run func(ctx context.Context, v View) Result) func(v View) (Result, bool) {
+	return func(v View) (Result, bool) {
+		ctx := resolver.CacheOnly(context.Background())
+		res := run(ctx, v)
+		if resolver.Missed(ctx) {
+			return Result{}, false
+		}
+		return res, true
+	}
+}

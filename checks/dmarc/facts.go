@@ -55,6 +55,7 @@ func (Facts) Define(env check.Env) check.Def {
 			Percent: res.Percent, AppliedPolicy: res.AppliedPolicy, Sampled: res.Sampled,
 			SPFAligned: res.SPFAligned, DKIMAligned: res.DKIMAligned, Detail: res.Detail}}
 	}
+	d.Quick = check.CacheFirst(d.Run)
 	return d
 }
 

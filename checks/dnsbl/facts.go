@@ -41,6 +41,7 @@ func (Facts) Define(env check.Env) check.Def {
 	d.Run = func(ctx context.Context, v check.View) check.Result {
 		return c.Check(ctx, v.Client()).result()
 	}
+	d.Quick = check.CacheFirst(d.Run)
 	return d
 }
 

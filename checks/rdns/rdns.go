@@ -60,6 +60,7 @@ func (Facts) Define(env check.Env) check.Def {
 	d.Run = func(ctx context.Context, v check.View) check.Result {
 		return Check(ctx, r, v.Client())
 	}
+	d.Quick = check.CacheFirst(d.Run)
 	return d
 }
 

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -244,5 +245,35 @@ func BenchmarkCacheHit(b *testing.B) {
 	}
 	if srv.Queries() != 1 {
 		b.Fatalf("benchmark left the cache: %d queries", srv.Queries())
+	}
+}
+
+// Under CacheOnly the resolver answers what it has cached and fails the
+// rest at once, without a query, and says that it did.
+func TestCacheOnly(t *testing.T) {
+	srv := startServer(t)
+	r := newResolver(t, Options{}, srv)
+	if _, err := r.LookupTXT(context.Background(), "example.com"); err != nil {
+		t.Fatal(err)
+	}
+	q := srv.Queries()
+	ctx := CacheOnly(context.Background())
+	got, err := r.LookupTXT(ctx, "example.com")
+	if err != nil || len(got) != 1 || Missed(ctx) {
+		t.Fatalf("cached name under CacheOnly = %q, %v, missed %v", got, err, Missed(ctx))
+	}
+	_, err = r.LookupA(ctx, "mx1.example.com")
+	var de *net.DNSError
+	if !errors.As(err, &de) || !de.IsTemporary || !errors.Is(err, ErrNotCached) || !Missed(ctx) {
+		t.Fatalf("uncached name under CacheOnly = %v (missed %v), want a temporary ErrNotCached", err, Missed(ctx))
+	}
+	if srv.Queries() != q {
+		t.Errorf("server queries %d -> %d under CacheOnly, want none", q, srv.Queries())
+	}
+	if s := r.Stats(); s.Misses != 1 {
+		t.Errorf("Stats = %+v: a cache-only miss is not a miss (the real lookup that follows is)", s)
+	}
+	if Missed(context.Background()) {
+		t.Error("Missed without CacheOnly")
 	}
 }

@@ -61,6 +61,9 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*answ
 		r.hits.Add(1)
 		return a.result(name)
 	}
+	if err := notCached(ctx, name); err != nil {
+		return nil, err
+	}
 	r.misses.Add(1)
 
 	// The resolution runs detached from this caller's cancellation: other

@@ -27,5 +27,6 @@ func (Facts) Define(env check.Env) check.Def {
 		return check.Result{Result: res.Result, Detail: res.Detail,
 			Facts: Facts{Result: res.Result, Domain: res.Domain, Identity: res.Identity, HELOResult: res.HELOResult}}
 	}
+	d.Quick = check.CacheFirst(d.Run)
 	return d
 }
