@@ -116,6 +116,7 @@ type view struct {
 	fromErr   error
 	deps      map[string]any
 	tap       check.Tap
+	size      int64
 }
 
 // view takes c's view of tx.
@@ -135,6 +136,7 @@ func (tx *Transaction) view(c *checker) *view {
 			v.fromErr = dmarc.ErrNoFrom
 		}
 		v.tap = tx.taps[c.name]
+		v.size = tx.Size
 	}
 	if len(c.Deps) > 0 {
 		v.deps = make(map[string]any, len(c.Deps))
@@ -162,6 +164,7 @@ func (v *view) Header() []byte                      { return v.header }
 func (v *view) HeaderSplit() (mailhdr.Split, error) { return v.split, v.splitErr }
 func (v *view) From() (string, error)               { return v.from, v.fromErr }
 func (v *view) Facts(name string) any               { return v.deps[name] }
+func (v *view) Size() int64                         { return v.size }
 func (v *view) Tap() check.Tap                      { return v.tap }
 
 // Content reads the message as the backend will receive it: with the

@@ -119,6 +119,9 @@ type View interface {
 	From() (domain string, err error)
 	// Content reads the message as the backend receives it (data stage).
 	Content() (io.Reader, error)
+	// Size is the message's size in octets as received, line endings
+	// made canonical (0 before data).
+	Size() int64
 	// Facts are the facts of the named check, which must be one of the
 	// check's Deps; nil when it gave none.
 	Facts(name string) any
@@ -227,6 +230,14 @@ type Verdict struct {
 type Definer interface {
 	Define(env Env) Def
 }
+
+// QuickMaxBytes is the largest message a check that reads the content
+// (the MIME walk, DKIM's hashes) handles in its Quick, at once on the
+// deciding goroutine, rather than on a goroutine of its own under its
+// deadline. Such work is on bytes in memory, no I/O, and for most mail
+// (a few KiB to tens) costs less than the hand-off; a big message, whose
+// archives may be opened too, keeps the deadline.
+const QuickMaxBytes = 256 << 10
 
 // CacheFirst is the Quick of a check whose Run does nothing but DNS
 // lookups through Env.Resolver: it runs run at once, on the deciding

@@ -38,7 +38,7 @@ func (Facts) Define(env check.Env) check.Def {
 	}
 	o := c.Options()
 	o.Memory = env.Memory
-	return check.Def{Stage: check.Data, Run: func(ctx context.Context, v check.View) check.Result {
+	run := func(ctx context.Context, v check.View) check.Result {
 		r, err := v.Content()
 		if err != nil {
 			return check.Errorf(check.Temperror, "reading the message: %v", err)
@@ -52,7 +52,14 @@ func (Facts) Define(env check.Env) check.Def {
 			return check.Errorf(check.Temperror, "MIME walk: %v", ctx.Err())
 		}
 		return res.CheckResult()
-	}}
+	}
+	quick := func(v check.View) (check.Result, bool) {
+		if v.Size() > check.QuickMaxBytes {
+			return check.Result{}, false
+		}
+		return run(context.Background(), v), true
+	}
+	return check.Def{Stage: check.Data, Run: run, Quick: quick}
 }
 
 // FactsOf returns the facts of r.

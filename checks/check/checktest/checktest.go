@@ -81,6 +81,9 @@ func (v View) From() (string, error) { return v.FromDomain, v.FromErr }
 // Content implements check.View.
 func (v View) Content() (io.Reader, error) { return bytes.NewReader(v.Message), nil }
 
+// Size implements check.View.
+func (v View) Size() int64 { return int64(len(v.Message)) }
+
 // Facts implements check.View.
 func (v View) Facts(name string) any { return v.Deps[name] }
 
