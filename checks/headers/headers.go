@@ -180,7 +180,8 @@ func scan(header []byte, limit int, r *Result) *scanned {
 	}
 	var (
 		name  string // lower-case name of the current field, "" for none
-		value []byte // its unfolded value
+		value []byte // its unfolded value, when keep
+		keep  bool
 		pos   int
 		line  int
 		ended bool
@@ -244,7 +245,9 @@ func scan(header []byte, limit int, r *Result) *scanned {
 				malformed("continuation line without a field before it")
 				continue
 			}
-			value = append(value, l...)
+			if keep {
+				value = append(value, l...)
+			}
 			continue
 		}
 		flush()
@@ -267,8 +270,12 @@ func scan(header []byte, limit int, r *Result) *scanned {
 			continue
 		}
 		r.Fields++
-		name = strings.ToLower(string(n))
-		value = append([]byte(nil), l[colon+1:]...)
+		name = fieldKey(n)
+		// Only the values of From, Date and Subject are read.
+		keep = name == "from" || name == "date" || name == "subject"
+		if keep {
+			value = append([]byte(nil), l[colon+1:]...)
+		}
 	}
 	flush()
 	if cut && !ended {
@@ -276,6 +283,39 @@ func scan(header []byte, limit int, r *Result) *scanned {
 	}
 	r.Bytes = pos
 	return s
+}
+
+// otherField is fieldKey's name for every field scan keeps no count or
+// value of.
+const otherField = "?"
+
+// onceKeys are onceFields' keys, each its own value, so that fieldKey
+// returns them without making a string per field.
+var onceKeys = func() map[string]string {
+	m := make(map[string]string, len(onceFields))
+	for k := range onceFields {
+		m[k] = k
+	}
+	return m
+}()
+
+// fieldKey is n in lower case when it is one of onceFields, else
+// otherField: the only names scan distinguishes.
+func fieldKey(n []byte) string {
+	var buf [16]byte
+	if len(n) > len(buf) {
+		return otherField
+	}
+	for i, c := range n {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	if k, ok := onceKeys[string(buf[:len(n)])]; ok {
+		return k
+	}
+	return otherField
 }
 
 // trimWSP removes leading and trailing spaces and tabs.
