@@ -165,7 +165,7 @@ func (w *walker) member(idx int, f *zip.File, depth int) error {
 	}
 	defer rc.Close()
 	cr := &countReader{w: w, r: rc}
-	head, err := readHead(cr)
+	head, err := readHead(cr, nil)
 	if err == nil {
 		err = w.content(idx, head, cr, depth, false)
 	} else {

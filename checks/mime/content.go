@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 )
 
 // headBytes is how much of a file type detection reads: what mimetype
@@ -16,7 +17,9 @@ const headBytes = 3072
 // archive, and its size.
 func (w *walker) leaf(body io.Reader, idx, depth int) error {
 	cr := &countReader{w: w, r: body}
-	head, err := readHead(cr)
+	hp := heads.Get().(*[]byte)
+	defer heads.Put(hp)
+	head, err := readHead(cr, *hp)
 	if err == nil {
 		err = w.content(idx, head, cr, depth, true)
 	} else {
@@ -46,9 +49,16 @@ type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// readHead reads up to headBytes; a shorter file is no error.
-func readHead(r io.Reader) ([]byte, error) {
-	head := make([]byte, headBytes)
+// heads recycle the buffers file heads are read into: a head is read,
+// looked at and copied where it must stay before its leaf is done.
+var heads = sync.Pool{New: func() any { b := make([]byte, headBytes); return &b }}
+
+// readHead reads up to len(head) octets into head (headBytes of them when
+// head is nil); a shorter file is no error.
+func readHead(r io.Reader, head []byte) ([]byte, error) {
+	if head == nil {
+		head = make([]byte, headBytes)
+	}
 	n, err := io.ReadFull(r, head)
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		err = nil
