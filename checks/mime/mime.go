@@ -12,7 +12,6 @@
 package mime
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -21,7 +20,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	message "github.com/emersion/go-message"
 	// Registers the character sets of golang.org/x/text with go-message,
@@ -145,22 +143,10 @@ func (w *walker) malformed(path, reason string) {
 	w.r.Malformed = append(w.r.Malformed, where+": "+reason)
 }
 
-// messageReaders are the buffers messages are read through.
-var messageReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
-
 // message reads one message (the whole one, or an attached message/rfc822)
 // whose path is path.
 func (w *walker) message(r io.Reader, path string, depth int) error {
-	// go-message reads through a bufio.Reader of its own unless it is
-	// given one: one from the pool, held until the walk of the message
-	// is done.
-	br := messageReaders.Get().(*bufio.Reader)
-	br.Reset(r)
-	defer func() {
-		br.Reset(nil)
-		messageReaders.Put(br)
-	}()
-	e, err := message.ReadWithOptions(br, &message.ReadOptions{MaxHeaderBytes: 1 << 20})
+	e, err := message.ReadWithOptions(r, &message.ReadOptions{MaxHeaderBytes: 1 << 20})
 	if err != nil && e == nil {
 		w.malformed(path, "header: "+err.Error())
 		return nil
