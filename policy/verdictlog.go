@@ -50,6 +50,10 @@ func (l *VerdictLog) Reopen() error {
 	return nil
 }
 
+// The verdict line's encoder, appendRecord, is generated from Record's
+// types: encoding/json's bytes without its reflection.
+//go:generate go run -tags jsongen ../internal/genverdict -o record_json.go
+
 // lineBufs recycles the buffers verdict lines are encoded into.
 var lineBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 

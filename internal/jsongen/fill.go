@@ -135,24 +135,33 @@ func (f *Filler) fill(v reflect.Value, depth int) {
 // its zero value: pointers to values set by Empty, empty slices and maps
 // rather than nil ones. (encoding/json writes [] and {} for those, null for
 // nil ones.)
-func Empty(v reflect.Value) { empty(v, 8) }
+func Empty(v reflect.Value) { empty(v, 8, true) }
 
-func empty(v reflect.Value, depth int) {
+// Pointers sets every pointer v reaches to a value set by Pointers, and
+// leaves everything else zero: the nil slices and maps inside structs
+// that are written (null where Empty's give [] and {}).
+func Pointers(v reflect.Value) { empty(v, 8, false) }
+
+func empty(v reflect.Value, depth int, lists bool) {
 	t := v.Type()
 	switch t.Kind() {
 	case reflect.Pointer:
 		if depth > 0 {
 			p := reflect.New(t.Elem())
-			empty(p.Elem(), depth-1)
+			empty(p.Elem(), depth-1, lists)
 			v.Set(p)
 		}
 	case reflect.Slice:
-		v.Set(reflect.MakeSlice(t, 0, 0))
+		if lists {
+			v.Set(reflect.MakeSlice(t, 0, 0))
+		}
 	case reflect.Map:
-		v.Set(reflect.MakeMap(t))
+		if lists {
+			v.Set(reflect.MakeMap(t))
+		}
 	case reflect.Array:
 		for i := range v.Len() {
-			empty(v.Index(i), depth)
+			empty(v.Index(i), depth, lists)
 		}
 	case reflect.Struct:
 		if t == timeType {
@@ -160,7 +169,7 @@ func empty(v reflect.Value, depth int) {
 		}
 		for i := range t.NumField() {
 			if fv := v.Field(i); fv.CanSet() {
-				empty(fv, depth)
+				empty(fv, depth, lists)
 			}
 		}
 	}

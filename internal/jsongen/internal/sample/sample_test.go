@@ -144,6 +144,12 @@ func TestEmptyLikeEncodingJSON(t *testing.T) {
 	compare(t, &r, false)
 }
 
+func TestPointersLikeEncodingJSON(t *testing.T) {
+	var r Root
+	jsongen.Pointers(reflect.ValueOf(&r).Elem())
+	compare(t, &r, false)
+}
+
 // Errors are encoding/json's: a NaN, a time it cannot write.
 func TestErrorsLikeEncodingJSON(t *testing.T) {
 	var r Root
