@@ -263,3 +263,43 @@ func FuzzAppendRecord(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkVerdictLine is one verdict line of an accepted message with
+// every check run: encoded by encoding/json (as before), by the generated
+// encoder, and encoded and written to a file by VerdictLog.Write.
+func BenchmarkVerdictLine(b *testing.B) {
+	r := sampleRecord(b)
+	b.Run("encode=json", func(b *testing.B) {
+		var buf bytes.Buffer
+		b.ReportAllocs()
+		for b.Loop() {
+			buf.Reset()
+			if err := json.NewEncoder(&buf).Encode(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encode=generated", func(b *testing.B) {
+		var buf []byte
+		b.ReportAllocs()
+		for b.Loop() {
+			var err error
+			if buf, err = appendRecord(buf[:0], r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("write", func(b *testing.B) {
+		l, err := OpenVerdictLog(filepath.Join(b.TempDir(), "v.jsonl"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := l.Write(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

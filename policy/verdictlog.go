@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"sync"
@@ -55,21 +53,27 @@ func (l *VerdictLog) Reopen() error {
 //go:generate go run -tags jsongen ../internal/genverdict -o record_json.go
 
 // lineBufs recycles the buffers verdict lines are encoded into.
-var lineBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var lineBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// Write appends one record.
+// maxPooledLine bounds the buffers kept for reuse: one grown by an unusual
+// line (hundreds of recipients) goes to the garbage collector.
+const maxPooledLine = 64 << 10
+
+// Write appends one record, as one line.
 func (l *VerdictLog) Write(r *Record) error {
-	buf := lineBufs.Get().(*bytes.Buffer)
-	defer lineBufs.Put(buf)
-	buf.Reset()
-	// Encode writes what Marshal returns, plus the newline, without
-	// Marshal's copy of the result.
-	if err := json.NewEncoder(buf).Encode(r); err != nil {
-		return fmt.Errorf("verdict log: %w", err)
+	bp := lineBufs.Get().(*[]byte)
+	b, err := appendRecord((*bp)[:0], r)
+	if err == nil {
+		b = append(b, '\n')
+		l.mu.Lock()
+		_, err = l.f.Write(b)
+		l.mu.Unlock()
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, err := l.f.Write(buf.Bytes()); err != nil {
+	if cap(b) <= maxPooledLine {
+		*bp = b
+		lineBufs.Put(bp)
+	}
+	if err != nil {
 		return fmt.Errorf("verdict log: %w", err)
 	}
 	return nil

@@ -47,20 +47,3 @@ func TestVerdictLineEncoding(t *testing.T) {
 		t.Fatalf("verdict lines differ from encoding/json:\n got: %s\nwant: %s", got, want)
 	}
 }
-
-// BenchmarkVerdictLine is the cost of writing one verdict line of an
-// accepted message with every check run, to a file.
-func BenchmarkVerdictLine(b *testing.B) {
-	r := sampleRecord(b)
-	l, err := OpenVerdictLog(filepath.Join(b.TempDir(), "v.jsonl"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := l.Write(r); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
