@@ -1,6 +1,7 @@
 package dnsbl
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -31,5 +32,35 @@ func BenchmarkCheckWarmCache(b *testing.B) {
 	}
 	if q := r.Stats().Queries - before; q != 0 {
 		b.Fatalf("%d DNS queries with a warm cache, want none", q)
+	}
+}
+
+// BenchmarkCheckZones is a client that no list lists, the common case,
+// against 1, 3 and 10 lists whose NXDOMAIN answers are cached: how the
+// check's cost grows with the lists configured (a goroutine, a query
+// name and a cache lookup per list).
+func BenchmarkCheckZones(b *testing.B) {
+	_, r := newServer(b, time.Second)
+	ip := netip.MustParseAddr("127.0.0.1")
+	ctx := b.Context()
+	for _, n := range []int{1, 3, 10} {
+		zones := make([]Zone, n)
+		for i := range zones {
+			zones[i] = Zone{Zone: fmt.Sprintf("z%d.bl.test", i), Weight: 1}
+		}
+		c := &Checker{Lookup: r, Zones: zones}
+		b.Run(fmt.Sprintf("zones=%d", n), func(b *testing.B) {
+			if res := c.Check(ctx, ip); len(res.Listed) != 0 || len(res.Errors) != 0 {
+				b.Fatalf("unexpected result:\n%s", show(res))
+			}
+			before := r.Stats().Queries
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Check(ctx, ip)
+			}
+			if q := r.Stats().Queries - before; q != 0 {
+				b.Fatalf("%d DNS queries with a warm cache, want none", q)
+			}
+		})
 	}
 }
