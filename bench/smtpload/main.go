@@ -7,6 +7,10 @@
 //	send     (default) -n messages over -c concurrent sessions; EHLO once per
 //	         session, then MAIL, RCPT, DATA per message, each waiting for its
 //	         reply (no PIPELINING). Prints the rate and latency percentiles.
+//	         With -pause each session waits that long after each message,
+//	         as a slow sender on a kept connection does: -c sessions then
+//	         offer about -c / -pause messages a second between them, and
+//	         the first messages are spread over the first pause.
 //	hold     opens -c sessions, sends EHLO on each and keeps them idle.
 //	trickle  opens -c sessions, goes as far as DATA on each and then sends
 //	         the body one byte per -interval.
@@ -56,6 +60,7 @@ type options struct {
 	dialers    int
 	maxReports int
 	dkim       bool
+	pause      time.Duration
 }
 
 func main() {
@@ -75,6 +80,7 @@ func main() {
 	flag.IntVar(&o.dialers, "dialers", 200, "hold and trickle: sessions opened at once")
 	flag.IntVar(&o.maxReports, "reports", 10, "failures reported one by one on standard error")
 	flag.BoolVar(&o.dkim, "dkim", false, "send: sign every message with DKIM (the key of testdata/zones/bench.zone)")
+	flag.DurationVar(&o.pause, "pause", 0, "send: time each session waits after each message (prints \"all N sessions open\" once each has sent one)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: smtpload [flags]\n\n"+
 			"Sends SMTP load and measures the rate and per-message latency (MAIL FROM to\n"+
@@ -82,7 +88,7 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() > 0 || o.c < 1 || o.n < 0 || o.sources < 1 || o.sources > 254 || o.size < 0 {
+	if flag.NArg() > 0 || o.c < 1 || o.n < 0 || o.sources < 1 || o.sources > 254 || o.size < 0 || o.pause < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -253,10 +259,17 @@ func send(o options) error {
 		wg        sync.WaitGroup
 	)
 	start := time.Now()
-	for i := range min(o.c, max(o.n, 1)) {
+	sessions := min(o.c, max(o.n, 1))
+	var opened atomic.Int64
+	for i := range sessions {
 		wg.Go(func() {
 			var s *session
 			var local []time.Duration
+			if o.pause > 0 {
+				// Spread over the first pause, so that the sessions'
+				// messages do not come in waves.
+				time.Sleep(o.pause * time.Duration(i) / time.Duration(sessions))
+			}
 			defer func() {
 				if s != nil {
 					_ = s.cmd("QUIT", "221")
@@ -291,6 +304,12 @@ func send(o options) error {
 				d, err := s.message(o, hdr, msgBody)
 				if err == nil {
 					local = append(local, d)
+					if o.pause > 0 {
+						if len(local) == 1 && opened.Add(1) == int64(sessions) {
+							fmt.Printf("all %d sessions open after %.2f s\n", sessions, time.Since(start).Seconds())
+						}
+						time.Sleep(o.pause)
+					}
 					continue
 				}
 				rep.fail("message %d: %v", seq, err)
@@ -318,7 +337,7 @@ func send(o options) error {
 	}
 	rate := float64(ok) / elapsed.Seconds()
 	fmt.Printf("%d messages of %d bytes over %d sessions to %s in %.3f s: %.0f msg/s; latency (MAIL to final reply) p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms; %d failed\n",
-		ok, hlen+len(msgBody), min(o.c, max(o.n, 1)), o.addr, elapsed.Seconds(), rate, ms(0.5), ms(0.9), ms(0.99), ms(1), rep.failed.Load())
+		ok, hlen+len(msgBody), sessions, o.addr, elapsed.Seconds(), rate, ms(0.5), ms(0.9), ms(0.99), ms(1), rep.failed.Load())
 	fmt.Printf("ok=%d failed=%d seconds=%.3f rate=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
 		ok, rep.failed.Load(), elapsed.Seconds(), rate, ms(0.5), ms(0.9), ms(0.99), ms(1))
 	if rep.failed.Load() > 0 {
