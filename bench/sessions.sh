@@ -16,11 +16,11 @@
 #           EHLO are not counted; the messages are the verdict log's lines.
 #
 # Each line gives msg/s, mxguard's CPU per message (utime + stime from
-# /proc/PID/stat), and the garbage collector's share of it from
+# /proc/PID/stat) and the kernel's part of it (stime), and the garbage collector's share of it from
 # GODEBUG=gctrace=1: its cycles per 1,000 messages, its CPU per message
 # (the "ms cpu" fields of each cycle), the heap after the last cycle and
-# the goroutine stacks. PROFILE_DIR=DIR keeps a heap profile and the
-# goroutines of each line there (go tool pprof -sample_index=inuse_space).
+# the goroutine stacks. PROFILE_DIR=DIR keeps a CPU profile of each
+# measurement, and a heap profile and the goroutines at its end, there.
 #
 #   bench/sessions.sh [MESSAGES] [SENDERS]
 #   SESSIONS="10 100 1000 10000" MODES="idle spread" RATE=500 WINDOW=20 bench/sessions.sh
@@ -90,6 +90,7 @@ stop_mxguard() {
 	wait "$mx_pid" 2>/dev/null || true
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 rss_mib() { awk '$1 == "VmRSS:" {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 verdicts() { wc -l <"$work/verdicts.jsonl"; }
 gc_lines() { grep -c '^gc ' "$work/mxguard.log" || true; }
@@ -125,19 +126,27 @@ profile() {
 	curl -sf -o "$PROFILE_DIR/goroutine-$1-$2.txt" "http://127.0.0.1:$metrics_port/debug/pprof/goroutine?debug=1"
 }
 
-# report MODE N MSGS SECONDS TICKS GC0: one line of the table.
+# cpu_profile MODE N SECONDS: with PROFILE_DIR, a CPU profile of mxguard
+# over the next SECONDS, in the background.
+cpu_profile() {
+	[ -n "${PROFILE_DIR:-}" ] || return 0
+	mkdir -p "$PROFILE_DIR"
+	curl -sf -o "$PROFILE_DIR/cpu-$1-$2.pprof" "http://127.0.0.1:$metrics_port/debug/pprof/profile?seconds=$3" &
+}
+
+# report MODE N MSGS SECONDS TICKS SYS_TICKS GC0: one line of the table.
 report() {
 	local gc
-	gc=($(gc_since "$6"))
-	awk -v mode="$1" -v n="$2" -v m="$3" -v s="$4" -v t="$5" -v hz="$hz" -v gcs="${gc[0]}" -v gcms="${gc[1]}" \
+	gc=($(gc_since "$7"))
+	awk -v mode="$1" -v n="$2" -v m="$3" -v s="$4" -v t="$5" -v st="$6" -v hz="$hz" -v gcs="${gc[0]}" -v gcms="${gc[1]}" \
 		-v live="${gc[2]}" -v stacks="${gc[3]}" -v rss="$(rss_mib "$mx_pid")" \
-		'BEGIN { printf "%-7s %6d %8d %8.1f %8.0f %10.0f %10.1f %10.0f %7s MB %6s MB %6d MiB\n",
-			mode, n, m, s, m / s, 1e6 * t / hz / m, 1000 * gcs / m, 1000 * gcms / m, live, stacks, rss }'
+		'BEGIN { printf "%-7s %6d %8d %8.1f %8.0f %10.0f %10.0f %10.1f %10.0f %7s MB %6s MB %6d MiB\n",
+			mode, n, m, s, m / s, 1e6 * t / hz / m, 1e6 * st / hz / m, 1000 * gcs / m, 1000 * gcms / m, live, stacks, rss }'
 }
 
 echo "machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(cpu_busy)% busy just before, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "mxguard $(git describe --always --dirty 2>/dev/null || echo '?'), $(go version | cut -d' ' -f3); idle: $messages messages over $senders senders; spread: $rate msg/s offered, ${window}s window"
-printf "%-7s %6s %8s %8s %8s %10s %10s %10s %10s %9s %10s\n" mode sessions messages seconds msg/s "CPU us/msg" "GCs/1k msg" "GC us/msg" "heap live" stacks RSS
+printf "%-7s %6s %8s %8s %8s %10s %10s %10s %10s %10s %9s %10s\n" mode sessions messages seconds msg/s "CPU us/msg" "of it sys" "GCs/1k msg" "GC us/msg" "heap live" stacks RSS
 
 for mode in $modes; do
 	for n in $sessions_list; do
@@ -155,10 +164,11 @@ for mode in $modes; do
 			fi
 			# The collector's cycle after the sessions opened.
 			sleep 3
-			g0=$(gc_lines) t0=$(ticks "$mx_pid") start=$(date +%s.%N)
+			g0=$(gc_lines) t0=$(ticks "$mx_pid") s0=$(sys_ticks "$mx_pid") start=$(date +%s.%N)
+			cpu_profile idle "$n" 3
 			"$work/smtpload" -addr 127.0.0.1:$mx_port -n "$messages" -c "$senders" >"$work/send.out"
-			end=$(date +%s.%N) t1=$(ticks "$mx_pid")
-			report idle "$n" "$messages" "$(echo "$end - $start" | bc -l)" $((t1 - t0)) "$g0"
+			end=$(date +%s.%N) t1=$(ticks "$mx_pid") s1=$(sys_ticks "$mx_pid")
+			report idle "$n" "$messages" "$(echo "$end - $start" | bc -l)" $((t1 - t0)) $((s1 - s0)) "$g0"
 			profile idle "$n"
 			if [ -n "$hold_pid" ]; then
 				kill -TERM "$hold_pid"
@@ -177,10 +187,11 @@ for mode in $modes; do
 			load_pid=$!
 			pids+=($load_pid)
 			wait_for "$work/spread.out" '^all .* sessions open'
-			g0=$(gc_lines) t0=$(ticks "$mx_pid") v0=$(verdicts) start=$(date +%s.%N)
+			g0=$(gc_lines) t0=$(ticks "$mx_pid") s0=$(sys_ticks "$mx_pid") v0=$(verdicts) start=$(date +%s.%N)
+			cpu_profile spread "$n" "$window"
 			sleep "$window"
-			end=$(date +%s.%N) t1=$(ticks "$mx_pid") v1=$(verdicts)
-			report spread "$n" $((v1 - v0)) "$(echo "$end - $start" | bc -l)" $((t1 - t0)) "$g0"
+			end=$(date +%s.%N) t1=$(ticks "$mx_pid") s1=$(sys_ticks "$mx_pid") v1=$(verdicts)
+			report spread "$n" $((v1 - v0)) "$(echo "$end - $start" | bc -l)" $((t1 - t0)) $((s1 - s0)) "$g0"
 			profile spread "$n"
 			kill "$load_pid"
 			wait "$load_pid" 2>/dev/null || true
