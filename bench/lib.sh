@@ -18,12 +18,15 @@ bench_cleanup() {
 
 # build_mxguard: puts the mxguard to measure at $work/mxguard: the one
 # MXGUARD names (a binary built from another commit, to compare two in
-# one sitting), else one built from this tree.
+# one sitting), else one built from this tree. $tools is the mxguard the
+# harness's own helpers (the storing backend) run: always this tree's.
 build_mxguard() {
+	go build -o "$work/mxguard-tree" ./cmd/mxguard
+	tools=$work/mxguard-tree
 	if [ -n "${MXGUARD:-}" ]; then
 		cp "$MXGUARD" "$work/mxguard"
 	else
-		go build -o "$work/mxguard" ./cmd/mxguard
+		cp "$tools" "$work/mxguard"
 	fi
 }
 

@@ -56,7 +56,7 @@ sink_pid=$!
 pids+=($sink_pid)
 
 # The storing backend of paths (f) and (g).
-"$work/mxguard" sink --bench --dir "$work/stored" --listen 127.0.0.1:$store_port >/dev/null 2>"$work/sink.log" &
+"$tools" sink --bench --dir "$work/stored" --listen 127.0.0.1:$store_port >/dev/null 2>"$work/sink.log" &
 store_pid=$!
 pids+=($store_pid)
 
