@@ -36,7 +36,7 @@ bench_work dnsbl
 for tool in smtp-source smtp-sink; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install postfix)" >&2; exit 1; }
 done
-go build -o "$work/mxguard" ./cmd/mxguard
+build_mxguard
 
 sink_port=26041
 smtp-sink -u nobody 127.0.0.1:$sink_port 1024 &

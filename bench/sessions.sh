@@ -50,7 +50,7 @@ fi
 
 bench_work sessions
 command -v smtp-sink >/dev/null || { echo "bench: smtp-sink not found (apt-get install postfix)" >&2; exit 1; }
-go build -o "$work/mxguard" ./cmd/mxguard
+build_mxguard
 go build -o "$work/smtpload" ./bench/smtpload
 
 sink_port=26031
