@@ -30,6 +30,14 @@ func CacheOnly(ctx context.Context) context.Context {
 	return context.WithValue(ctx, cacheOnlyKey{}, &cacheOnly{})
 }
 
+// IsCacheOnly reports whether ctx was made by CacheOnly: no lookup under
+// it can wait, so a check may make its lookups one after another where
+// it would otherwise make them side by side.
+func IsCacheOnly(ctx context.Context) bool {
+	c, _ := ctx.Value(cacheOnlyKey{}).(*cacheOnly)
+	return c != nil
+}
+
 // Missed reports whether a lookup under ctx, made with CacheOnly, found
 // no answer in the cache.
 func Missed(ctx context.Context) bool {
