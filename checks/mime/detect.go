@@ -81,12 +81,15 @@ func mismatch(declared, detected string) bool {
 	if detected == "application/octet-stream" || detected == "text/plain" || declared == "application/octet-stream" {
 		return false
 	}
-	dt := mimetype.Lookup(detected)
-	exec := detected == "application/vnd.microsoft.portable-executable" || detected == "application/x-mach-binary" ||
-		(dt != nil && (dt.Is("application/x-elf") || dt.Is("application/x-executable") || dt.Is("application/x-sharedlib")))
+	// Before the lookups, which walk mimetype's whole tree: no text
+	// type is an executable one, and text declared as another text type
+	// is no mismatch (prose with commas is detected as text/csv).
 	if strings.HasPrefix(declared, "text/") && strings.HasPrefix(detected, "text/") {
 		return false
 	}
+	dt := mimetype.Lookup(detected)
+	exec := detected == "application/vnd.microsoft.portable-executable" || detected == "application/x-mach-binary" ||
+		(dt != nil && (dt.Is("application/x-elf") || dt.Is("application/x-executable") || dt.Is("application/x-sharedlib")))
 	if dt != nil && dt.Is(declared) {
 		return false
 	}
