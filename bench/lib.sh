@@ -7,13 +7,14 @@ bench_work() {
 	work=$(mktemp -d "/tmp/mxguard-$1-XXXXXX")
 	chmod 755 "$work"
 	pids=()
+	cleanup_dirs=()
 	trap bench_cleanup EXIT
 }
 
 bench_cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	if [ -n "${KEEP:-}" ]; then echo "bench: kept $work" >&2; else rm -rf "$work"; fi
+	if [ -n "${KEEP:-}" ]; then echo "bench: kept $work" >&2; else rm -rf "$work" "${cleanup_dirs[@]}"; fi
 }
 
 # build_mxguard: puts the mxguard to measure at $work/mxguard: the one
