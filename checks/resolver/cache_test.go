@@ -276,4 +276,15 @@ func TestCacheOnly(t *testing.T) {
 	if Missed(context.Background()) {
 		t.Error("Missed without CacheOnly")
 	}
+	// Both families of a name, as SPF's a and mx mechanisms ask them.
+	want, err := r.LookupIPAddr(context.Background(), "mx1.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx = CacheOnly(context.Background())
+	q = srv.Queries()
+	got2, err := r.LookupIPAddr(ctx, "mx1.example.com")
+	if err != nil || len(got2) != len(want) || len(want) != 2 || Missed(ctx) || srv.Queries() != q {
+		t.Errorf("LookupIPAddr under CacheOnly = %v, %v (missed %v, %d queries); want %v", got2, err, Missed(ctx), srv.Queries()-q, want)
+	}
 }

@@ -204,9 +204,17 @@ func (r *Resolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr,
 		v6    *answer
 		v6Err error
 	)
-	wg.Go(func() { v6, v6Err = r.lookup(ctx, host, dns.TypeAAAA) })
-	v4, v4Err := r.lookup(ctx, host, dns.TypeA)
-	wg.Wait()
+	var v4 *answer
+	var v4Err error
+	if IsCacheOnly(ctx) {
+		// Nothing can wait: no goroutine for the second lookup.
+		v6, v6Err = r.lookup(ctx, host, dns.TypeAAAA)
+		v4, v4Err = r.lookup(ctx, host, dns.TypeA)
+	} else {
+		wg.Go(func() { v6, v6Err = r.lookup(ctx, host, dns.TypeAAAA) })
+		v4, v4Err = r.lookup(ctx, host, dns.TypeA)
+		wg.Wait()
+	}
 
 	var result []net.IPAddr
 	if v4Err == nil {

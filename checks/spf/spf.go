@@ -22,6 +22,8 @@ import (
 	"time"
 
 	libspf "blitiri.com.ar/go/spf"
+
+	"mxguard/checks/resolver"
 )
 
 // Resolver is what SPF evaluation needs from DNS; it is
@@ -115,7 +117,10 @@ func (c *Checker) Check(ctx context.Context, in Input) Result {
 	// RFC 7208 §5.6 matches IPv4 networks against IPv4 clients; an
 	// IPv4-mapped address is an IPv4 client.
 	ip := net.IP(in.IP.Unmap().AsSlice())
-	if _, ok := ctx.Deadline(); !ok {
+	// Under resolver.CacheOnly no lookup waits: nothing to bound, and
+	// nothing to gain from evaluating the identities side by side.
+	cacheOnly := resolver.IsCacheOnly(ctx)
+	if _, ok := ctx.Deadline(); !ok && !cacheOnly {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, maxEvalTime)
 		defer cancel()
@@ -137,6 +142,13 @@ func (c *Checker) Check(ctx context.Context, in Input) Result {
 		local = "postmaster" // RFC 7208 §4.3
 	}
 
+	mailID := identity{domain: domain, sender: local + "@" + domain, helo: in.HELO}
+	if cacheOnly {
+		res := c.evaluate(ctx, ip, mailID)
+		res.HELOResult = c.evaluate(ctx, ip, heloID).HELOResult
+		res.Identity = IdentityMailFrom
+		return res
+	}
 	// The two identities are independent; evaluating HELO alongside keeps a
 	// slow DNS from costing twice. Each result has its own variable, so
 	// nothing depends on which finishes first.
@@ -152,7 +164,7 @@ func (c *Checker) Check(ctx context.Context, in Input) Result {
 		defer func() { heloPanic = recover() }()
 		helo = c.evaluate(ctx, ip, heloID)
 	}()
-	res := c.evaluate(ctx, ip, identity{domain: domain, sender: local + "@" + domain, helo: in.HELO})
+	res := c.evaluate(ctx, ip, mailID)
 	<-done
 	if heloPanic != nil {
 		panic(heloPanic)
