@@ -129,3 +129,26 @@ func TestZeroFront(t *testing.T) {
 		t.Fatalf("a's own count reads %d, want 1", f.UnknownRcpts)
 	}
 }
+
+// The front answers as Quick, on the deciding goroutine: a source that
+// read 0 within zeroTTL costs no store and no goroutine; any other is
+// left to Run.
+func TestQuickFromFront(t *testing.T) {
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	st := &counts{Store: state.NewMemory(state.MemoryOptions{Now: clock})}
+	d := Facts{}.Define(check.Env{State: st, Section: DefaultConfig(), Now: clock})
+	v := checktest.View{ClientIP: netip.MustParseAddr("192.0.2.7")}
+	if res, ok := d.Quick(v); ok {
+		t.Fatalf("Quick answered %+v before the store was read", res)
+	}
+	want := d.Run(context.Background(), v)
+	got, ok := d.Quick(v)
+	if !ok || got.Result != want.Result || got.Facts != want.Facts || got.Detail != want.Detail || st.reads != 1 {
+		t.Fatalf("Quick = %+v, %v (reads %d); Run = %+v", got, ok, st.reads, want)
+	}
+	now = now.Add(zeroTTL)
+	if res, ok := d.Quick(v); ok {
+		t.Fatalf("Quick answered %+v after zeroTTL", res)
+	}
+}
