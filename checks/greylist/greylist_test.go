@@ -271,3 +271,36 @@ func TestGreylistKnownFront(t *testing.T) {
 		t.Fatalf("after the front's minute: %+v after %d lookups, want new after 1", f, st.n-before)
 	}
 }
+
+// What the known front or the allow list answers is Quick's, on the
+// deciding goroutine, and is what Run answers; a network the front does
+// not hold is left to Run, with no store lookup.
+func TestGreylistQuick(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)}
+	st := &reads{Store: state.NewMemory(state.MemoryOptions{Now: clk.now})}
+	c := DefaultConfig()
+	c.Enabled = true
+	c.Delay = confval.Dur(time.Minute)
+	c.Allow.Networks = []string{"198.51.100.0/24"}
+	d := Facts{}.Define(check.Env{State: st, Section: c, Now: clk.now})
+	if d.Quick == nil {
+		t.Fatal("no Quick")
+	}
+	if res, ok := d.Quick(view(netip.MustParseAddr("198.51.100.9"), "a@sender.test", "u@example.org")); !ok || res.Result != Allowed {
+		t.Fatalf("allow-listed client: Quick = %+v, %v", res, ok)
+	}
+	v := view(netip.MustParseAddr("192.0.2.7"), "a@sender.test", "u@example.org")
+	if res, ok := d.Quick(v); ok || st.n != 0 {
+		t.Fatalf("unknown network: Quick = %+v, %v after %d lookups, want no answer and none", res, ok, st.n)
+	}
+	attempt(t, d, v)
+	clk.t = clk.t.Add(2 * time.Minute)
+	attempt(t, d, v) // passed: the network is known from now on
+	v.Recipient = "w@example.org"
+	before := st.n
+	got, ok := d.Quick(v)
+	want := d.Run(context.Background(), v)
+	if !ok || got.Result != "known" || got.Result != want.Result || got.Detail != want.Detail || got.Facts != want.Facts || st.n != before {
+		t.Fatalf("known network: Quick = %+v, %v; Run = %+v; %d lookups", got, ok, want, st.n-before)
+	}
+}
