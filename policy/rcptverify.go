@@ -22,9 +22,14 @@ func (s *Session) verifyRcpt(ctx context.Context, tx *Transaction) {
 		return
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, s.e.checkTimeout)
-	defer cancel()
-	r := v.Verify(ctx, tx.Rcpt)
+	// Most answers are in the verifier's cache: they need no deadline,
+	// and so no timer.
+	r, ok := v.Cached(tx.Rcpt)
+	if !ok {
+		ctx, cancel := context.WithTimeout(ctx, s.e.checkTimeout)
+		r = v.Verify(ctx, tx.Rcpt)
+		cancel()
+	}
 	tx.rcptVerify = rcpt.Facts{Result: string(r.Status), Detail: r.Detail}
 	detail := r.Detail
 	if r.Cached {

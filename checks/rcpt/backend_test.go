@@ -391,3 +391,23 @@ func TestSMTPAgainstLMTP(t *testing.T) {
 		t.Errorf("Verify = %+v, want temperror", got)
 	}
 }
+
+// Cached answers what is in the cache and never asks the backend.
+func TestCachedNeverAsks(t *testing.T) {
+	b := startBackend(t, false)
+	v := newVerifier(t, Options{Verify: VerifyBackend, Backend: b.addr})
+	if got, ok := v.Cached("alice@example.org"); ok {
+		t.Fatalf("Cached before any probe = %+v", got)
+	}
+	if n := b.rcptCount(); n != 0 {
+		t.Fatalf("Cached asked the backend %d times", n)
+	}
+	want := v.Verify(t.Context(), "alice@example.org")
+	got, ok := v.Cached("Alice@example.org")
+	if !ok || got.Status != want.Status || !got.Cached || b.rcptCount() != 1 {
+		t.Fatalf("Cached after Verify = %+v, %v (%d RCPT), want %+v from the cache", got, ok, b.rcptCount(), want)
+	}
+	if got, ok := v.Cached("bad\r\nRSET"); !ok || got.Status != Unchecked {
+		t.Errorf("an address that cannot be asked about: %+v, %v", got, ok)
+	}
+}

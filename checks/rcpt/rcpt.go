@@ -278,36 +278,52 @@ func checkBackend(addr string) error {
 	return nil
 }
 
-// Verify reports what is known about rcpt, an address without angle
-// brackets. It blocks for at most the time a probe takes, or until ctx
-// ends (then the Result is Temperror; the probe goes on and its answer is
-// cached for the next caller). A nil Verifier reports Unchecked.
-func (v *Verifier) Verify(ctx context.Context, rcpt string) Result {
+// Cached answers what needs no backend: verification off, the
+// recipients file, an address that cannot be asked about, or an answer
+// in the cache. ok is false when only Verify, asking the backend, can
+// answer. It never waits, so a caller may skip the deadline Verify needs.
+func (v *Verifier) Cached(rcpt string) (res Result, ok bool) {
+	return v.answer(context.Background(), rcpt)
+}
+
+// answer is Cached, with Verify's refusal to answer a caller whose ctx
+// has ended.
+func (v *Verifier) answer(ctx context.Context, rcpt string) (Result, bool) {
 	if v == nil || v.o.Verify == VerifyNone {
-		return Result{Status: Unchecked, Detail: "recipient verification is off"}
+		return Result{Status: Unchecked, Detail: "recipient verification is off"}, true
 	}
 	if set := v.file.Load(); set != nil {
 		if entry, ok := set.lookup(rcpt); ok {
-			return Result{Status: Known, Detail: fmt.Sprintf("%s lists %s", set.file, entry)}
+			return Result{Status: Known, Detail: fmt.Sprintf("%s lists %s", set.file, entry)}, true
 		}
 		if v.o.Verify == VerifyFile {
-			return Result{Status: Unknown, Detail: "not in " + set.file}
+			return Result{Status: Unknown, Detail: "not in " + set.file}, true
 		}
 	}
 	// go-smtp refuses to send a command line with CR or LF; angle brackets
 	// would change what the backend is asked.
 	if rcpt == "" || strings.ContainsAny(rcpt, "\r\n<>") {
-		return Result{Status: Unchecked, Detail: fmt.Sprintf("cannot ask the backend about %q", clean(rcpt))}
+		return Result{Status: Unchecked, Detail: fmt.Sprintf("cannot ask the backend about %q", clean(rcpt))}, true
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{Status: Temperror, Detail: "backend not asked: " + err.Error()}
+		return Result{Status: Temperror, Detail: "backend not asked: " + err.Error()}, true
 	}
-
-	key := strings.ToLower(rcpt)
-	if res, ok := v.lookup(key); ok {
+	if res, ok := v.lookup(strings.ToLower(rcpt)); ok {
 		v.hits.Add(1)
+		return res, true
+	}
+	return Result{}, false
+}
+
+// Verify reports what is known about rcpt, an address without angle
+// brackets. It blocks for at most the time a probe takes, or until ctx
+// ends (then the Result is Temperror; the probe goes on and its answer is
+// cached for the next caller). A nil Verifier reports Unchecked.
+func (v *Verifier) Verify(ctx context.Context, rcpt string) Result {
+	if res, ok := v.answer(ctx, rcpt); ok {
 		return res
 	}
+	key := strings.ToLower(rcpt)
 	v.misses.Add(1)
 
 	v.mu.Lock()
