@@ -365,7 +365,11 @@ func (s *session) cmdStartTLS(arg string) smtpreply.Reply {
 	s.src.c = tc
 	s.wconn = tc
 	if s.r != nil {
-		s.r.Reset(&s.src)
+		// Empty (what followed STARTTLS was discarded), and it may be
+		// message-sized: STARTTLS pipelined behind a message's dot. The
+		// next read takes a command-sized one, which TLS then keeps.
+		putReader(s.r)
+		s.r = nil
 	}
 	st := tc.ConnectionState()
 	// RFC 3207 §4.2: the client must greet again; forget what it said.

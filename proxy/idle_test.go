@@ -2,10 +2,14 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"mxguard/internal/testcert"
 )
 
 // idleSessions is how many sessions TestIdleSessionHeap holds: enough that
@@ -137,5 +141,67 @@ func TestIdleSessionHeap(t *testing.T) {
 				c.Close()
 			}
 		})
+	}
+}
+
+// A session that pipelines STARTTLS after a message's final dot goes on
+// over TLS with a command-sized read buffer, not the message-sized one
+// the content was read with: a TLS session keeps its buffer for good, and
+// a client must not be able to make it eight times bigger.
+func TestStartTLSAfterMessageHeap(t *testing.T) {
+	be := startBackend(t, nil)
+	const n = 300
+	cert := testcert.New(t, "mx.example.org")
+	px := startProxy(t, be.addr, func(o *Options, _ *BackendOptions) {
+		o.MaxConnections, o.MaxConnectionsPerIP = 4*n, 4*n
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go px.srv.Serve(l, Listener{TLS: cert.Config})
+	addr := l.Addr().String()
+	open := func(afterMessage bool) net.Conn {
+		d := dial(t, addr)
+		d.expect("", "220 ")
+		d.expect("EHLO client.example.net", "250 ")
+		if afterMessage {
+			d.expect("MAIL FROM:<a@sender.test>", "250 ")
+			d.expect("RCPT TO:<user@example.org>", "250 ")
+			d.expect("DATA", "354 ")
+			d.send(strings.ReplaceAll(simpleMsg, "\r\n.", "\r\n..") + ".\r\nSTARTTLS\r\n")
+			d.expect("", "250 ")
+			d.expect("", "220 ")
+		} else {
+			d.expect("STARTTLS", "220 ")
+		}
+		tc := tls.Client(d.c, &tls.Config{RootCAs: cert.Pool, ServerName: "mx.example.org", MinVersion: tls.VersionTLS12})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		d.c, d.r = tc, newReader(tc)
+		d.expect("EHLO client.example.net", "250 ")
+		return tc
+	}
+	per := func(afterMessage bool) int64 {
+		open(afterMessage).Close()
+		before := heapInUse()
+		conns := make([]net.Conn, 0, n)
+		for range n {
+			conns = append(conns, open(afterMessage))
+		}
+		after := heapInUse()
+		for _, c := range conns {
+			c.Close()
+		}
+		return (int64(after) - int64(before)) / n
+	}
+	// A TLS session begun at once holds 14-24 KB here (crypto/tls's
+	// buffers, the session, a 4 KiB reader); with the 32 KiB reader kept,
+	// 48 KB.
+	got := per(true)
+	t.Logf("heap per TLS session begun behind a message: %d bytes", got)
+	if got > 36<<10 {
+		t.Errorf("a TLS session begun behind a message holds %d bytes of heap, want at most 36 KiB", got)
 	}
 }
