@@ -338,7 +338,7 @@ func (s *session) cmdStartTLS(arg string) smtpreply.Reply {
 	// Anything the client pipelined after STARTTLS arrived in clear text and
 	// must not be taken as if it came over TLS (CVE-2011-0411).
 	if n := s.buffered(); n > 0 {
-		_, _ = s.r.Discard(n)
+		s.discardBuffered()
 		s.log.Info("discarded plaintext pipelined after STARTTLS", "bytes", n)
 	}
 	// The 220 goes out now: the client's next octets are its handshake

@@ -29,6 +29,12 @@ const idleHeapPerSession = 6 << 10
 // content flows, and a stalled client must not keep one.
 const stalledHeapPerSession = 28 << 10
 
+// behindHeapPerSession is the most heap a session may hold that received
+// a message and, in the same read, part of a command: that part in a
+// command-sized buffer, its replies in the write buffer, and what an idle
+// session holds; not the message-sized buffer the content was read with.
+const behindHeapPerSession = 16 << 10
+
 // openIdle opens a session with no buffered reader on the client side
 // (the heap measured is the server's), reads the banner and, with ehlo,
 // says EHLO and reads the reply to its end.
@@ -88,6 +94,35 @@ func openInData(t *testing.T, addr string) net.Conn {
 	return c
 }
 
+// openBehindMessage opens a session that sends a message and, in the
+// same write, behind its final dot, the start of a command it never
+// finishes. Its replies stay unsent (the session reads on first, as
+// pipelining has it) until that command is whole.
+func openBehindMessage(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c := openInData(t, addr)
+	if _, err := c.Write([]byte("dy\r\n.\r\nNO")); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// settledHeap is heapInUse once it has stopped shrinking: the sessions
+// of the test before, closed at its end, may still be ending, and what
+// they free must not count against the next measurement.
+func settledHeap() uint64 {
+	h := heapInUse()
+	for range 40 {
+		time.Sleep(25 * time.Millisecond)
+		next := heapInUse()
+		if next+64<<10 >= h {
+			return next
+		}
+		h = next
+	}
+	return h
+}
+
 func heapInUse() uint64 {
 	runtime.GC()
 	var m runtime.MemStats
@@ -105,8 +140,12 @@ func TestIdleSessionHeap(t *testing.T) {
 		ehlo   bool
 		inData bool
 		max    int64
-	}{{"after banner", false, false, idleHeapPerSession}, {"after EHLO", true, false, idleHeapPerSession},
-		{"in DATA", true, true, stalledHeapPerSession}} {
+		behind bool
+	}{{"after banner", false, false, idleHeapPerSession, false}, {"after EHLO", true, false, idleHeapPerSession, false},
+		{"in DATA", true, true, stalledHeapPerSession, false},
+		// The rest of the read that ended the message stays buffered; it
+		// must not keep the message-sized buffer.
+		{"a command begun behind a message", true, false, behindHeapPerSession, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			be := startBackend(t, nil)
 			h := startProxy(t, be.addr, func(o *Options, _ *BackendOptions) {
@@ -115,18 +154,25 @@ func TestIdleSessionHeap(t *testing.T) {
 			// One session first, so that what every session shares (the
 			// pools, the policy's state) is in the baseline.
 			open := func() net.Conn {
+				if tc.behind {
+					return openBehindMessage(t, h.addr)
+				}
 				if tc.inData {
 					return openInData(t, h.addr)
 				}
 				return openIdle(t, h.addr, tc.ehlo)
 			}
 			open().Close()
-			before := heapInUse()
+			before := settledHeap()
 			conns := make([]net.Conn, 0, idleSessions)
 			for range idleSessions {
 				conns = append(conns, open())
 			}
-			if tc.inData {
+			for tc.behind && len(be.messages()) < idleSessions+1 {
+				// Each message delivered: its session is done with it.
+				time.Sleep(10 * time.Millisecond)
+			}
+			if tc.inData || tc.behind {
 				// The last octets sent must have been read before the heap
 				// is looked at.
 				time.Sleep(200 * time.Millisecond)
@@ -185,7 +231,7 @@ func TestStartTLSAfterMessageHeap(t *testing.T) {
 	}
 	per := func(afterMessage bool) int64 {
 		open(afterMessage).Close()
-		before := heapInUse()
+		before := settledHeap()
 		conns := make([]net.Conn, 0, n)
 		for range n {
 			conns = append(conns, open(afterMessage))

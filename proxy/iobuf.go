@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -43,10 +44,22 @@ var errWouldBlock = errors.New("proxy: read would block")
 type connReader struct {
 	c  net.Conn
 	fd int // >= 0 only inside waitInput's callback
+	// pending are octets read before, into a buffer since given back
+	// (see endData): they come first.
+	pending []byte
 }
 
-// Read reads from the connection, or from fd without blocking.
+// Read reads what is pending, or from the connection, or from fd without
+// blocking.
 func (r *connReader) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		if len(r.pending) == 0 {
+			r.pending = nil
+		}
+		return n, nil
+	}
 	if r.fd < 0 {
 		return r.c.Read(p)
 	}
@@ -108,10 +121,39 @@ func (s *session) next() (*bufio.Reader, error) {
 
 // buffered is how many bytes the client sent that no command has read yet.
 func (s *session) buffered() int {
-	if s.r == nil {
-		return 0
+	n := len(s.src.pending)
+	if s.r != nil {
+		n += s.r.Buffered()
 	}
-	return s.r.Buffered()
+	return n
+}
+
+// discardBuffered drops every byte the client sent that no command has
+// read yet.
+func (s *session) discardBuffered() {
+	if s.r != nil {
+		_, _ = s.r.Discard(s.r.Buffered())
+	}
+	s.src.pending = nil
+}
+
+// endData ends the reading of a message's content: the message-sized
+// reader goes back, and what it holds past the content's end (commands
+// pipelined behind the dot) is read next through a command-sized one, so
+// that a client cannot keep the larger buffer by leaving a command half
+// sent.
+func (s *session) endData() {
+	s.inData = false
+	r := s.r
+	if r == nil || r.Size() != dataReadSize {
+		return
+	}
+	if n := r.Buffered(); n > 0 {
+		b, _ := r.Peek(n)
+		s.src.pending = append(bytes.Clone(b), s.src.pending...)
+	}
+	s.r = nil
+	putReader(r)
 }
 
 // releaseReader gives the read buffer back when it holds no unread byte:

@@ -38,8 +38,7 @@ func (s *session) cmdData(arg string) smtpreply.Reply {
 	defer scan.release()
 	s.inData = true
 	err := scan.readData(s)
-	s.inData = false
-	s.releaseReader() // when empty: commands are read with a smaller one
+	s.endData()
 	if err != nil && !isWriteErr(scan, err) {
 		s.quit = true
 		return s.readFailed(err)
