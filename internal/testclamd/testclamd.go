@@ -29,6 +29,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"mxguard/internal/testshared"
 )
 
 // Binary is the Debian package's daemon.
@@ -98,44 +100,22 @@ func Start(t TB, opts Options) *Server {
 	return s
 }
 
-var shared struct {
-	sync.Mutex
-	s   *Server
-	dir string
-	err error
+var shared = testshared.Daemon[*Server]{
+	Name:  "testclamd",
+	Start: func(dir string) (*Server, error) { return New(dir, Options{}) },
+	Stop:  (*Server).Stop,
 }
 
-// Shared is the test package's one clamd with the default options,
-// started at its first call; TestMain stops it with StopShared.
+// Shared is the test package's one clamd, started at its first call;
+// TestMain stops it with StopShared.
 func Shared(t TB) *Server {
 	t.Helper()
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.s == nil && shared.err == nil {
-		shared.dir, shared.err = os.MkdirTemp("", "testclamd")
-		if shared.err == nil {
-			shared.s, shared.err = New(shared.dir, Options{})
-		}
-	}
-	if shared.err != nil {
-		t.Fatalf("testclamd: %v", shared.err)
-	}
-	return shared.s
+	return shared.Get(t)
 }
 
 // StopShared stops the shared clamd, if one was started, and removes its
 // folder. TestMain calls it after the tests.
-func StopShared() {
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.s != nil {
-		shared.s.Stop()
-	}
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
-	shared.s, shared.dir, shared.err = nil, "", nil
-}
+func StopShared() { shared.Close() }
 
 // New writes a database and a clamd.conf in dir and starts clamd on them;
 // the caller stops it.

@@ -32,6 +32,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"mxguard/internal/testshared"
 )
 
 // Binary is the Debian package's daemon.
@@ -126,44 +128,22 @@ func Start(t TB) *Server {
 	return s
 }
 
-var shared struct {
-	sync.Mutex
-	s   *Server
-	dir string
-	err error
+var shared = testshared.Daemon[*Server]{
+	Name:  "testrspamd",
+	Start: func(dir string) (*Server, error) { return New(dir) },
+	Stop:  (*Server).Stop,
 }
 
 // Shared is the test package's one rspamd, started at its first call;
 // TestMain stops it with StopShared.
 func Shared(t TB) *Server {
 	t.Helper()
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.s == nil && shared.err == nil {
-		shared.dir, shared.err = os.MkdirTemp("", "testrspamd")
-		if shared.err == nil {
-			shared.s, shared.err = New(shared.dir)
-		}
-	}
-	if shared.err != nil {
-		t.Fatalf("testrspamd: %v", shared.err)
-	}
-	return shared.s
+	return shared.Get(t)
 }
 
 // StopShared stops the shared rspamd, if one was started, and removes its
 // folder. TestMain calls it after the tests.
-func StopShared() {
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.s != nil {
-		shared.s.Stop()
-	}
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
-	}
-	shared.s, shared.dir, shared.err = nil, "", nil
-}
+func StopShared() { shared.Close() }
 
 // New writes a configuration in dir and starts rspamd on it; the caller
 // stops it.
