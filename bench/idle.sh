@@ -21,11 +21,7 @@ cd "$(dirname "$0")/.."
 sessions=${1:-10000}
 
 # Each side holds SESSIONS descriptors, each in its own process.
-ulimit -n "$(ulimit -Hn)"
-if [ "$(ulimit -n)" -lt $((sessions + 200)) ]; then
-	echo "bench: ulimit -n is $(ulimit -n), too low for $sessions sessions" >&2
-	exit 1
-fi
+raise_fd_limit "$sessions" 200
 
 bench_work idle
 build_mxguard

@@ -31,6 +31,17 @@ build_mxguard() {
 	fi
 }
 
+# raise_fd_limit SESSIONS [SPARE]: raises the shell's descriptor limit
+# (each side of a session holds one) and exits when it stays below
+# SESSIONS + SPARE (default 1000).
+raise_fd_limit() {
+	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+	if [ "$(ulimit -n)" -lt $(($1 + ${2:-1000})) ]; then
+		echo "bench: ulimit -n is $(ulimit -n), too low for $1 sessions" >&2
+		exit 1
+	fi
+}
+
 # start_zone: serves testdata/zones/bench.zone with "mxguard zone-serve" on a
 # loopback port of its choosing and sets $dns to the address it announces
 # on the first line of its output. Needs $work and the pids array.

@@ -27,11 +27,7 @@ big=${BIG:-50}
 big_size=${BIG_SIZE:-20000000}
 
 # Each side of 10,000 sessions needs 10,000 descriptors.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-if [ "$(ulimit -n)" -lt $((idle + 1000)) ]; then
-	echo "bench: ulimit -n is $(ulimit -n), too low for $idle sessions" >&2
-	exit 1
-fi
+raise_fd_limit "$idle"
 
 bench_work many
 

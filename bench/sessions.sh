@@ -42,11 +42,7 @@ window=${WINDOW:-20}
 max=0
 for n in $sessions_list; do ((n > max)) && max=$n; done
 # Each side of the sessions needs a descriptor per session.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-if [ "$(ulimit -n)" -lt $((max + 1000)) ]; then
-	echo "bench: ulimit -n is $(ulimit -n), too low for $max sessions" >&2
-	exit 1
-fi
+raise_fd_limit "$max"
 
 bench_work sessions
 command -v smtp-sink >/dev/null || { echo "bench: smtp-sink not found (apt-get install postfix)" >&2; exit 1; }
